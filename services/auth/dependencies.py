@@ -1,0 +1,96 @@
+"""Auth's providers: the users database, password hashing off the event loop, JWT issue and check."""
+import datetime
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from eventlet import tpool
+from nameko.extensions import DependencyProvider
+from nameko_sqlalchemy import Database
+
+from services.auth.exceptions import ConfigurationError, InvalidToken
+from services.common import constants as c
+
+ISSUER = "mp3svc"
+AUDIENCE = "mp3svc"
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+
+
+class UsersDatabase(Database):
+    """nameko-sqlalchemy's Database that also creates its tables when the service starts."""
+
+    def start(self):
+        self.declarative_base.metadata.create_all(self.engine)
+
+
+class Passwords:
+    # argon2id at OWASP's recommended minimum (m=19 MiB, t=2, p=1)
+    hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+    def __init__(self):
+        # a real hash to verify against for unknown users, so both cases cost the same
+        self._dummy = self.hasher.hash("not a password of anyone")
+
+    def hash(self, password):
+        return tpool.execute(self.hasher.hash, password)
+
+    def verify(self, password_hash, password):
+        def check():
+            try:
+                return self.hasher.verify(password_hash or self._dummy, password) and bool(
+                    password_hash)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+        return tpool.execute(check)
+
+
+class PasswordHashing(DependencyProvider):
+    def setup(self):
+        self.passwords = Passwords()
+
+    def get_dependency(self, worker_ctx):
+        return self.passwords
+
+
+class Tokens:
+    def __init__(self, secret, ttl):
+        self.secret = secret
+        self.ttl = ttl
+
+    def issue(self, subject):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        claims = {"sub": subject, "iat": now, "exp": now + datetime.timedelta(seconds=self.ttl),
+                  "iss": ISSUER, "aud": AUDIENCE}
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def check(self, token):
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("The token is missing.")
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The token has expired; log in again.")
+        except jwt.InvalidTokenError:
+            raise InvalidToken("The token is not valid.")
+        return claims["sub"]
+
+
+def load_secret(config):
+    secret = config.get(c.CFG_JWT_SECRET) or ""
+    if len(str(secret).encode()) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            "JWT_SECRET must be set to at least %d bytes (e.g. `openssl rand -hex 32`)"
+            % MIN_SECRET_BYTES)
+    return str(secret)
+
+
+class JWTTokens(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        self.tokens = Tokens(load_secret(config), int(config.get(c.CFG_JWT_TTL) or 3600))
+
+    def get_dependency(self, worker_ctx):
+        return self.tokens

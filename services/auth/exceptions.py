@@ -1,0 +1,40 @@
+"""Errors auth raises over RPC. Registered for deserialization so callers get these classes back."""
+from nameko.exceptions import deserialize_to_instance
+
+
+@deserialize_to_instance
+class InvalidInput(Exception):
+    pass
+
+
+@deserialize_to_instance
+class UserExists(Exception):
+    pass
+
+
+@deserialize_to_instance
+class RegistrationClosed(Exception):
+    pass
+
+
+@deserialize_to_instance
+class InvalidCredentials(Exception):
+    pass
+
+
+@deserialize_to_instance
+class InvalidToken(Exception):
+    pass
+
+
+@deserialize_to_instance
+class TooManyAttempts(Exception):
+    """args: (message, retry_after_seconds)"""
+
+    @property
+    def retry_after(self):
+        return int(self.args[1]) if len(self.args) > 1 else 60
+
+
+class ConfigurationError(Exception):
+    pass

@@ -1,0 +1,123 @@
+"""One conversion, exactly once: claim the job, convert, store the MP3, finish the job.
+
+A job is claimed with a compare-and-set on its record and a lease that a background green thread
+renews. A converter that dies stops renewing; once the lease expires any converter's sweeper takes
+the job over. Only the lease holder may finish the job, so a job gets one MP3 and one outcome.
+"""
+import logging
+import os
+import socket
+import uuid
+
+import eventlet
+from pymongo.errors import PyMongoError
+
+from services.common import constants as c
+from services.converter.exceptions import ConversionError, LeaseLost, TransientError
+from services.converter.media import ConversionAborted
+
+log = logging.getLogger(__name__)
+
+WORKER_PREFIX = "%s-%d-" % (socket.gethostname(), os.getpid())
+GAVE_UP = ("The conversion was interrupted too many times; an operator can requeue it.")
+
+
+def backoff(attempt, base=5, cap=300):
+    return min(cap, base * 2 ** max(0, attempt - 1))
+
+
+class Conversion:
+    def __init__(self, storage, encoder, lease, max_attempts):
+        self.storage = storage
+        self.encoder = encoder
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.worker = WORKER_PREFIX + uuid.uuid4().hex[:8]
+        self.lost = False
+
+    def run(self, job_id):
+        """Returns ("done"|"failed", job) when this call settled the job, else (None, None)."""
+        job = self.storage.claim_job(job_id, self.worker, self.lease)
+        if job is None:
+            return None, None  # queued elsewhere, being converted, or already finished
+        if job["attempts"] > self.max_attempts:
+            return self._fail(job, GAVE_UP)
+        renewer = eventlet.spawn(self._renew, job_id)
+        mp3_upload = None
+        try:
+            video = self.storage.open_video(job["video_id"])
+            if video is None:
+                return self._fail(job, "The uploaded video is no longer stored.")
+            with _TempPath(self.encoder.tmp_dir) as target:
+                duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
+                mp3_upload = self.storage.begin_mp3(job)
+                with open(target, "rb") as mp3:
+                    for block in iter(lambda: mp3.read(1 << 20), b""):
+                        if self.lost:
+                            raise LeaseLost()
+                        mp3_upload.write(block)
+                mp3_upload.commit()
+            finished = self.storage.complete_job(job_id, self.worker, mp3_upload.file_id, duration)
+            if finished is None:
+                raise LeaseLost()
+            self.storage.delete_video(job["video_id"])
+            self.storage.forget_video(job_id)
+            return c.DONE, finished
+        except ConversionError as exc:
+            return self._fail(job, exc.args[0])
+        except (LeaseLost, ConversionAborted):
+            log.warning("job %s: lease lost to another converter; dropping our result", job_id)
+            self._drop(mp3_upload)
+            return None, None
+        except (PyMongoError, OSError, TransientError) as exc:
+            log.warning("job %s: transient failure, retrying later: %s", job_id, exc)
+            self._drop(mp3_upload)
+            try:
+                self.storage.release_job(job_id, self.worker, backoff(job["attempts"]), str(exc))
+            except PyMongoError:
+                pass  # the lease expires and the sweeper takes the job
+            return None, None
+        finally:
+            renewer.kill()
+
+    def _fail(self, job, reason):
+        finished = self.storage.fail_job(job["_id"], self.worker, reason)
+        return (c.FAILED, finished) if finished else (None, None)
+
+    def _drop(self, upload):
+        if upload is None:
+            return
+        try:
+            if upload.committed:
+                self.storage.delete_mp3(upload.file_id)
+            else:
+                upload.abort()
+        except PyMongoError:
+            pass
+
+    def _renew(self, job_id):
+        while True:
+            eventlet.sleep(max(1.0, self.lease / 3.0))
+            try:
+                if not self.storage.renew_lease(job_id, self.worker, self.lease):
+                    self.lost = True
+                    return
+            except PyMongoError:
+                pass  # keep converting; if MongoDB stays away the lease expires
+
+
+class _TempPath:
+    def __init__(self, directory):
+        self.directory = directory
+
+    def __enter__(self):
+        import tempfile
+        fd, self.path = tempfile.mkstemp(suffix=".mp3", dir=self.directory)
+        os.close(fd)
+        return self.path
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass

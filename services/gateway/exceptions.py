@@ -1,0 +1,124 @@
+"""Every error the gateway can answer with, and the one table mapping exceptions to (status, code)."""
+from kombu.exceptions import OperationalError as KombuOperationalError
+from nameko.exceptions import UnknownService
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import HTTPException
+
+from services.auth.exceptions import (
+    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+
+
+class GatewayError(Exception):
+    """Base for errors raised by the gateway itself; args[0] is the sentence for a person."""
+
+
+class BadRequest(GatewayError):
+    pass
+
+
+class NoFile(GatewayError):
+    pass
+
+
+class EmptyFile(GatewayError):
+    pass
+
+
+class TooManyFiles(GatewayError):
+    pass
+
+
+class TooLarge(GatewayError):
+    pass
+
+
+class UnsupportedMediaType(GatewayError):
+    pass
+
+
+class InvalidId(GatewayError):
+    pass
+
+
+class NotFound(GatewayError):
+    pass
+
+
+class NotReady(GatewayError):
+    pass
+
+
+class Unauthorized(GatewayError):
+    pass
+
+
+class AuthUnavailable(GatewayError):
+    pass
+
+
+class BrokerUnavailable(GatewayError):
+    pass
+
+
+class StorageUnavailable(GatewayError):
+    pass
+
+
+# exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
+ERRORS = [
+    (InvalidInput, 400, "invalid_input"),
+    (BadRequest, 400, "bad_request"),
+    (NoFile, 400, "no_file"),
+    (EmptyFile, 400, "empty_file"),
+    (TooManyFiles, 400, "too_many_files"),
+    (InvalidId, 400, "invalid_id"),
+    (InvalidCredentials, 401, "invalid_credentials"),
+    (InvalidToken, 401, "invalid_token"),
+    (Unauthorized, 401, "unauthorized"),
+    (RegistrationClosed, 403, "registration_closed"),
+    (NotFound, 404, "not_found"),
+    (UserExists, 409, "user_exists"),
+    (NotReady, 409, "not_ready"),
+    (TooLarge, 413, "too_large"),
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
+    (TooManyAttempts, 429, "too_many_attempts"),
+    (AuthUnavailable, 503, "auth_unavailable"),
+    (UnknownService, 503, "auth_unavailable"),
+    (BrokerUnavailable, 503, "broker_unavailable"),
+    (KombuOperationalError, 503, "broker_unavailable"),
+    (ConnectionError, 503, "broker_unavailable"),
+    (StorageUnavailable, 503, "storage_unavailable"),
+    (PyMongoError, 503, "storage_unavailable"),
+]
+
+MESSAGES = {
+    "auth_unavailable": "The authentication service is not answering; try again shortly.",
+    "broker_unavailable": "The message broker is not reachable; try again shortly.",
+    "storage_unavailable": "The file store is not reachable; try again shortly.",
+    "internal_error": "Something went wrong on our side; try again, or tell the operator.",
+}
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+              413: "too_large", 416: "range_not_satisfiable"}
+
+
+def describe(exc):
+    """(status, code, message, extra headers) for any exception."""
+    for exc_type, status, code in ERRORS:
+        if isinstance(exc, exc_type):
+            headers = {}
+            if status == 401:
+                headers["WWW-Authenticate"] = (
+                    'Basic realm="mp3svc"' if isinstance(exc, InvalidCredentials)
+                    else 'Bearer realm="mp3svc"')
+            if isinstance(exc, TooManyAttempts):
+                headers["Retry-After"] = str(exc.retry_after)
+            message = MESSAGES.get(code) if status >= 500 else None
+            if message is None:
+                message = str(exc.args[0]) if exc.args else code.replace("_", " ")
+            return status, code, message, headers
+    if isinstance(exc, HTTPException):
+        code = HTTP_CODES.get(exc.code) or ("bad_request" if exc.code < 500 else "internal_error")
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return exc.code, code, exc.description or exc.name, headers
+    return 500, "internal_error", MESSAGES["internal_error"], {}

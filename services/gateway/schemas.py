@@ -1,0 +1,58 @@
+"""What the gateway sends and accepts: job documents, file names, ids."""
+import re
+import unicodedata
+from urllib.parse import quote
+
+from services.common import constants as c
+from services.common.utils import isoformat
+
+MAX_FILENAME = 255
+JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def job_to_json(job):
+    return {
+        "job_id": job["_id"],
+        "status": job["status"],
+        "filename": job["filename"],
+        "mp3_id": str(job["mp3_id"]) if job.get("mp3_id") else None,
+        "error": job.get("error"),
+        "created_at": isoformat(job.get("created_at")),
+        "updated_at": isoformat(job.get("updated_at")),
+    }
+
+
+def clean_filename(raw):
+    """A name safe to store and to show: no directories, no control or bidi characters, NFC,
+    at most 255 characters with the extension kept."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("", name).strip().strip(".")
+    if not name:
+        return "upload"
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and 0 < len(ext) <= 16:
+            name = stem[:MAX_FILENAME - len(ext) - 1] + "." + ext
+        else:
+            name = name[:MAX_FILENAME]
+    return name
+
+
+def content_disposition(filename):
+    """attachment with an ASCII fallback and RFC 5987 `filename*` for anything else."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r'[^A-Za-z0-9._\- ()\[\]]', "_", ascii_name).strip() or "audio.mp3"
+    value = 'attachment; filename="%s"' % ascii_name
+    if ascii_name != filename:
+        value += "; filename*=UTF-8''%s" % quote(filename, safe="")
+    return value
+
+
+def is_job_id(value):
+    return bool(value) and bool(JOB_ID_RE.match(value))
+
+
+def public_status(job):
+    return job is not None and job["status"] != c.UPLOADING

@@ -1,0 +1,151 @@
+"""gateway: the HTTP API (login, upload, job status, download) and ops RPC on jobs."""
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from werkzeug.wsgi import wrap_file
+from werkzeug.wrappers import Response
+
+from services.common import constants as c
+from services.common.messaging import EventDispatcher
+from services.common.probe import Heartbeat
+from services.gateway import schemas
+from services.gateway.dependencies import AuthRpc, BrokerCheck
+from services.gateway.entrypoints import http, json_response
+from services.gateway.exceptions import (
+    BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized)
+from services.gateway.uploads import UploadReceiver
+from services.storage.client import parse_file_id
+from services.storage.dependencies import GridFSStorage
+
+DOWNLOAD_BLOCK = 1024 * 1024
+
+
+class GatewayService:
+    name = c.GATEWAY
+
+    config = Config()
+    heartbeat = Heartbeat()
+    auth = AuthRpc()
+    storage = GridFSStorage()
+    broker = BrokerCheck()
+    dispatch = EventDispatcher()
+
+    # --- health -----------------------------------------------------------------------------
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        failing = {}
+        for part, check in (("mongodb", self.storage.ping), ("broker", self.broker.check),
+                            ("auth", self.auth.ping)):
+            try:
+                check()
+            except Exception as exc:  # report every failing part, not just the first
+                failing[part] = str(exc) or type(exc).__name__
+        if failing:
+            return json_response({"status": "unavailable", "failing": sorted(failing),
+                                  "error": "unavailable",
+                                  "message": "Not ready: %s." % ", ".join(sorted(failing))}, 503)
+        return json_response({"status": "ok"})
+
+    # --- users --------------------------------------------------------------------------------
+    @http("POST", "/register")
+    def register(self, request):
+        body = request.get_json(silent=True, force=True)
+        if not isinstance(body, dict):
+            raise BadRequest('Send JSON: {"email": ..., "password": ...}.')
+        user = self.auth.register(body.get("email"), body.get("password"))
+        return json_response(user, 201)
+
+    @http("POST", "/login")
+    def login(self, request):
+        credentials = request.authorization
+        if credentials is None or credentials.type != "basic":
+            raise Unauthorized("Log in with HTTP Basic authentication: email and password.")
+        return json_response(self.auth.login(credentials.username, credentials.password))
+
+    # --- jobs ---------------------------------------------------------------------------------
+    @http("POST", "/upload")
+    def upload(self, request):
+        owner = self._user(request)
+        receiver = UploadReceiver(
+            int(self.config.get(c.CFG_MAX_UPLOAD_BYTES) or 1 << 30),
+            lambda filename: self.storage.begin_upload(owner, filename))
+        try:
+            job_id, size = receiver.receive(request)
+        except BaseException:
+            receiver.discard(self.storage)
+            raise
+        job = self.storage.queue_job(job_id, size)
+        try:
+            self._dispatch_job(job)
+        except Exception as exc:
+            self.storage.discard_job(job_id)
+            raise BrokerUnavailable("Could not queue the job: %s" % exc) from exc
+        return json_response({"job_id": job_id, "status": c.QUEUED}, 202)
+
+    @http("GET", "/jobs")
+    def list_jobs_http(self, request):
+        owner = self._user(request)
+        return json_response({"jobs": [schemas.job_to_json(j) for j in self.storage.jobs_for(owner)]})
+
+    @http("GET", "/jobs/<string:job_id>")
+    def get_job(self, request, job_id):
+        return json_response(schemas.job_to_json(self._own_job(request, job_id)))
+
+    @http("GET", "/download")
+    def download(self, request):
+        owner = self._user(request)
+        fid = request.args.get("fid", "")
+        if schemas.is_job_id(fid):       # a job id works too: 409 until its MP3 exists
+            job = self._own_job(request, fid, owner)
+            if job["status"] != c.DONE:
+                raise NotReady("The job is %s; the MP3 is not ready." % job["status"])
+            fid = str(job["mp3_id"])
+        file_id = parse_file_id(fid)
+        if file_id is None:
+            raise InvalidId("fid must be the MP3 id from the email (24 hexadecimal characters).")
+        stored = self.storage.open_mp3(file_id)
+        if stored is None or stored.metadata.get("owner") != owner:
+            raise NotFound("No such MP3.")
+        response = Response(wrap_file(request.environ, stored, DOWNLOAD_BLOCK),
+                            mimetype="audio/mpeg", direct_passthrough=True)
+        response.headers["Content-Disposition"] = schemas.content_disposition(stored.filename)
+        response.set_etag(str(file_id))
+        response.headers["Cache-Control"] = "private, max-age=0"
+        response.headers["Accept-Ranges"] = "bytes"
+        response.content_length = stored.length
+        return response.make_conditional(request, accept_ranges=True, complete_length=stored.length)
+
+    # --- ops over RPC (nameko shell) -------------------------------------------------------------
+    @rpc
+    def list_jobs(self, email, limit=100):
+        return [schemas.job_to_json(job) for job in self.storage.jobs_for(email, limit)]
+
+    @rpc
+    def requeue_job(self, job_id):
+        """Put a failed job back in the queue; returns the job, or None when it is not failed."""
+        job = self.storage.requeue_job(job_id)
+        if job is None:
+            return None
+        self._dispatch_job(job)
+        return schemas.job_to_json(job)
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _dispatch_job(self, job):
+        self.dispatch(c.VIDEO_UPLOADED, {
+            "job_id": job["_id"], "video_id": str(job["video_id"]), "owner": job["owner"],
+            "filename": job["filename"]})
+
+    def _user(self, request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
+        return self.auth.validate_token(token.strip())["email"]
+
+    def _own_job(self, request, job_id, owner=None):
+        owner = owner or self._user(request)
+        if not schemas.is_job_id(job_id):
+            raise InvalidId("A job id is 32 hexadecimal characters.")
+        job = self.storage.get_job(job_id)
+        if not schemas.public_status(job) or job["owner"] != owner:
+            raise NotFound("No such job.")
+        return job

@@ -1,0 +1,109 @@
+"""Streaming multipart parser: the `file` part goes straight into GridFS as it arrives.
+
+Nothing is buffered beyond one read block; the size limit is enforced while streaming and from
+Content-Length before reading, so an oversized upload is refused before it is stored.
+"""
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+from services.gateway.exceptions import BadRequest, EmptyFile, NoFile, TooLarge, TooManyFiles
+from services.gateway.schemas import clean_filename
+
+READ_BLOCK = 1024 * 1024
+FORM_OVERHEAD = 64 * 1024   # room for the multipart headers and small fields around the file
+MAX_HEADER_BYTES = 16 * 1024
+FILE_FIELD = "file"
+
+
+def too_large(max_bytes):
+    return TooLarge("The upload is larger than the limit of %d bytes." % max_bytes)
+
+
+def boundary_of(request):
+    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    boundary = options.get("boundary")
+    if mimetype != "multipart/form-data" or not boundary:
+        raise BadRequest("Send the video as multipart/form-data in a field named 'file'.")
+    return boundary.encode("latin-1")
+
+
+def check_length(request, max_bytes):
+    length = request.content_length
+    if length is not None and length > max_bytes + FORM_OVERHEAD:
+        raise too_large(max_bytes)
+
+
+class UploadReceiver:
+    """Parses one upload request. `begin(filename)` returns (job_id, Upload) for the file part."""
+
+    def __init__(self, max_bytes, begin):
+        self.max_bytes = max_bytes
+        self.begin = begin
+        self.job_id = None
+        self.upload = None
+        self.in_file = False
+        self.field_bytes = 0
+
+    def receive(self, request):
+        """Stream the request into storage; returns (job_id, size) with the file committed.
+        On an exception the caller calls `discard()`; nothing stays behind."""
+        check_length(request, self.max_bytes)
+        decoder = MultipartDecoder(boundary_of(request))
+        stream = request.environ["wsgi.input"]
+        try:
+            while True:
+                block = stream.read(READ_BLOCK)
+                decoder.receive_data(block or None)
+                if self._drain(decoder, bool(block)):
+                    break
+        except (ValueError, IOError) as exc:
+            # malformed multipart, undecodable headers, the client went away mid-upload
+            raise BadRequest("The upload could not be read (%s)." % exc) from exc
+        if self.upload is None:
+            raise NoFile("No file: send the video in a multipart field named 'file'.")
+        if self.upload.size == 0:
+            raise EmptyFile("The uploaded file is empty.")
+        self.upload.commit()
+        return self.job_id, self.upload.size
+
+    def _drain(self, decoder, more_coming):
+        """Handle the events decoded so far; True once the form is complete."""
+        while True:
+            event = decoder.next_event()
+            if isinstance(event, Epilogue):
+                return True
+            if isinstance(event, NeedData):
+                if not self.in_file and len(decoder.buffer) > MAX_HEADER_BYTES:
+                    raise BadRequest("The multipart headers are too long.")
+                if not more_coming:
+                    raise BadRequest("The upload ended before the form was complete.")
+                return False
+            self._handle(event)
+
+    def _handle(self, event):
+        if isinstance(event, File) and event.name == FILE_FIELD:
+            if self.upload is not None:
+                raise TooManyFiles("Send exactly one file per upload.")
+            self.job_id, self.upload = self.begin(clean_filename(event.filename))
+            self.in_file = True
+        elif isinstance(event, (File, Field)):
+            self.in_file = False
+        elif isinstance(event, Data):
+            if self.in_file:
+                if event.data:
+                    self.upload.write(event.data)
+                    if self.upload.size > self.max_bytes:
+                        raise too_large(self.max_bytes)
+            else:
+                self.field_bytes += len(event.data)
+                if self.field_bytes > FORM_OVERHEAD:
+                    raise BadRequest("The form has too much data besides the file.")
+            if not event.more_data:
+                self.in_file = False
+
+    def discard(self, storage):
+        """Undo a failed upload: abort the GridFS stream, drop the hidden job record."""
+        if self.upload is not None:
+            self.upload.abort()
+        if self.job_id is not None:
+            storage.discard_job(self.job_id)

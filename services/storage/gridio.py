@@ -1,0 +1,98 @@
+"""GridFS file reading with bounded chunk range queries.
+
+pymongo's GridOut fetches chunks with one cursor; some wire servers (nx-27017) answer that cursor with
+every chunk in one reply, which pymongo refuses past 48 MB. Reading `BATCH_CHUNKS` chunks per query is
+correct on any MongoDB and keeps memory flat.
+"""
+import io
+
+BATCH_CHUNKS = 16
+
+
+class StoredFile(io.RawIOBase):
+    """A seekable, read-only view of one GridFS file."""
+
+    def __init__(self, chunks, files_doc):
+        super().__init__()
+        self._chunks = chunks
+        self.doc = files_doc
+        self.file_id = files_doc["_id"]
+        self.length = int(files_doc["length"])
+        self.chunk_size = int(files_doc["chunkSize"])
+        self.filename = files_doc.get("filename")
+        self.metadata = files_doc.get("metadata") or {}
+        self._pos = 0
+        self._batch_start = 0
+        self._batch = []  # list of bytes, chunk numbers batch_start..
+
+    # io protocol -------------------------------------------------------
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self.length + offset
+        else:
+            raise ValueError("bad whence")
+        if pos < 0:
+            raise ValueError("negative seek position")
+        self._pos = pos
+        return pos
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            size = self.length - self._pos
+        end = min(self._pos + size, self.length)
+        parts = []
+        while self._pos < end:
+            n, offset = divmod(self._pos, self.chunk_size)
+            chunk = self._chunk(n)
+            piece = chunk[offset:offset + (end - self._pos)]
+            if not piece:
+                raise IOError("GridFS file %s is truncated at chunk %d" % (self.file_id, n))
+            parts.append(piece)
+            self._pos += len(piece)
+        return b"".join(parts)
+
+    def iter_range(self, start=0, end=None, block=1 << 20):
+        """Yield the bytes [start, end) in blocks of about `block` bytes."""
+        end = self.length if end is None else min(end, self.length)
+        self.seek(start)
+        while self._pos < end:
+            yield self.read(min(block, end - self._pos))
+
+    # chunks ------------------------------------------------------------
+    def _chunk(self, n):
+        index = n - self._batch_start
+        if 0 <= index < len(self._batch):
+            return self._batch[index]
+        docs = self._chunks.find(
+            {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + BATCH_CHUNKS}},
+            projection={"n": 1, "data": 1, "_id": 0},
+            sort=[("n", 1)],
+            batch_size=BATCH_CHUNKS,
+        )
+        batch = []
+        for expected, doc in enumerate(docs, start=n):
+            if doc["n"] != expected:
+                raise IOError("GridFS file %s misses chunk %d" % (self.file_id, expected))
+            batch.append(bytes(doc["data"]))
+        if not batch:
+            raise IOError("GridFS file %s misses chunk %d" % (self.file_id, n))
+        self._batch_start, self._batch = n, batch
+        return batch[0]

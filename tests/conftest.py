@@ -1,0 +1,116 @@
+import eventlet
+eventlet.monkey_patch()  # noqa: E402  (must come first: nameko's pytest plugin no longer does it)
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests import helpers  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    """MONGO_URI when set, else an embedded nx-27017 wire server for the session."""
+    if os.environ.get("MONGO_URI"):
+        yield os.environ["MONGO_URI"]
+        return
+    port = helpers.free_port()
+    data = tmp_path_factory.mktemp("mongo")
+    binary = os.environ.get("NX_27017_BIN") or os.path.join(ROOT, ".venv-mongo", "bin", "nx-27017")
+    proc = subprocess.Popen(
+        [binary, "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port),
+         "--log-file", str(data / "nx.log"), "--pid-file", str(data / "nx.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    helpers.wait_for_port("127.0.0.1", port, timeout=30, proc=proc)
+    yield "mongodb://127.0.0.1:%d/" % port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def mongo_db(mongo_uri):
+    """A fresh database name per test; dropped afterwards."""
+    name = "test_" + uuid.uuid4().hex[:12]
+    yield name
+    import pymongo
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
+    try:
+        client.drop_database(name)
+    except Exception:
+        pass
+    client.close()
+
+
+@pytest.fixture
+def mail_sink(tmp_path):
+    """A real SMTP server (aiosmtpd, in its own process) storing what it receives in a Maildir."""
+    sink = helpers.MailSink(tmp_path / "mail")
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+POSTGRES_URI = os.environ.get("TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def auth_db_params():
+    params = ["sqlite"]
+    if helpers.port_open("127.0.0.1", 5432) or os.environ.get("TEST_POSTGRES_URI"):
+        params.append("postgresql")
+    return params
+
+
+@pytest.fixture(params=auth_db_params())
+def auth_db_uri(request, tmp_path):
+    """Users database: SQLite in a temp dir, and the machine's PostgreSQL when it answers."""
+    if request.param == "sqlite":
+        yield "sqlite:///%s" % (tmp_path / "auth.db")
+        return
+    import sqlalchemy
+    schema_db = "auth_" + uuid.uuid4().hex[:10]
+    admin = sqlalchemy.create_engine(POSTGRES_URI, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text('CREATE DATABASE "%s"' % schema_db))
+    base = POSTGRES_URI.rsplit("/", 1)[0]
+    yield "%s/%s" % (base, schema_db)
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % schema_db))
+    admin.dispose()
+
+
+@pytest.fixture
+def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
+    """Config shared by the four services in one test: isolated vhost, database and ports."""
+    config = dict(rabbit_config)
+    config.update({
+        "MONGO_URI": mongo_uri,
+        "MONGO_DB": mongo_db,
+        "DB_URIS": {"auth:Base": "sqlite:///%s" % (tmp_path / "auth.db")},
+        "JWT_SECRET": JWT_SECRET,
+        "JWT_TTL": 3600,
+        "WEB_SERVER_ADDRESS": "127.0.0.1:%d" % helpers.free_port(),
+        "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
+        "AUTH_RPC_TIMEOUT": 5,
+        "LEASE_SECONDS": 6,
+        "HEARTBEAT_DIR": str(tmp_path),
+        "SMTP": {"HOST": "127.0.0.1", "PORT": 1},
+        "max_workers": 10,
+        "PREFETCH_COUNT": 2,
+    })
+    return config
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Makes real media files with ffmpeg, cached for the session."""
+    return helpers.MediaFactory(tmp_path_factory.mktemp("media"))
+
+
+def pytest_report_header(config):
+    return "python %s, ffmpeg: %s" % (sys.version.split()[0], helpers.ffmpeg_version())

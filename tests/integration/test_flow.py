@@ -1,0 +1,80 @@
+"""The whole flow over real HTTP, RabbitMQ, MongoDB wire server, ffmpeg and SMTP."""
+import re
+
+import pytest
+
+from tests.helpers import probe
+
+
+def test_register_login_upload_email_download(stack, media, tmp_path):
+    source = media.video("holiday clip.mp4", duration=4.0)
+    token = stack.token_for("alice@example.com")
+
+    response = stack.upload(token, source)
+    assert response.status_code == 202, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["status"] == "queued"
+    job_id = body["job_id"]
+
+    job = stack.wait_job(token, job_id)
+    assert job["status"] == "done", job
+    assert job["filename"] == "holiday clip.mp4"
+    assert job["error"] is None
+
+    [mail] = stack.mail.wait_for(1)
+    assert mail["To"] == "alice@example.com"
+    text = stack.mail.text_of(mail)
+    fid = re.search(r"fid\): ([0-9a-f]{24})", text).group(1)
+    assert fid == job["mp3_id"]
+    assert "%s/download?fid=%s" % (stack.config["PUBLIC_URL"], fid) in text
+
+    response = stack.download(token, fid)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "audio/mpeg"
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert 'filename="holiday clip.mp3"' in response.headers["Content-Disposition"]
+    target = tmp_path / "out.mp3"
+    target.write_bytes(response.content)
+    fmt, duration, audio = probe(target)
+    assert fmt == "mp3" and audio == ["mp3"]
+    _, source_duration, _ = probe(source)
+    assert abs(duration - source_duration) <= 0.1, (duration, source_duration)
+
+    # another user sees nothing of it; no token gets 401
+    other = stack.token_for("bob@example.com")
+    assert stack.download(other, fid).status_code == 404
+    assert stack.job(other, job_id).status_code == 404
+    response = stack.download(None, fid)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert stack.job(None, job_id).status_code == 401
+
+
+def test_range_requests(stack, media):
+    token = stack.token_for("range@example.com")
+    job_id = stack.upload(token, media.video("range.mp4", duration=3.0)).json()["job_id"]
+    fid = stack.wait_job(token, job_id)["mp3_id"]
+    full = stack.download(token, fid).content
+    assert stack.download(token, fid).headers["Accept-Ranges"] == "bytes"
+    part = stack.download(token, fid, {"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.content == full[100:200]
+    assert part.headers["Content-Range"] == "bytes 100-199/%d" % len(full)
+    tail = stack.download(token, fid, {"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == full[-50:]
+    bad = stack.download(token, fid, {"Range": "bytes=%d-" % (len(full) + 10)})
+    assert bad.status_code == 416
+    assert bad.json()["error"] == "range_not_satisfiable"
+
+
+@pytest.mark.parametrize("faststart", [False])
+def test_mp4_with_index_at_end(stack, media, faststart, tmp_path):
+    """moov after mdat cannot be decoded from a pipe: the converter must notice and spool it."""
+    source = media.video("moov-at-end.mp4", duration=3.0, faststart=faststart)
+    token = stack.token_for("moov@example.com")
+    job = stack.wait_job(token, stack.upload(token, source).json()["job_id"])
+    assert job["status"] == "done", job
+    target = tmp_path / "o.mp3"
+    target.write_bytes(stack.download(token, job["mp3_id"]).content)
+    assert abs(probe(target)[1] - probe(source)[1]) <= 0.1
