@@ -750,8 +750,8 @@ def moviepy_row(src, nice, venv):
                 "clip.close()\n")
         r = timed_cmd([py, "-c", code, src, dst], nice=nice)
         r["mp3_bytes"] = os.path.getsize(dst) if os.path.exists(dst) else 0
-        ver = subprocess.run([py, "-c", "import moviepy, imageio_ffmpeg as i; "
-                              "print(moviepy.__version__, i.get_ffmpeg_exe())"],
+        ver = subprocess.run([py, "-c", "import importlib.metadata as m, imageio_ffmpeg as i; "
+                              "print(m.version('moviepy'), i.get_ffmpeg_exe())"],
                              capture_output=True, text=True).stdout.strip()
         r["version"] = ver
     if r["rc"] != 0:

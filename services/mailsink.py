@@ -7,6 +7,7 @@ import email
 import email.policy
 import logging
 import mailbox
+import os
 import signal
 import threading
 
@@ -17,14 +18,17 @@ log = logging.getLogger("mailsink")
 
 class MaildirHandler:
     def __init__(self, path):
-        self.maildir = mailbox.Maildir(path, create=True)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        self.path = path
+        self.maildir = mailbox.Maildir(path, create=False)
 
     async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                           policy=email.policy.default)
-        key = self.maildir.add(mailbox.MaildirMessage(envelope.original_content or envelope.content))
+        raw = envelope.original_content or envelope.content
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        key = self.maildir.add(mailbox.MaildirMessage(raw))
         log.info("mail to %s: %s (%s/new/%s)", ", ".join(envelope.rcpt_tos),
-                 message.get("Subject", ""), self.maildir._path, key)
+                 message.get("Subject", ""), self.path, key)
         return "250 Message accepted for delivery"
 
 
@@ -35,6 +39,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=1025)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(MaildirHandler(args.maildir), hostname=args.host, port=args.port)
     controller.start()
     log.info("listening on %s:%d, storing mail in %s", args.host, args.port, args.maildir)

@@ -1,0 +1,23 @@
+# mp3svc: `make run` serves the whole system locally; `make test` runs every test on real components.
+.PHONY: run test setup bench bench-scale lint validate-deploy clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	.venv/bin/python -m services.devrun $(if $(CONVERTERS),--converters $(CONVERTERS),)
+
+test: setup
+	scripts/test.sh $(PYTEST_ARGS)
+
+bench: setup
+	.venv/bin/python bench/run.py $(BENCH_ARGS)
+
+lint: setup
+	.venv/bin/python -m flake8 services tests bench
+
+validate-deploy: setup
+	scripts/validate-deploy.sh
+
+clean:
+	rm -rf .venv .venv-mongo var
