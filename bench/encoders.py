@@ -11,6 +11,8 @@ Modes (all with `-c:a libmp3lame -q:a 2`):
   pipe      cat in.mp4 | ffmpeg -i pipe:0 -map 0:a:0 out.mp3  (non-seekable input)
   pipe-wl   same as pipe, with -protocol_whitelist pipe -format_whitelist mov,mp4,...
             (the hardened command a service that feeds ffmpeg from GridFS would use)
+  x2        two `map` conversions at once (a converter with CONVERTER_WORKERS=2 on 2 cores):
+            wall = until both finished, CPU = both together
 
 Usage: python bench/encoders.py [--input bench/media/clip-10m.mp4] [--runs 3]
        [--ffmpeg /usr/bin/ffmpeg --ffmpeg /path/to/other] [--md out.md]
@@ -29,7 +31,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 WHITELIST_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,ogg,wav,mp3,aac,flac"
 
-MODES = ("vn", "map", "pipe", "pipe-wl")
+MODES = ("vn", "map", "pipe", "pipe-wl", "x2")
 
 
 def mode_cmd(ffmpeg, mode, src, dst):
@@ -46,6 +48,9 @@ def mode_cmd(ffmpeg, mode, src, dst):
         return (f"cat {q(src)} | {q(ffmpeg)} -hide_banner -loglevel error -y "
                 f"-protocol_whitelist pipe -format_whitelist {WHITELIST_FORMATS} "
                 f"-i pipe:0 -map 0:a:0 {enc}")
+    if mode == "x2":
+        one = f"{base} -i {q(src)} -map 0:a:0 -c:a libmp3lame -q:a 2"
+        return f"{one} {q(dst)}.1.mp3 & {one} {q(dst)}.2.mp3 & wait"
     raise ValueError(mode)
 
 
@@ -126,7 +131,7 @@ def main(argv=None):
                     runs.append(r)
                 if not runs:
                     continue
-                size = os.path.getsize(dst) / 1e6
+                size = os.path.getsize(dst if os.path.exists(dst) else dst + ".1.mp3") / 1e6
                 med = {k: statistics.median(r[k] for r in runs) for k in ("wall", "cpu", "maxrss_mb")}
                 out(f"| {label} | {mode} | {med['wall']:.2f} | {med['cpu']:.2f} | "
                     f"{med['maxrss_mb']:.0f} | {size:.2f} | "

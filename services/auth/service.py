@@ -7,7 +7,7 @@ from services.auth.dependencies import JWTTokens, PasswordHashing, UsersDatabase
 from services.auth.exceptions import RegistrationClosed
 from services.auth.models import Base
 from services.common import constants as c
-from services.common.probe import Heartbeat
+from services.common.heartbeat import Heartbeat
 from services.common.utils import as_bool
 
 class AuthService:

@@ -4,9 +4,10 @@ import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.auth.exceptions import InvalidCredentials, TooManyAttempts, UserExists
+from services.auth.exceptions import (
+    InvalidCredentials, InvalidInput, TooManyAttempts, UserExists)
 from services.auth.models import LoginThrottle, User
-from services.auth.schemas import clean_email, clean_password
+from services.auth.schemas import PASSWORD_MAX, clean_email, clean_password
 from services.common.utils import utcnow
 
 WRONG_CREDENTIALS = "The email or password is wrong."
@@ -27,8 +28,10 @@ def create_user(session, passwords, email, password):
 
 def authenticate(session, passwords, email, password, max_failures, lockout):
     """The user's email when the password is right; InvalidCredentials or TooManyAttempts if not."""
-    if not isinstance(email, str) or not isinstance(password, str) or len(password) > 1024:
+    if not isinstance(email, str) or not isinstance(password, str):
         raise InvalidCredentials(WRONG_CREDENTIALS)
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput("The password must be at most %d characters long." % PASSWORD_MAX)
     email = email.strip()
     if "@" in email:
         local, domain = email.rsplit("@", 1)

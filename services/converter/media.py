@@ -26,6 +26,7 @@ STDERR_KEEP = 4096
 
 NOT_MEDIA = "The file is not a video or audio format we can read."
 NO_AUDIO = "The video has no audio track, so there is nothing to put in an MP3."
+TRUNCATED = "The file is incomplete: it ends before its media does (was the upload cut short?)."
 
 
 class Encoder:
@@ -124,8 +125,11 @@ class Encoder:
             if feeder is not None:
                 feeder.kill()
             reader.wait()
+        errors = stderr.decode("utf-8", "replace")
         if proc.returncode != 0:
-            raise ConversionError(explain(stderr.decode("utf-8", "replace")))
+            raise ConversionError(explain(errors))
+        if "partial file" in errors:  # ffmpeg decodes what is there and exits 0
+            raise ConversionError(TRUNCATED)
 
     def _spooled(self, stored):
         return _Spool(stored, self.tmp_dir)

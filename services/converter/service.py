@@ -6,7 +6,7 @@ from nameko.timer import timer
 
 from services.common import constants as c
 from services.common.messaging import EventDispatcher, event_handler
-from services.common.probe import Heartbeat
+from services.common.heartbeat import Heartbeat
 from services.converter.dependencies import FFmpegEncoder
 from services.converter.jobs import Conversion
 from services.storage.dependencies import GridFSStorage

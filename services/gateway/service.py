@@ -1,12 +1,13 @@
 """gateway: the HTTP API (login, upload, job status, download) and ops RPC on jobs."""
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
+from pymongo.errors import PyMongoError
 from werkzeug.wsgi import wrap_file
 from werkzeug.wrappers import Response
 
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
-from services.common.probe import Heartbeat
+from services.common.heartbeat import Heartbeat
 from services.gateway import schemas
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_response
@@ -30,6 +31,11 @@ class GatewayService:
     dispatch = EventDispatcher()
 
     # --- health -----------------------------------------------------------------------------
+    @http("GET", "/livez")
+    def livez(self, request):
+        """Liveness: the process serves HTTP. Says nothing of its dependencies (see /healthz)."""
+        return json_response({"status": "ok"})
+
     @http("GET", "/healthz")
     def healthz(self, request):
         failing = {}
@@ -71,7 +77,10 @@ class GatewayService:
         try:
             job_id, size = receiver.receive(request)
         except BaseException:
-            receiver.discard(self.storage)
+            try:
+                receiver.discard(self.storage)
+            except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
+                pass
             raise
         job = self.storage.queue_job(job_id, size)
         try:

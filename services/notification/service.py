@@ -6,7 +6,7 @@ from nameko.timer import timer
 
 from services.common import constants as c
 from services.common.messaging import event_handler
-from services.common.probe import Heartbeat
+from services.common.heartbeat import Heartbeat
 from services.notification.dependencies import SMTPMailer
 from services.notification.outbox import Outbox
 from services.storage.dependencies import GridFSStorage

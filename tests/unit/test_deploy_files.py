@@ -26,7 +26,9 @@ DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)
-MUST_SET = {"AMQP_URI", "MONGO_URI", "AUTH_DB_URI", "JWT_SECRET", "SMTP_HOST", "PUBLIC_URL", "MAIL_FROM"}
+MUST_SET = {
+    "AMQP_URI", "MONGO_URI", "AUTH_DB_URI", "JWT_SECRET", "SMTP_HOST", "PUBLIC_URL", "MAIL_FROM",
+}
 CONVERTER_QUEUE = "evt-gateway-video_uploaded--converter.handle_video_uploaded"
 FORM_OVERHEAD = 64 * 1024
 
@@ -43,7 +45,8 @@ def load(path):
 
 def config_vars(service):
     """Environment variables that config/<service>.yaml reads."""
-    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "config" / (service + ".yaml")).read_text()))
+    text = (ROOT / "config" / (service + ".yaml")).read_text()
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
 
 
 def quantity(value):
@@ -58,7 +61,7 @@ def size_bytes(value):
     return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
 
 
-# --- the offline validation script --------------------------------------------------------------
+# --- the offline validation script -------------------------------------------------------
 
 def venv_dir():
     if (Path(sys.prefix) / "bin" / "hadolint").exists():
@@ -74,7 +77,7 @@ def test_validate_deploy_script_passes():
     assert proc.returncode == 0, "scripts/validate-deploy.sh failed:\n" + proc.stdout
 
 
-# --- docker ----------------------------------------------------------------------------------------
+# --- docker ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def compose():
@@ -88,14 +91,15 @@ def test_compose_services_use_only_documented_variables(compose):
         unknown = set(env) - DOCUMENTED - IMAGE_VARS
         assert not unknown, "%s sets undocumented variables %s" % (svc, sorted(unknown))
         unread = set(env) - config_vars(svc) - IMAGE_VARS
-        assert not unread, "%s sets %s, which config/%s.yaml does not read" % (svc, sorted(unread), svc)
+        assert not unread, "%s sets %s, unread by config/%s.yaml" % (svc, sorted(unread), svc)
         missing = (MUST_SET & config_vars(svc)) - set(env)
         assert not missing, "%s needs %s" % (svc, sorted(missing))
     assert compose["gateway"]["environment"]["GATEWAY_ADDRESS"] == "0.0.0.0:8080"
 
 
 def test_compose_secrets_come_from_the_environment(compose):
-    assert compose["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    password = compose["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert password.startswith("${POSTGRES_PASSWORD:?")
     assert "${POSTGRES_PASSWORD:?" in compose["auth"]["environment"]["AUTH_DB_URI"]
     for svc in SERVICES:
         if "JWT_SECRET" in compose[svc]["environment"]:
@@ -112,7 +116,8 @@ def test_compose_health_checks_and_start_order(compose):
         assert all(d["condition"] == "service_healthy" for d in deps.values()), name
         assert svc["read_only"] is True
         if name != "gateway":
-            assert svc["healthcheck"]["test"] == ["CMD", "python", "-m", "services.common.probe", name]
+            probe = ["CMD", "python", "-m", "services.common.probe", name]
+            assert svc["healthcheck"]["test"] == probe
     assert "/healthz" in " ".join(compose["gateway"]["healthcheck"]["test"])
     assert "rs.initiate" in " ".join(compose["mongo"]["healthcheck"]["test"])
     converter = compose["converter"]
@@ -157,7 +162,8 @@ def test_entrypoint_runs_the_chosen_service(tmp_path):
     for svc in SERVICES:
         proc = run_entrypoint(tmp_path, svc)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == "nameko run --config config/%s.yaml services.%s.service" % (svc, svc)
+        expected = "nameko run --config config/%s.yaml services.%s.service" % (svc, svc)
+        assert proc.stdout.strip() == expected
 
 
 def test_entrypoint_rejects_unknown_services(tmp_path):
@@ -167,7 +173,7 @@ def test_entrypoint_rejects_unknown_services(tmp_path):
         assert "SERVICE must be" in proc.stderr
 
 
-# --- kubernetes ------------------------------------------------------------------------------------
+# --- kubernetes --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def base():
@@ -230,7 +236,8 @@ def test_kubernetes_env_is_documented_and_secret_values_stay_in_the_secret(base,
         assert set(env) - IMAGE_VARS <= config_vars(name), name
         for var in SECRET_VARS & set(env):
             ref = env[var]["valueFrom"]["secretKeyRef"]
-            assert ref["name"] == "mp3svc-secrets" and ref["key"] in example["stringData"], (name, var)
+            assert ref["name"] == "mp3svc-secrets", (name, var)
+            assert ref["key"] in example["stringData"], (name, var)
         missing = (MUST_SET & config_vars(name)) - set(env) - set(configmap)
         assert not missing, "%s needs %s" % (name, sorted(missing))
 
@@ -243,7 +250,7 @@ def test_converter_workers_match_cpu_and_grace_covers_a_conversion(base, configm
     assert quantity(c["resources"]["limits"]["cpu"]) == workers
     assert quantity(c["resources"]["requests"]["cpu"]) == workers
     assert pod["terminationGracePeriodSeconds"] >= int(configmap["CONVERT_TIMEOUT"])
-    assert "replicas" not in dep["spec"], "the HorizontalPodAutoscaler owns the converter's replicas"
+    assert "replicas" not in dep["spec"], "the HPA owns the converter's replicas"
     hpa = kind(base, "HorizontalPodAutoscaler")["converter"]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "converter"
@@ -252,14 +259,17 @@ def test_converter_workers_match_cpu_and_grace_covers_a_conversion(base, configm
 
 def test_gateway_probes_service_and_ingress(base, configmap):
     (c,) = kind(base, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert c[probe]["httpGet"]["path"] == "/healthz"
+    # ready only with its dependencies; alive as long as it serves HTTP (an outage of MongoDB or
+    # the broker must not restart every gateway)
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert c["ports"] == [{"name": "http", "containerPort": 8080}]
     assert configmap["GATEWAY_ADDRESS"].endswith(":8080")
     assert kind(base, "Service")["gateway"]["spec"]["ports"][0]["targetPort"] == "http"
     notes = kind(base, "Ingress")["gateway"]["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
-    assert size_bytes(notes[prefix + "proxy-body-size"]) >= int(configmap["MAX_UPLOAD_BYTES"]) + FORM_OVERHEAD
+    body = size_bytes(notes[prefix + "proxy-body-size"])
+    assert body >= int(configmap["MAX_UPLOAD_BYTES"]) + FORM_OVERHEAD
     assert notes[prefix + "proxy-request-buffering"] == "off"
     assert int(notes[prefix + "proxy-read-timeout"]) >= 300
 
@@ -279,7 +289,8 @@ def test_operator_resources():
         if doc["kind"] != "RabbitmqCluster":
             assert doc["spec"]["rabbitmqClusterReference"]["name"] == "rabbitmq"
     mongo = load("kubernetes/operators/mongodb.yaml")
-    assert mongo["apiVersion"] == "mongodbcommunity.mongodb.com/v1" and mongo["kind"] == "MongoDBCommunity"
+    assert mongo["apiVersion"] == "mongodbcommunity.mongodb.com/v1"
+    assert mongo["kind"] == "MongoDBCommunity"
     assert mongo["spec"]["members"] == 3 and mongo["spec"]["type"] == "ReplicaSet"
     prod = (ROOT / "kubernetes/overlays/prod/kustomization.yaml").read_text()
     assert re.search(r"path: /data/RABBIT_QUEUE_TYPE\s+value: quorum", prod)
@@ -290,7 +301,8 @@ def test_keda_component_scales_on_the_converter_queue():
     assert component["kind"] == "Component"
     assert "HorizontalPodAutoscaler" in component["patches"][0]["patch"]
     assert "$patch: delete" in component["patches"][0]["patch"]
-    scaled = kind(load_all("kubernetes/components/keda/scaledobject.yaml"), "ScaledObject")["converter"]
+    keda = load_all("kubernetes/components/keda/scaledobject.yaml")
+    scaled = kind(keda, "ScaledObject")["converter"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "converter"
     (rabbit,) = [t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq"]
     assert rabbit["metadata"]["queueName"] == CONVERTER_QUEUE
