@@ -70,20 +70,20 @@ class MediaFactory:
         self.directory = directory
 
     def video(self, name="clip.mp4", duration=3.0, audio=True, video=True, faststart=True,
-              extra=()):
+              extra=(), size="320x240", rate=10, acodec=None):
         path = os.path.join(str(self.directory), name)
         if os.path.exists(path):
             return path
         args = [FFMPEG, "-v", "error", "-y"]
         if video:
-            args += ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=%s" % duration]
+            args += ["-f", "lavfi", "-i", "testsrc=size=%s:rate=%s:duration=%s" % (size, rate, duration)]
         if audio:
             args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=%s"
                      % duration]
         if video:
             args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
         if audio:
-            args += ["-c:a", "aac", "-b:a", "96k"]
+            args += ["-c:a", acodec or ("flac" if name.endswith(".mkv") else "aac")]
         if name.endswith(".mp4") and faststart:
             args += ["-movflags", "+faststart"]
         args += list(extra) + [path]
@@ -104,6 +104,10 @@ class MailSink:
             [sys.executable, "-m", "services.mailsink", "--maildir", self.directory,
              "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port("127.0.0.1", self.port, timeout=20, proc=self.proc)
+
+    def start_on(self, port):
+        self.port = port
+        self.start()
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:

@@ -1,4 +1,5 @@
 """ffmpeg and ffprobe on untrusted uploads: streamed through pipes, restricted to known demuxers."""
+import ctypes
 import json
 import logging
 import os
@@ -106,7 +107,8 @@ class Encoder:
         log.debug("running %s", " ".join(argv))
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if stored is not None else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=_die_with_parent)
         stderr = bytearray()
         feeder = eventlet.spawn(_feed, proc, stored) if stored is not None else None
         reader = eventlet.spawn(_drain, proc.stderr, stderr)
@@ -177,6 +179,14 @@ def _drain(pipe, keep):
             return
         keep.extend(data)
         del keep[:-STDERR_KEEP]
+
+
+def _die_with_parent():
+    """ffmpeg gets SIGKILL when its converter dies, so no orphan keeps burning a core."""
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _kill(proc):

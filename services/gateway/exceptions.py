@@ -1,5 +1,6 @@
 """Every error the gateway can answer with, and the one table mapping exceptions to (status, code)."""
-from kombu.exceptions import OperationalError as KombuOperationalError
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
 from nameko.exceptions import UnknownService
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
@@ -85,7 +86,8 @@ ERRORS = [
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
-    (KombuOperationalError, 503, "broker_unavailable"),
+    (KombuError, 503, "broker_unavailable"),
+    (AMQPError, 503, "broker_unavailable"),
     (ConnectionError, 503, "broker_unavailable"),
     (StorageUnavailable, 503, "storage_unavailable"),
     (PyMongoError, 503, "storage_unavailable"),

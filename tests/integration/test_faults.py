@@ -1,0 +1,266 @@
+"""Faults really done to real processes: SIGKILL, SIGTERM, SMTP, MongoDB, auth and broker outages.
+
+Each test checks the promise of the system: one outcome per upload (one MP3 and one email when it
+works), a clear 503 while a part is down, and recovery without an operator.
+"""
+import os
+import signal
+import subprocess
+import time
+
+import pymongo
+import pytest
+import requests
+
+from tests.conftest import JWT_SECRET
+from tests.helpers import MailSink, free_port, wait_for_port, wait_until
+from tests.integration.conftest import Api
+from tests.integration.processes import ProcessStack
+
+pytestmark = pytest.mark.slow
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def long_video(media):
+    """15 minutes of sound in an MKV: 2-3 s to make, a few seconds to convert; room to hit it."""
+    return media.video("lecture.mkv", duration=900, size="32x32", rate=1)
+
+
+def make_stack(tmp_path, rabbit_config, mongo_uri, mongo_db, mail_port, **env):
+    base = {"AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri, "MONGO_DB": mongo_db,
+            "JWT_SECRET": JWT_SECRET, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail_port}
+    base.update(env)
+    return ProcessStack(tmp_path, base)
+
+
+@pytest.fixture
+def procs(tmp_path, rabbit_config, mongo_uri, mongo_db, mail_sink):
+    stack = make_stack(tmp_path, rabbit_config, mongo_uri, mongo_db, mail_sink.port).start()
+    stack.mail = mail_sink
+    try:
+        stack.healthy()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def api_for(stack):
+    return Api(stack.base)
+
+
+def db_of(stack):
+    client = pymongo.MongoClient(stack.env["MONGO_URI"], serverSelectionTimeoutMS=3000)
+    return client, client[stack.env["MONGO_DB"]]
+
+
+def job_record(stack, job_id):
+    client, db = db_of(stack)
+    try:
+        return db.jobs.find_one({"_id": job_id})
+    finally:
+        client.close()
+
+
+def mp3s_of(stack, job_id):
+    client, db = db_of(stack)
+    try:
+        return [f for f in db["mp3s.files"].find({}) if (f.get("metadata") or {}).get("job_id")
+                == job_id]
+    finally:
+        client.close()
+
+
+def wait_status(stack, job_id, status, timeout=60):
+    return wait_until(lambda: (job_record(stack, job_id) or {}).get("status") == status,
+                      timeout, interval=0.05, message="job %s %s" % (job_id, status))
+
+
+def exactly_once(stack, api, token, job_id, mails=None):
+    """The job ends done with one MP3 in GridFS and one email that names it."""
+    job = api.wait_job(token, job_id, timeout=120)
+    assert job["status"] == "done", job
+    assert [str(f["_id"]) for f in mp3s_of(stack, job_id)] == [job["mp3_id"]]
+    wait_until(lambda: job_record(stack, job_id).get("notify") == "sent", 60,
+               message="notification recorded as sent")
+    messages = [m for m in (mails or stack.mail).messages() if job["mp3_id"] in m.as_string()]
+    assert len(messages) == 1, [m["Subject"] for m in messages]
+    return job
+
+
+def test_sigkill_converter_mid_conversion(procs, long_video):
+    api = api_for(procs)
+    token = api.token_for("kill@example.com")
+    job_id = api.upload(token, long_video).json()["job_id"]
+    wait_status(procs, job_id, "converting")
+    procs.signal("converter", signal.SIGKILL)
+    procs.wait_exit("converter")
+    assert job_record(procs, job_id)["status"] == "converting"   # killed mid-way, for real
+    procs.start("converter")
+    exactly_once(procs, api, token, job_id)
+    assert job_record(procs, job_id)["attempts"] == 2
+
+
+def test_sigkill_every_service_mid_conversion(procs, long_video):
+    api = api_for(procs)
+    token = api.token_for("all@example.com")
+    job_id = api.upload(token, long_video).json()["job_id"]
+    wait_status(procs, job_id, "converting")
+    procs.kill_all()
+    assert job_record(procs, job_id)["status"] == "converting"
+    procs.start()
+    procs.healthy()
+    exactly_once(procs, api, token, job_id)
+
+
+def test_sigterm_converter_finishes_the_job_then_exits(procs, long_video):
+    """Graceful shutdown: stop consuming, finish the running conversion, exit; nothing redone."""
+    api = api_for(procs)
+    token = api.token_for("term@example.com")
+    job_id = api.upload(token, long_video).json()["job_id"]
+    wait_status(procs, job_id, "converting")
+    procs.signal("converter", signal.SIGTERM)
+    assert procs.wait_exit("converter", timeout=120) == 0
+    assert job_record(procs, job_id)["status"] == "done"
+    exactly_once(procs, api, token, job_id)
+    assert job_record(procs, job_id)["attempts"] == 1
+
+
+def test_duplicate_events_convert_and_mail_once(procs, media, rabbit_config):
+    """At-least-once delivery: the same video_uploaded and mp3_ready delivered twice more."""
+    from nameko.standalone.events import event_dispatcher
+    api = api_for(procs)
+    token = api.token_for("dup@example.com")
+    job_id = api.upload(token, media.video("dup.mp4", duration=2.0)).json()["job_id"]
+    job = api.wait_job(token, job_id)
+    dispatch_gateway = event_dispatcher({"AMQP_URI": rabbit_config["AMQP_URI"]})
+    record = job_record(procs, job_id)
+    payload = {"job_id": job_id, "video_id": str(record["video_id"]), "owner": "dup@example.com",
+               "filename": "dup.mp4"}
+    for _ in range(2):
+        dispatch_gateway("gateway", "video_uploaded", payload)
+        dispatch_gateway("converter", "mp3_ready", {"job_id": job_id, "mp3_id": job["mp3_id"],
+                                                   "owner": "dup@example.com",
+                                                   "filename": "dup.mp4"})
+    # the duplicates are consumed (queues drain) and change nothing
+    from nameko.testing.rabbit import Client
+    client = Client("http://guest:guest@127.0.0.1:15672")
+
+    def drained():
+        queues = client.get_queues(rabbit_config["vhost"])
+        return all(q.get("messages", 0) == 0 for q in queues if q["name"].startswith("evt-"))
+    wait_until(drained, 30, message="event queues drained")
+    exactly_once(procs, api, token, job_id)
+    assert job_record(procs, job_id)["attempts"] == 1
+
+
+def test_smtp_down_while_jobs_finish(procs, media):
+    api = api_for(procs)
+    token = api.token_for("smtp@example.com")
+    procs.mail.stop()
+    job_id = api.upload(token, media.video("smtp.mp4", duration=2.0)).json()["job_id"]
+    api.wait_job(token, job_id)
+    wait_until(lambda: job_record(procs, job_id).get("notify_attempts", 0) >= 1, 30,
+               message="a failed delivery attempt")
+    assert job_record(procs, job_id)["notify"] == "pending"
+    procs.mail.start_on(procs.mail.port)
+    exactly_once(procs, api, token, job_id)
+
+
+def test_auth_unreachable_gives_503_within_the_rpc_timeout(procs):
+    api = api_for(procs)
+    token = api.token_for("auth@example.com")
+    procs.signal("auth", signal.SIGKILL)
+    procs.wait_exit("auth")
+    for call in (lambda: api.login("auth@example.com", "correct horse battery"),
+                 lambda: api.job(token, "0" * 32)):
+        started = time.monotonic()
+        response = call()
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "auth_unavailable"
+        assert elapsed < 3 + 2, elapsed
+    health = requests.get(procs.base + "/healthz", timeout=10)
+    assert health.status_code == 503 and health.json()["failing"] == ["auth"]
+    procs.start("auth")
+    procs.healthy()
+    assert api.login("auth@example.com", "correct horse battery").status_code == 200
+
+
+def test_mongodb_unreachable_then_back(tmp_path, rabbit_config, mail_sink, media, long_video):
+    """A MongoDB of the test's own, stopped mid-conversion: 503 within seconds, then recovery."""
+    port = free_port()
+    data = tmp_path / "mongo"
+    data.mkdir()
+    binary = os.environ.get("NX_27017_BIN") or os.path.join(ROOT, ".venv-mongo", "bin", "nx-27017")
+
+    def start_mongo():
+        proc = subprocess.Popen([binary, "--data-dir", str(data), "-p", str(port),
+                                 "--log-file", str(tmp_path / "nx.log"),
+                                 "--pid-file", str(tmp_path / "nx.pid")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port("127.0.0.1", port, 30, proc)
+        return proc
+
+    mongo = start_mongo()
+    stack = make_stack(tmp_path, rabbit_config, "mongodb://127.0.0.1:%d/" % port, "faults",
+                       mail_sink.port).start()
+    stack.mail = mail_sink
+    try:
+        stack.healthy()
+        api = api_for(stack)
+        token = api.token_for("mongo@example.com")
+        job_id = api.upload(token, long_video).json()["job_id"]
+        wait_status(stack, job_id, "converting")
+        mongo.terminate()
+        mongo.wait(10)
+
+        started = time.monotonic()
+        health = requests.get(stack.base + "/healthz", timeout=30)
+        assert health.status_code == 503 and "mongodb" in health.json()["failing"]
+        response = api.upload(token, media.video("during.mp4", duration=1.0))
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "storage_unavailable"
+        assert time.monotonic() - started < 15
+
+        mongo = start_mongo()
+        stack.healthy()
+        exactly_once(stack, api, token, job_id)       # the interrupted job resumes by itself
+        second = api.upload(token, media.video("after.mp4", duration=1.0)).json()["job_id"]
+        exactly_once(stack, api, token, second)
+    finally:
+        stack.stop()
+        mongo.terminate()
+        mongo.wait(10)
+
+
+def test_broker_outage(procs, rabbit_config, rabbit_manager, long_video, media):
+    """The broker refuses the services and drops their connections, then comes back."""
+    api = api_for(procs)
+    token = api.token_for("broker@example.com")
+    job_id = api.upload(token, long_video).json()["job_id"]
+    wait_status(procs, job_id, "converting")
+    vhost, user = rabbit_config["vhost"], rabbit_config["username"]
+
+    rabbit_manager._delete("permissions", vhost, user)
+    for conn in rabbit_manager.get_connections():
+        if conn.get("vhost") == vhost:
+            rabbit_manager.delete_connection(conn["name"])
+    try:
+        # the conversion in flight finishes while the broker is away; its event cannot be sent
+        wait_status(procs, job_id, "done", timeout=120)
+        started = time.monotonic()
+        response = api.upload(token, media.video("outage.mp4", duration=1.0))
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] in ("auth_unavailable", "broker_unavailable")
+        assert time.monotonic() - started < 15
+        health = requests.get(procs.base + "/healthz", timeout=30)
+        assert health.status_code == 503 and "broker" in health.json()["failing"]
+    finally:
+        rabbit_manager.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
+
+    procs.healthy(timeout=90)
+    exactly_once(procs, api, token, job_id)              # its email still arrives, once
+    after = api.upload(token, media.video("after-outage.mp4", duration=1.0))
+    assert after.status_code == 202, after.text
+    exactly_once(procs, api, token, after.json()["job_id"])

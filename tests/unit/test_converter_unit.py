@@ -1,0 +1,450 @@
+"""The converter's pieces: ffmpeg argv and error sentences, MP4 layout sniffing, the job state
+machine of one conversion (with mocked storage and encoder), and the event handler."""
+import io
+import struct
+from unittest import mock
+
+import pytest
+from bson import ObjectId
+from pymongo.errors import AutoReconnect, PyMongoError
+
+from services.common import constants as c
+from services.converter import jobs
+from services.converter.exceptions import ConversionError, TransientError
+from services.converter.jobs import GAVE_UP, Conversion, backoff
+from services.converter.media import (
+    FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, explain, needs_seeking)
+from services.converter.service import ConverterService
+from services.storage.client import Upload
+
+
+class BytesStored(io.BytesIO):
+    """In-memory stand-in for services.storage.gridio.StoredFile: read/seek/tell/iter_range."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.length = len(data)
+
+    def iter_range(self, start=0, end=None, block=1 << 20):
+        end = self.length if end is None else min(end, self.length)
+        self.seek(start)
+        while self.tell() < end:
+            yield self.read(min(block, end - self.tell()))
+
+
+# --- explain() --------------------------------------------------------------------------------
+# stderr as ffmpeg 5/6 writes it with `-v error` for the argv of Encoder.command
+NO_AUDIO_STDERR = ("Stream map '0:a:0' matches no streams.\n"
+                   "To ignore this, add a trailing '?' to the map.\n")
+INVALID_DATA_STDERR = "pipe:0: Invalid data found when processing input\n"
+WHITELIST_STDERR = ("[png_pipe @ 0x5600aee3aac0] Format not on whitelist '%s'\n"
+                    "pipe:0: Invalid argument\n" % FORMAT_WHITELIST)
+MOOV_STDERR = ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d0c1a3e700] moov atom not found\n"
+               "/tmp/upload-x: Invalid data found when processing input\n")
+OTHER_STDERR = ("[aac @ 0x55e1] channel element 2.0 is not allocated\n"
+                "Error while decoding stream #0:1: Invalid data\n"
+                "Conversion failed!\n")
+
+
+@pytest.mark.parametrize("stderr, sentence", [
+    (NO_AUDIO_STDERR, NO_AUDIO),
+    ("Output file #0 does not contain any stream\n", NO_AUDIO),
+    (INVALID_DATA_STDERR, NOT_MEDIA),
+    (WHITELIST_STDERR, NOT_MEDIA),
+    ("[hls @ 0x1] Protocol 'file' not on whitelist 'pipe'!\n", NOT_MEDIA),
+    (MOOV_STDERR, NOT_MEDIA),
+])
+def test_explain_known_failures(stderr, sentence):
+    assert explain(stderr) == sentence
+
+
+def test_explain_other_failures_quote_the_last_line():
+    sentence = explain(OTHER_STDERR)
+    assert sentence == "The media could not be converted (Conversion failed!)."
+
+
+def test_explain_is_always_a_bounded_sentence():
+    assert explain("") == "The media could not be converted (unknown error)."
+    assert explain("\n\n  \n") == "The media could not be converted (unknown error)."
+    long = explain("x" * 5000 + "\n")
+    assert long.startswith("The media could not be converted (") and long.endswith(").")
+    assert len(long) < 260
+    collapsed = explain("a   b\tc\n")
+    assert "a b c" in collapsed
+
+
+# --- needs_seeking() --------------------------------------------------------------------------
+def box(kind, payload=b"", size=None):
+    return struct.pack(">I4s", len(payload) + 8 if size is None else size, kind) + payload
+
+
+def box64(kind, payload=b""):
+    return struct.pack(">I4sQ", 1, kind, len(payload) + 16) + payload
+
+
+FTYP = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41")
+MOOV = box(b"moov", box(b"mvhd", b"\x00" * 100))
+MDAT = box(b"mdat", b"\xaa" * 5000)
+
+
+@pytest.mark.parametrize("layout, expected", [
+    ([FTYP, MOOV, MDAT], False),
+    ([FTYP, MDAT, MOOV], True),
+    ([FTYP, box(b"free", b"\x00" * 32), MOOV, MDAT], False),
+    ([FTYP, box(b"wide"), MDAT, MOOV], True),
+    ([MOOV, MDAT], False),
+    ([MDAT, MOOV], True),
+    # a 64-bit "largesize" box before moov must be skipped by its 64-bit size
+    ([FTYP, box64(b"free", b"\x00" * 70000), MOOV, MDAT], False),
+    ([FTYP, box64(b"mdat", b"\xbb" * 70000), MOOV], True),
+    # size 0: the box runs to the end of the file, so nothing (no moov) follows
+    ([FTYP, box(b"mdat", b"\xcc" * 100, size=0)], True),
+    # no moov at all, or a corrupt size: let ffmpeg's file path report it
+    ([FTYP], True),
+    ([FTYP, box(b"junk", b"", size=3)], True),
+])
+def test_needs_seeking_on_box_layouts(layout, expected):
+    stored = BytesStored(b"".join(layout))
+    stored.seek(1234)
+    assert needs_seeking(stored) is expected
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"RIFF\x00\x00\x00\x00WAVEfmt ", b"\x1aE\xdf\xa3" + b"\x00" * 40, b"ID3\x04" + b"\x00" * 40,
+    b"\x00" * 7, b"OggS" + b"\x00" * 60, b"\xff\xfb\x90\x64" * 50,
+], ids=["empty", "wav", "matroska", "mp3-id3", "tiny", "ogg", "mp3-frames"])
+def test_needs_seeking_false_for_non_mp4(data):
+    assert needs_seeking(BytesStored(data)) is False
+
+
+@pytest.mark.parametrize("faststart, expected", [(True, False), (False, True)])
+def test_needs_seeking_on_real_mp4(media, faststart, expected):
+    path = media.video("layout-%s.mp4" % faststart, duration=1.0, faststart=faststart)
+    with open(path, "rb") as handle:
+        assert needs_seeking(BytesStored(handle.read())) is expected
+
+
+# --- Encoder -------------------------------------------------------------------------------------
+def test_command_restricts_demuxers_and_protocols_before_the_input():
+    argv = Encoder(ffmpeg_bin="/usr/bin/ffmpeg", quality=4).command("pipe:0", "/tmp/out.mp3")
+    assert argv[0] == "/usr/bin/ffmpeg"
+    i = argv.index("-i")
+    assert argv[i + 1] == "pipe:0"
+    fw, pw = argv.index("-format_whitelist"), argv.index("-protocol_whitelist")
+    assert fw < i and pw < i
+    assert argv[fw + 1] == FORMAT_WHITELIST
+    assert argv[pw + 1] == "pipe"
+    for unsafe in ("hls", "concat", "image2", "lavfi", "http", "tcp"):
+        assert unsafe not in argv[fw + 1].split(",") + argv[pw + 1].split(",")
+    assert argv[argv.index("-map") + 1] == "0:a:0"
+    assert "libmp3lame" in argv
+    assert argv[argv.index("-q:a") + 1] == "4"
+    assert "-vn" in argv and "-nostdin" in argv
+    assert argv.count("-i") == 1
+    assert "/tmp/out.mp3" in argv[i + 2:]
+
+
+def test_command_on_a_spooled_file_allows_only_file_protocol():
+    argv = Encoder().command("/tmp/upload-abc", "/tmp/out.mp3")
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+    assert argv[argv.index("-i") + 1] == "/tmp/upload-abc"
+
+
+def test_command_caps_duration_and_size():
+    argv = Encoder(max_duration=600).command("pipe:0", "/tmp/out.mp3")
+    assert float(argv[argv.index("-t") + 1]) <= 601
+    assert int(argv[argv.index("-fs") + 1]) > 0
+
+
+def test_probe_command_is_restricted_too():
+    argv = Encoder(ffprobe_bin="ffprobe").probe_command("/tmp/out.mp3")
+    assert argv[argv.index("-format_whitelist") + 1] == "mp3"
+    assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+    assert argv[-1] == "/tmp/out.mp3"
+
+
+@pytest.mark.parametrize("faststart", [True, False])
+def test_convert_real_media_through_pipe_or_spool(media, tmp_path, faststart):
+    path = media.video("convert-%s.mp4" % faststart, duration=2.0, faststart=faststart)
+    with open(path, "rb") as handle:
+        stored = BytesStored(handle.read())
+    target = tmp_path / "out.mp3"
+    duration = Encoder(tmp_dir=str(tmp_path)).convert(stored, str(target))
+    assert abs(duration - 2.0) < 0.2
+    assert target.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3"]  # spool removed
+
+
+def test_convert_real_video_without_audio(media, tmp_path):
+    path = media.video("silent.mp4", duration=1.0, audio=False)
+    with open(path, "rb") as handle:
+        stored = BytesStored(handle.read())
+    with pytest.raises(ConversionError) as info:
+        Encoder(tmp_dir=str(tmp_path)).convert(stored, str(tmp_path / "out.mp3"))
+    assert info.value.args[0] == NO_AUDIO
+
+
+# --- Conversion ------------------------------------------------------------------------------
+JOB_ID = "c" * 32
+
+
+def make_job(**fields):
+    job = {"_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4",
+           "status": c.CONVERTING, "video_id": ObjectId(), "attempts": 1, "mp3_id": None,
+           "error": None}
+    job.update(fields)
+    return job
+
+
+class Harness:
+    """Mock storage/encoder around a real `Upload` whose GridIn is a mock."""
+
+    def __init__(self, tmp_path, job=None, mp3=b"ID3" + b"\x01" * 3000):
+        self.job = make_job() if job is None else job
+        self.mp3_id = ObjectId()
+        self.grid_in = mock.Mock(_id=self.mp3_id)
+        self.upload = Upload(self.grid_in)
+        self.storage = mock.Mock(name="storage")
+        self.storage.claim_job.return_value = self.job
+        self.storage.open_video.return_value = BytesStored(b"video bytes")
+        self.storage.begin_mp3.return_value = self.upload
+        self.storage.complete_job.side_effect = lambda job_id, worker, mp3_id, duration: dict(
+            self.job, status=c.DONE, mp3_id=mp3_id, duration=duration)
+        self.storage.fail_job.side_effect = lambda job_id, worker, error: dict(
+            self.job, status=c.FAILED, error=error)
+        self.encoder = mock.Mock(name="encoder")
+        self.encoder.tmp_dir = str(tmp_path)
+        self.mp3 = mp3
+
+        def convert(video, target, should_stop):
+            with open(target, "wb") as out:
+                out.write(self.mp3)
+            return 3.5
+        self.encoder.convert.side_effect = convert
+        self.conversion = Conversion(self.storage, self.encoder, lease=30, max_attempts=5)
+
+    def written(self):
+        return b"".join(call.args[0] for call in self.grid_in.write.call_args_list)
+
+
+def test_conversion_done(tmp_path):
+    h = Harness(tmp_path)
+    outcome, job = h.conversion.run(JOB_ID)
+    assert outcome == c.DONE
+    assert job["mp3_id"] == h.mp3_id and job["duration"] == 3.5
+    h.storage.claim_job.assert_called_once_with(JOB_ID, h.conversion.worker, 30)
+    h.storage.complete_job.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5)
+    assert h.written() == h.mp3
+    h.grid_in.close.assert_called_once_with()
+    h.storage.delete_video.assert_called_once_with(h.job["video_id"])
+    h.storage.forget_video.assert_called_once_with(JOB_ID)
+    h.storage.fail_job.assert_not_called()
+    assert list(tmp_path.iterdir()) == []  # the temporary MP3 is gone
+
+
+def test_conversion_not_claimed_does_nothing(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.claim_job.return_value = None
+    assert h.conversion.run(JOB_ID) == (None, None)
+    h.storage.open_video.assert_not_called()
+    h.encoder.convert.assert_not_called()
+    h.storage.fail_job.assert_not_called()
+    h.storage.complete_job.assert_not_called()
+
+
+def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
+    h = Harness(tmp_path)
+    h.encoder.convert.side_effect = ConversionError(NO_AUDIO)
+    outcome, job = h.conversion.run(JOB_ID)
+    assert outcome == c.FAILED
+    assert job["error"] == NO_AUDIO
+    h.storage.fail_job.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
+    h.storage.begin_mp3.assert_not_called()
+    h.storage.release_job.assert_not_called()
+    h.storage.delete_video.assert_not_called()  # kept so an operator can requeue
+
+
+def test_conversion_error_but_lease_lost_meanwhile_settles_nothing(tmp_path):
+    h = Harness(tmp_path)
+    h.encoder.convert.side_effect = ConversionError(NOT_MEDIA)
+    h.storage.fail_job.side_effect = None
+    h.storage.fail_job.return_value = None
+    assert h.conversion.run(JOB_ID) == (None, None)
+
+
+def test_missing_video_fails_the_job(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.open_video.return_value = None
+    outcome, job = h.conversion.run(JOB_ID)
+    assert outcome == c.FAILED and "no longer stored" in job["error"]
+    h.encoder.convert.assert_not_called()
+
+
+@pytest.mark.parametrize("failing, error", [
+    ("open_video", AutoReconnect("connection reset")),
+    ("begin_mp3", PyMongoError("no primary")),
+    ("convert", OSError(28, "No space left on device")),
+    ("convert", TransientError("disk")),
+])
+def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing, error):
+    h = Harness(tmp_path)
+    target = h.encoder if failing == "convert" else h.storage
+    getattr(target, failing).side_effect = error
+    assert h.conversion.run(JOB_ID) == (None, None)
+    h.storage.fail_job.assert_not_called()
+    h.storage.complete_job.assert_not_called()
+    h.storage.release_job.assert_called_once_with(
+        JOB_ID, h.conversion.worker, backoff(h.job["attempts"]), str(error))
+
+
+def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
+    h = Harness(tmp_path, job=make_job(attempts=3))
+    h.storage.complete_job.side_effect = AutoReconnect("primary stepped down")
+    assert h.conversion.run(JOB_ID) == (None, None)
+    h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
+    h.storage.release_job.assert_called_once_with(
+        JOB_ID, h.conversion.worker, backoff(3), "primary stepped down")
+    h.storage.delete_video.assert_not_called()
+
+
+def test_release_failing_too_is_swallowed(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.open_video.side_effect = AutoReconnect("down")
+    h.storage.release_job.side_effect = AutoReconnect("still down")
+    assert h.conversion.run(JOB_ID) == (None, None)
+
+
+def test_backoff_grows_and_is_capped():
+    assert [backoff(n) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert backoff(20) == 300 and backoff(0) == 5
+
+
+@pytest.mark.parametrize("attempts", [6, 50])
+def test_too_many_attempts_gives_up(tmp_path, attempts):
+    h = Harness(tmp_path, job=make_job(attempts=attempts))
+    outcome, job = h.conversion.run(JOB_ID)
+    assert outcome == c.FAILED
+    assert job["error"] == GAVE_UP
+    h.storage.fail_job.assert_called_once_with(JOB_ID, h.conversion.worker, GAVE_UP)
+    h.encoder.convert.assert_not_called()
+
+
+def test_last_allowed_attempt_still_converts(tmp_path):
+    h = Harness(tmp_path, job=make_job(attempts=5))
+    assert h.conversion.run(JOB_ID)[0] == c.DONE
+
+
+def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.complete_job.side_effect = None
+    h.storage.complete_job.return_value = None  # another converter holds the job now
+    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.upload.committed
+    h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
+    h.storage.delete_video.assert_not_called()  # the new holder still needs it
+    h.storage.forget_video.assert_not_called()
+    h.storage.fail_job.assert_not_called()
+    h.storage.release_job.assert_not_called()
+
+
+def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
+    h = Harness(tmp_path)
+
+    def convert(video, target, should_stop):
+        with open(target, "wb") as out:
+            out.write(b"ID3" + b"\x00" * 100)
+        h.conversion.lost = True  # what the renewer does when renew_lease matches nothing
+        assert should_stop()
+        return 1.0
+    h.encoder.convert.side_effect = convert
+    assert h.conversion.run(JOB_ID) == (None, None)
+    h.grid_in.abort.assert_called_once_with()
+    h.grid_in.close.assert_not_called()
+    h.storage.complete_job.assert_not_called()
+    h.storage.delete_mp3.assert_not_called()
+
+
+def test_conversion_aborted_by_encoder_settles_nothing(tmp_path):
+    h = Harness(tmp_path)
+    h.encoder.convert.side_effect = ConversionAborted()
+    assert h.conversion.run(JOB_ID) == (None, None)
+    h.storage.fail_job.assert_not_called()
+    h.storage.release_job.assert_not_called()
+
+
+def test_each_conversion_has_its_own_worker_id(tmp_path):
+    a, b = Harness(tmp_path).conversion, Harness(tmp_path).conversion
+    assert a.worker != b.worker
+    assert a.worker.startswith(jobs.WORKER_PREFIX)
+
+
+# --- ConverterService -------------------------------------------------------------------------
+CONFIG = {"LEASE_SECONDS": 30, "MAX_ATTEMPTS": 5}
+PAYLOAD = {"job_id": JOB_ID, "video_id": str(ObjectId()), "owner": "me@example.com",
+           "filename": "clip.mp4"}
+
+
+def make_service(h):
+    from nameko.testing.services import worker_factory
+    return worker_factory(ConverterService, storage=h.storage, encoder=h.encoder,
+                          dispatch=mock.Mock(name="dispatch"), config=dict(CONFIG))
+
+
+def test_handler_dispatches_mp3_ready_with_identifiers_only(tmp_path):
+    h = Harness(tmp_path)
+    service = make_service(h)
+    assert service.handle_video_uploaded(dict(PAYLOAD)) is None
+    service.dispatch.assert_called_once_with(c.MP3_READY, {
+        "job_id": JOB_ID, "mp3_id": str(h.mp3_id), "owner": "me@example.com",
+        "filename": "clip.mp4"})
+    payload = service.dispatch.call_args.args[1]
+    assert all(isinstance(value, str) for value in payload.values())
+
+
+def test_handler_dispatches_conversion_failed(tmp_path):
+    h = Harness(tmp_path)
+    h.encoder.convert.side_effect = ConversionError(NOT_MEDIA)
+    service = make_service(h)
+    service.handle_video_uploaded(dict(PAYLOAD))
+    service.dispatch.assert_called_once_with(c.CONVERSION_FAILED, {
+        "job_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4", "error": NOT_MEDIA})
+
+
+def test_handler_dispatches_nothing_when_not_claimed(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.claim_job.return_value = None
+    service = make_service(h)
+    service.handle_video_uploaded(dict(PAYLOAD))
+    service.dispatch.assert_not_called()
+
+
+@pytest.mark.parametrize("where", ["claim", "convert", "dispatch", "payload"])
+def test_handler_never_raises(tmp_path, where):
+    h = Harness(tmp_path)
+    service = make_service(h)
+    payload = dict(PAYLOAD)
+    if where == "claim":
+        h.storage.claim_job.side_effect = RuntimeError("unexpected")
+    elif where == "convert":
+        h.encoder.convert.side_effect = ValueError("ffmpeg-python blew up")
+    elif where == "dispatch":
+        service.dispatch.side_effect = ConnectionError("broker away")
+    else:
+        payload = {"unexpected": "shape"}
+    assert service.handle_video_uploaded(payload) is None
+    if where == "dispatch":
+        service.dispatch.assert_called_once()  # the job itself was settled before the dispatch
+        h.storage.complete_job.assert_called_once()
+    elif where != "payload":
+        service.dispatch.assert_not_called()
+
+
+def test_sweep_converts_due_jobs_and_never_raises(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.due_jobs.return_value = [h.job]
+    service = make_service(h)
+    service.sweep()
+    h.storage.sweep_uploads.assert_called_once()
+    assert service.dispatch.call_args.args[0] == c.MP3_READY
+    h.storage.due_jobs.side_effect = AutoReconnect("down")
+    assert service.sweep() is None

@@ -1,0 +1,266 @@
+"""Outcome emails: what they say, that they cannot be abused, and exactly-once delivery logic."""
+import email
+import email.policy
+import smtplib
+from unittest import mock
+
+import pytest
+from bson import ObjectId
+from nameko.testing.services import worker_factory
+from pymongo.errors import AutoReconnect
+
+from services.common import constants as c
+from services.notification import outbox as outbox_module
+from services.notification.emails import compose
+from services.notification.outbox import MAX_ATTEMPTS, Outbox, public_url, retry_delay
+from services.notification.service import NotificationService
+
+PUBLIC = "https://mp3.example.org"
+SENDER = "mp3svc <noreply@example.org>"
+JOB_ID = "d" * 32
+
+
+def done_job(**fields):
+    job = {"_id": JOB_ID, "owner": "alice@example.com", "filename": "holiday clip.mp4",
+           "status": c.DONE, "mp3_id": ObjectId(), "error": None, "notify_attempts": 1}
+    job.update(fields)
+    return job
+
+
+def failed_job(**fields):
+    job = done_job(status=c.FAILED, mp3_id=None,
+                   error="The video has no audio track, so there is nothing to put in an MP3.")
+    job.update(fields)
+    return job
+
+
+def parsed(message):
+    """What a receiving mail system sees: the serialised bytes parsed again."""
+    return email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+
+
+def text_of(message):
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html_of(message):
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+# --- compose ----------------------------------------------------------------------------------
+def test_ready_email_has_fid_and_download_url():
+    job = done_job()
+    fid = str(job["mp3_id"])
+    message = parsed(compose(job, PUBLIC, SENDER))
+    assert message["To"] == "alice@example.com"
+    assert message["From"] == SENDER
+    assert "holiday clip.mp4" in message["Subject"]
+    text = text_of(message)
+    assert fid in text
+    assert "%s/download?fid=%s" % (PUBLIC, fid) in text
+    assert "holiday clip.mp4" in text
+    html = html_of(message)
+    assert fid in html and "%s/download?fid=%s" % (PUBLIC, fid) in html
+    assert message.get_content_type() == "multipart/alternative"
+
+
+def test_failed_email_says_which_upload_and_why():
+    job = failed_job()
+    message = parsed(compose(job, PUBLIC, SENDER))
+    assert message["To"] == "alice@example.com"
+    assert "holiday clip.mp4" in message["Subject"]
+    text = text_of(message)
+    assert "holiday clip.mp4" in text
+    assert job["error"] in text
+    assert "/download" not in text
+    assert job["error"] in html_of(message)
+
+
+def test_failed_email_without_a_reason_still_says_something():
+    text = text_of(parsed(compose(failed_job(error=None), PUBLIC, SENDER)))
+    assert "The conversion failed." in text
+
+
+def test_message_id_names_the_job_and_outcome():
+    ready = compose(done_job(), PUBLIC, SENDER)
+    failed = compose(failed_job(), PUBLIC, SENDER)
+    assert ready["X-MP3SVC-Job"] == JOB_ID
+    assert "%s.ready@mp3svc>" % JOB_ID in ready["Message-ID"]
+    assert "%s.failed@mp3svc>" % JOB_ID in failed["Message-ID"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "emails.compose: Message-ID comes from email.utils.make_msgid, which adds the time, pid and 64 "
+    "random bits, so two sends of the same job outcome get different ids and a receiving system "
+    "cannot 'spot a duplicate' as the comment in compose() intends"))
+def test_message_id_is_the_same_for_a_resend_of_the_same_outcome():
+    assert compose(done_job(), PUBLIC, SENDER)["Message-ID"] == \
+        compose(done_job(), PUBLIC, SENDER)["Message-ID"]
+
+
+@pytest.mark.parametrize("make", [done_job, failed_job])
+def test_html_part_escapes_the_filename(make):
+    job = make(filename="<script>alert(1)</script>.mp4",
+               error="<img src=x onerror=alert(1)>" if make is failed_job else None)
+    message = parsed(compose(job, PUBLIC, SENDER))
+    html = html_of(message)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<img" not in html
+    # the plain text part shows the name as it is
+    assert "<script>alert(1)</script>.mp4" in text_of(message)
+
+
+@pytest.mark.parametrize("make", [done_job, failed_job])
+@pytest.mark.parametrize("filename", [
+    "clip.mp4\r\nBcc: victim@example.net",
+    "clip.mp4\nBcc: victim@example.net",
+    "clip.mp4\rBcc: victim@example.net",
+    "clip.mp4\r\n\r\n<html>fake body</html>",
+])
+def test_crlf_in_filename_cannot_inject_headers(make, filename):
+    raw = compose(make(filename=filename), PUBLIC, SENDER).as_bytes()
+    header_block = raw.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Bcc"] is None
+    assert b"\nBcc:" not in header_block and not header_block.startswith(b"Bcc:")
+    assert "\n" not in str(message["Subject"]) and "\r" not in str(message["Subject"])
+    assert message["To"] == "alice@example.com"
+    assert sorted(part.get_content_type() for part in message.iter_parts()) == \
+        ["text/html", "text/plain"]
+
+
+def test_non_ascii_filename_survives_the_subject():
+    message = parsed(compose(done_job(filename="Caf\u00e9 \u65e5\u672c.mp4"), PUBLIC, SENDER))
+    assert "Caf\u00e9 \u65e5\u672c.mp4" in str(message["Subject"])
+    assert "Caf\u00e9 \u65e5\u672c.mp4" in text_of(message)
+
+
+def test_public_url_from_config():
+    assert public_url({"PUBLIC_URL": "https://x.example/"}) == "https://x.example"
+    assert public_url({"WEB_SERVER_ADDRESS": "0.0.0.0:9000"}) == "http://0.0.0.0:9000"
+    assert public_url({}) == "http://127.0.0.1:8080"
+
+
+# --- Outbox -----------------------------------------------------------------------------------
+def make_outbox(job):
+    storage = mock.Mock(name="storage")
+    storage.claim_notification.return_value = job
+    mailer = mock.Mock(name="mailer")
+    box = Outbox(storage, mailer, {"PUBLIC_URL": PUBLIC, "MAIL_FROM": SENDER})
+    return box, storage, mailer
+
+
+def test_deliver_not_claimed_sends_nothing():
+    box, storage, mailer = make_outbox(None)
+    assert box.deliver(JOB_ID) is False
+    storage.claim_notification.assert_called_once_with(JOB_ID, box.worker, outbox_module.LEASE)
+    mailer.send.assert_not_called()
+    storage.notification_sent.assert_not_called()
+    storage.notification_failed.assert_not_called()
+
+
+def test_deliver_unfinished_job_sends_nothing():
+    box, storage, mailer = make_outbox(done_job(status=c.CONVERTING))
+    assert box.deliver(JOB_ID) is False
+    mailer.send.assert_not_called()
+
+
+@pytest.mark.parametrize("make", [done_job, failed_job])
+def test_deliver_sends_and_records_it(make):
+    job = make()
+    box, storage, mailer = make_outbox(job)
+    assert box.deliver(JOB_ID) is True
+    [message] = mailer.send.call_args.args
+    assert message["To"] == job["owner"]
+    assert message["From"] == SENDER
+    storage.notification_sent.assert_called_once_with(JOB_ID, box.worker)
+    storage.notification_failed.assert_not_called()
+    if make is done_job:
+        assert "%s/download?fid=%s" % (PUBLIC, job["mp3_id"]) in text_of(message)
+
+
+@pytest.mark.parametrize("error", [
+    smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+    smtplib.SMTPRecipientsRefused({"alice@example.com": (550, b"no such user")}),
+    ConnectionRefusedError(111, "Connection refused"),
+    TimeoutError("timed out"),
+])
+def test_deliver_smtp_error_is_recorded_for_a_retry(error):
+    box, storage, mailer = make_outbox(done_job(notify_attempts=2))
+    mailer.send.side_effect = error
+    assert box.deliver(JOB_ID) is False
+    storage.notification_sent.assert_not_called()
+    storage.notification_failed.assert_called_once_with(
+        JOB_ID, box.worker, retry_delay(2), False, str(error))
+
+
+@pytest.mark.parametrize("attempts, give_up", [
+    (MAX_ATTEMPTS - 1, False), (MAX_ATTEMPTS, True), (MAX_ATTEMPTS + 3, True)])
+def test_deliver_gives_up_after_max_attempts(attempts, give_up):
+    box, storage, mailer = make_outbox(done_job(notify_attempts=attempts))
+    mailer.send.side_effect = smtplib.SMTPDataError(451, b"try later")
+    assert box.deliver(JOB_ID) is False
+    args = storage.notification_failed.call_args.args
+    assert args[3] is give_up
+
+
+def test_retry_delay_grows_and_is_capped():
+    assert [retry_delay(n) for n in (1, 2, 3)] == [5, 10, 20]
+    assert retry_delay(100) == 600
+
+
+# --- NotificationService ----------------------------------------------------------------------
+def make_service(job):
+    storage = mock.Mock(name="storage")
+    storage.claim_notification.return_value = job
+    mailer = mock.Mock(name="mailer")
+    service = worker_factory(NotificationService, storage=storage, mailer=mailer,
+                             config={"PUBLIC_URL": PUBLIC, "MAIL_FROM": SENDER})
+    return service, storage, mailer
+
+
+@pytest.mark.parametrize("handler", ["handle_mp3_ready", "handle_conversion_failed"])
+def test_handlers_deliver(handler):
+    job = done_job() if handler == "handle_mp3_ready" else failed_job()
+    service, storage, mailer = make_service(job)
+    assert getattr(service, handler)({"job_id": JOB_ID, "owner": job["owner"]}) is None
+    mailer.send.assert_called_once()
+    storage.notification_sent.assert_called_once()
+
+
+@pytest.mark.parametrize("handler", ["handle_mp3_ready", "handle_conversion_failed"])
+@pytest.mark.parametrize("where", ["claim", "compose", "send", "record"])
+def test_handlers_never_raise(handler, where):
+    job = done_job()
+    service, storage, mailer = make_service(job)
+    payload = {"job_id": JOB_ID}
+    if where == "claim":
+        storage.claim_notification.side_effect = AutoReconnect("mongo away")
+    elif where == "compose":
+        storage.claim_notification.return_value = {"_id": JOB_ID, "status": c.DONE}  # no owner
+    elif where == "send":
+        mailer.send.side_effect = RuntimeError("unexpected")
+    else:
+        storage.notification_sent.side_effect = AutoReconnect("mongo away")
+    assert getattr(service, handler)(payload) is None
+    if where == "record":
+        mailer.send.assert_called_once()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "NotificationService.handle_mp3_ready/handle_conversion_failed read payload['job_id'] outside "
+    "the try in _deliver, so a malformed event raises KeyError, against the 'never raises' rule "
+    "(services/common/messaging.py, NotificationService._deliver); the converter's handler guards it"))
+@pytest.mark.parametrize("handler", ["handle_mp3_ready", "handle_conversion_failed"])
+def test_handlers_never_raise_on_a_malformed_payload(handler):
+    service, storage, mailer = make_service(done_job())
+    assert getattr(service, handler)({"unexpected": "shape"}) is None
+
+
+def test_sweep_delivers_due_notifications_and_never_raises():
+    service, storage, mailer = make_service(done_job())
+    storage.due_notifications.return_value = [{"_id": JOB_ID}]
+    service.sweep()
+    mailer.send.assert_called_once()
+    storage.due_notifications.side_effect = AutoReconnect("down")
+    assert service.sweep() is None
