@@ -147,7 +147,12 @@ class RssSampler(threading.Thread):
         self.peak = {}              # name -> max VmRSS of one root process (MB)
         self.peak_children = {}     # name -> max VmRSS of one descendant (MB)
         self.peak_tree = {}         # name -> max sum over a root and its descendants (MB)
+        self.phase = None
+        self.phase_peak = {}        # (name, phase) -> max VmRSS of one root process (MB)
         self._halt = threading.Event()
+
+    def mark(self, phase):
+        self.phase = phase
 
     def run(self):
         while not self._halt.is_set():
@@ -157,6 +162,8 @@ class RssSampler(threading.Thread):
                     if rss is None:
                         continue
                     self.peak[name] = max(self.peak.get(name, 0), rss)
+                    key = (name, self.phase)
+                    self.phase_peak[key] = max(self.phase_peak.get(key, 0), rss)
                     tree = rss
                     for c in descendants(pid):
                         crss = proc_status(c, "VmRSS") or 0
@@ -642,8 +649,12 @@ def run_video(api, media, workdir, bugs, sampler_roots=None, reset_pids=()):
     if sampler_roots:
         sampler = RssSampler(sampler_roots)
         sampler.start()
+    if sampler:
+        sampler.mark("upload")
     t0 = time.monotonic()
     status, payload, up_s = api.upload(path)
+    if sampler:
+        sampler.mark("convert")
     if status != 202:
         if sampler:
             sampler.stop()
@@ -672,10 +683,13 @@ def run_video(api, media, workdir, bugs, sampler_roots=None, reset_pids=()):
         raise RuntimeError(f"job {job_id} failed: {job.get('error')}")
     # download
     dest = os.path.join(workdir, "dl.mp3")
+    if sampler:
+        sampler.mark("download")
     dstatus, headers, n, dl_s = api.download(job["mp3_id"], dest)
     if sampler:
         sampler.stop()
-        res["rss"] = {"sampled": dict(sampler.peak), "children": dict(sampler.peak_children)}
+        res["rss"] = {"sampled": dict(sampler.peak), "children": dict(sampler.peak_children),
+                      "phases": {f"{n}/{ph}": v for (n, ph), v in sampler.phase_peak.items()}}
     res["hwm"] = {pid: (proc_status(pid, "VmHWM") if ok else None) for pid, ok in hwm_reset.items()}
     if dstatus != 200:
         raise RuntimeError(f"download {job['mp3_id']}: {dstatus}")
@@ -853,12 +867,15 @@ def report(R, args):
         r = R["rss"]
         o(f"## Peak RSS with the {r['video_mb']:.0f} MB video (upload, conversion, download)\n")
         o("| process | peak RSS MB (VmHWM after reset) | peak RSS MB (10 Hz sampling) | "
-          "largest child MB (ffmpeg) |")
-        o("|---|---:|---:|---:|")
+          "during upload | during conversion | during download | largest child MB (ffmpeg) |")
+        o("|---|---:|---:|---:|---:|---:|---:|")
         for name, row in r["rows"].items():
             o(f"| {name} | {fmt(row.get('hwm'), '.0f')} | {fmt(row.get('sampled'), '.0f')} | "
-              f"{fmt(row.get('child'), '.0f')} |")
-        o("")
+              f"{fmt(row.get('upload'), '.0f')} | {fmt(row.get('convert'), '.0f')} | "
+              f"{fmt(row.get('download'), '.0f')} | {fmt(row.get('child'), '.0f')} |")
+        o("\nVmHWM reset with `echo 5 > /proc/<pid>/clear_refs` just before the upload and read "
+          "after the download; the sampler reads VmRSS of the service processes (found by their "
+          "command line) every 0.1 s.\n")
     if R.get("scale"):
         o(f"## Throughput: batch of {R['scale'][0]['jobs']} x {R['scale_video']}\n")
         o("| converter processes | CONVERTER_WORKERS | batch s (release → last done) | jobs/min "
@@ -990,7 +1007,8 @@ def main(argv=None):
                     raise RuntimeError(f"register: {st} {body}")
                 api.login(email, password)
             # baselines, same MongoDB, idle services
-            for k in vids or [k for k in VIDEOS if k in need_media] or ["1m"]:
+            for k in (vids or [k for k in VIDEOS if k in need_media] or ["1m"]) \
+                    if "baseline" in sel else []:
                 m = media[VIDEOS[k]]
                 log(f"baseline {k}: raw ffmpeg + raw GridFS put/get")
                 R["baseline"][k] = {
@@ -1019,9 +1037,13 @@ def main(argv=None):
                     rows = {}
                     for name, pids in roots.items():
                         hw = [res["hwm"].get(p) for p in pids if res["hwm"].get(p) is not None]
+                        ph = res["rss"]["phases"]
                         rows[name] = {"hwm": max(hw) if hw else None,
                                       "sampled": res["rss"]["sampled"].get(name),
-                                      "child": res["rss"]["children"].get(name)}
+                                      "child": res["rss"]["children"].get(name),
+                                      "upload": ph.get(f"{name}/upload"),
+                                      "convert": ph.get(f"{name}/convert"),
+                                      "download": ph.get(f"{name}/download")}
                     R["rss"] = {"video_mb": m["size"] / 1e6, "rows": rows}
             if "scale" in sel:
                 for conv, workers in ((1, 1), (2, 1), (1, 2)):

@@ -229,8 +229,8 @@ def main(argv=None):
         while True:
             for name, proc, _ in launcher.children:
                 if proc.poll() is not None:
-                    say("%s exited with status %s; see var/log/%s.log" % (name, proc.returncode,
-                                                                        name))
+                    say("%s exited with status %s; see var/log/%s.log"
+                        % (name, proc.returncode, name))
                     raise SystemExit(1)
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from services.common import constants as c
 from services.common.heartbeat import Heartbeat
 from services.common.utils import as_bool
 
+
 class AuthService:
     name = c.AUTH
 
@@ -46,4 +47,3 @@ class AuthService:
     @rpc
     def validate_token(self, token):
         return {"email": self.tokens.check(token)}
-

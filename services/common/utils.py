@@ -7,11 +7,22 @@ def utcnow():
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def as_datetime(value):
+    """A naive UTC datetime from what the server returned. nx-27017 hands back dates written by an
+    update as strings ('2026-11-25 10:55:37.291000'); MongoDB returns datetimes."""
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    text = str(value).rstrip("Z").replace("T", " ")
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
 def isoformat(value):
+    value = as_datetime(value)
     if value is None:
         return None
-    if isinstance(value, str):  # some wire servers hand dates back as strings
-        return value if value.endswith("Z") else value + "Z"
     return value.isoformat(timespec="milliseconds") + "Z"
 
 

@@ -203,12 +203,13 @@ def explain(stderr):
     if "matches no streams" in text or "does not contain any stream" in text \
             or "output file #0 does not contain" in text:
         return NO_AUDIO
-    if ("invalid data found" in text or "not on the whitelist" in text or "whitelist" in text
+    if ("invalid data found" in text or "whitelist" in text or "invalid argument" in text
             or "could not find codec parameters" in text or "moov atom not found" in text
             or "unknown format" in text):
         return NOT_MEDIA
     last = [line for line in stderr.strip().splitlines() if line.strip()][-1:]
     detail = re.sub(r"\s+", " ", last[0])[:200] if last else "unknown error"
+    detail = re.sub(r"(/[^\s:/]+)+/?", "<file>", detail)  # no server paths in a user's email
     return "The media could not be converted (%s)." % detail
 
 

@@ -36,7 +36,8 @@ class ConverterService:
     def sweep(self):
         """Take over jobs whose converter died, and queued jobs whose message never came."""
         try:
-            self.storage.sweep_uploads(older_than=6 * 3600)
+            self.storage.sweep_uploads(
+                older_than=int(self.config.get(c.CFG_UPLOAD_TIMEOUT) or 6 * 3600))
             lease = int(self.config.get(c.CFG_LEASE_SECONDS) or 30)
             for job in self.storage.due_jobs(queued_grace=max(60, 4 * lease), limit=1):
                 log.info("job %s: taken over by the sweeper", job["_id"])
@@ -44,13 +45,14 @@ class ConverterService:
         except Exception:
             log.exception("sweep failed")
 
-
     def _convert(self, job_id):
         conversion = Conversion(
             self.storage, self.encoder,
             lease=int(self.config.get(c.CFG_LEASE_SECONDS) or 30),
             max_attempts=int(self.config.get(c.CFG_MAX_ATTEMPTS) or 5))
         outcome, job = conversion.run(job_id)
+        if outcome is not None:
+            log.info("job %s: %s%s", job_id, outcome, ": " + job["error"] if job.get("error") else "")
         if outcome == c.DONE:
             self.dispatch(c.MP3_READY, {"job_id": job["_id"], "mp3_id": str(job["mp3_id"]),
                                         "owner": job["owner"], "filename": job["filename"]})

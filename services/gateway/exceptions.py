@@ -33,6 +33,10 @@ class TooLarge(GatewayError):
     pass
 
 
+class UploadExpired(GatewayError):
+    pass
+
+
 class UnsupportedMediaType(GatewayError):
     pass
 
@@ -80,6 +84,7 @@ ERRORS = [
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
+    (UploadExpired, 408, "upload_timeout"),
     (TooLarge, 413, "too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),
@@ -100,8 +105,9 @@ MESSAGES = {
     "internal_error": "Something went wrong on our side; try again, or tell the operator.",
 }
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-              413: "too_large", 416: "range_not_satisfiable"}
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "upload_timeout",
+              409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+              416: "range_not_satisfiable"}
 
 
 def describe(exc):

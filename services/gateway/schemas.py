@@ -43,7 +43,10 @@ def clean_filename(raw):
 def content_disposition(filename):
     """attachment with an ASCII fallback and RFC 5987 `filename*` for anything else."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^A-Za-z0-9._\- ()\[\]]', "_", ascii_name).strip() or "audio.mp3"
+    ascii_name = re.sub(r'[^A-Za-z0-9._\- ()\[\]]', "_", ascii_name).strip()
+    stem, dot, ext = ascii_name.rpartition(".")
+    if not stem.strip("._ "):  # nothing readable left of the name (e.g. all non-Latin)
+        ascii_name = "audio." + (ext if dot and ext else "mp3")
     value = 'attachment; filename="%s"' % ascii_name
     if ascii_name != filename:
         value += "; filename*=UTF-8''%s" % quote(filename, safe="")
@@ -51,7 +54,7 @@ def content_disposition(filename):
 
 
 def is_job_id(value):
-    return bool(value) and bool(JOB_ID_RE.match(value))
+    return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
 
 
 def public_status(job):

@@ -12,7 +12,7 @@ from services.gateway import schemas
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_response
 from services.gateway.exceptions import (
-    BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized)
+    BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
 from services.gateway.uploads import UploadReceiver
 from services.storage.client import parse_file_id
 from services.storage.dependencies import GridFSStorage
@@ -83,6 +83,8 @@ class GatewayService:
                 pass
             raise
         job = self.storage.queue_job(job_id, size)
+        if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT)
+            raise UploadExpired("The upload took longer than the server allows; send it again.")
         try:
             self._dispatch_job(job)
         except Exception as exc:

@@ -1,11 +1,12 @@
 """Outcome emails, rendered from jinja2 templates (plain text and HTML)."""
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.common import constants as c
+from services.common.utils import as_datetime
 
 templates = Environment(
     loader=PackageLoader("services.notification", "templates"),
@@ -29,8 +30,16 @@ def compose(job, public_url, sender):
     message["To"] = job["owner"]
     message["Date"] = formatdate(localtime=False)
     # one id per job outcome, so a receiving system can spot a duplicate should one ever slip by
-    message["Message-ID"] = make_msgid(idstring="%s.%s" % (job["_id"], name), domain="mp3svc")
+    message["Message-ID"] = message_id(job, name)
     message["X-MP3SVC-Job"] = job["_id"]
     message.set_content(templates.get_template(name + ".txt").render(context))
     message.add_alternative(templates.get_template(name + ".html").render(context), subtype="html")
     return message
+
+
+def message_id(job, outcome):
+    """The same for every send of one outcome of one job (a resend after a crash), different for
+    the outcome of a requeued job, so receivers can drop true duplicates only."""
+    finished = as_datetime(job.get("updated_at"))
+    stamp = int(finished.timestamp() * 1000) if finished else 0
+    return "<%s.%s.%d@mp3svc>" % (job["_id"], outcome, stamp)

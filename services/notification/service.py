@@ -24,11 +24,11 @@ class NotificationService:
 
     @event_handler(c.CONVERTER, c.MP3_READY)
     def handle_mp3_ready(self, payload):
-        self._deliver(payload["job_id"])
+        self._deliver(payload)
 
     @event_handler(c.CONVERTER, c.CONVERSION_FAILED)
     def handle_conversion_failed(self, payload):
-        self._deliver(payload["job_id"])
+        self._deliver(payload)
 
     @timer(interval=10)
     def sweep(self):
@@ -39,13 +39,12 @@ class NotificationService:
         except Exception:
             log.exception("notification sweep failed")
 
-
-    def _deliver(self, job_id):
+    def _deliver(self, payload):
         # Never raises (nameko would drop the message); the job record keeps what is owed.
         try:
-            self._outbox().deliver(job_id)
+            self._outbox().deliver(payload["job_id"])
         except Exception:
-            log.exception("job %s: notification left for the sweeper", job_id)
+            log.exception("event %r: notification left for the sweeper", payload)
 
     def _outbox(self):
         return Outbox(self.storage, self.mailer, self.config)

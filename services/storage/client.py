@@ -10,7 +10,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import OperationFailure
 
 from services.common import constants as c
-from services.common.utils import utcnow
+from services.common.utils import as_datetime, utcnow
 from services.storage.gridio import StoredFile
 
 log = logging.getLogger(__name__)
@@ -26,18 +26,27 @@ def parse_file_id(value):
         return None
 
 
-class Upload:
-    """A file being streamed into GridFS. `commit()` keeps it, `abort()` leaves nothing behind."""
+TOUCH_EVERY = 64 * 1024 * 1024
 
-    def __init__(self, grid_in):
+
+class Upload:
+    """A file being streamed into GridFS. `commit()` keeps it, `abort()` leaves nothing behind.
+
+    `touch` (optional) is called every 64 MiB, so a long upload still in progress is not taken
+    for one abandoned by a crashed gateway (see `Storage.sweep_uploads`)."""
+
+    def __init__(self, grid_in, touch=None):
         self._grid_in = grid_in
+        self._touch = touch
         self.file_id = grid_in._id
         self.size = 0
         self.committed = False
 
     def write(self, data):
         self._grid_in.write(data)
-        self.size += len(data)
+        before, self.size = self.size, self.size + len(data)
+        if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
+            self._touch()
 
     def commit(self):
         self._grid_in.close()
@@ -86,7 +95,8 @@ class Storage:
             "notify": None, "notify_attempts": 0, "notify_next": None,
             "created_at": now, "updated_at": now,
         })
-        return job_id, Upload(grid_in)
+        return job_id, Upload(grid_in, touch=lambda: self.jobs.update_one(
+            {"_id": job_id, "status": c.UPLOADING}, {"$set": {"updated_at": utcnow()}}))
 
     def queue_job(self, job_id, size):
         return self.jobs.find_one_and_update(
@@ -136,7 +146,12 @@ class Storage:
 
     def _delete(self, bucket, name, file_id):
         self.db[name + ".chunks"].delete_many({"files_id": file_id})
-        self.db[name + ".files"].delete_one({"_id": file_id})
+        try:
+            self.db[name + ".files"].delete_one({"_id": file_id})
+        except OperationFailure:
+            # nx-27017 refuses to delete a files document that does not exist (an upload that
+            # never got committed has none); MongoDB deletes nothing. Either way it is gone.
+            pass
 
     # job records -----------------------------------------------------------
     def get_job(self, job_id):
@@ -201,7 +216,8 @@ class Storage:
         stale = self.jobs.find(
             {"status": c.QUEUED,
              "updated_at": {"$lt": now - datetime.timedelta(seconds=queued_grace)}}).limit(limit)
-        due = [job for job in stale if job.get("not_before") is None or job["not_before"] < now]
+        due = [job for job in stale
+               if job.get("not_before") is None or as_datetime(job["not_before"]) < now]
         return expired + due
 
     def requeue_job(self, job_id):

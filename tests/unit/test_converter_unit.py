@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 from bson import ObjectId
+from nameko.testing.services import worker_factory
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from services.common import constants as c
@@ -385,7 +386,6 @@ PAYLOAD = {"job_id": JOB_ID, "video_id": str(ObjectId()), "owner": "me@example.c
 
 
 def make_service(h):
-    from nameko.testing.services import worker_factory
     return worker_factory(ConverterService, storage=h.storage, encoder=h.encoder,
                           dispatch=mock.Mock(name="dispatch"), config=dict(CONFIG))
 
