@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var")
 SERVICES = ("auth", "gateway", "converter", "notification")
 DEFAULT_AMQP = "pyamqp://guest:guest@127.0.0.1:5672/"
-STOP_GRACE = 8  # seconds a service gets to finish before SIGKILL; the whole stop stays under 15 s
+STOP_GRACE = 7  # seconds the services get to finish before SIGKILL; the whole stop stays under 15 s
 
 
 def say(message):
@@ -71,14 +71,22 @@ class Launcher:
         return proc
 
     def stop_all(self):
-        for name, proc, stop in reversed(self.children):
+        """The services first (they may finish work while the broker and MongoDB are still up),
+        then the backing services; SIGKILL for whatever overstays its grace."""
+        services = [c for c in self.children if c[0].split("-")[0] in SERVICES]
+        backing = [c for c in self.children if c not in services]
+        self._stop_group(services, STOP_GRACE)
+        self._stop_group(list(reversed(backing)), 5)
+
+    def _stop_group(self, group, grace):
+        for name, proc, stop in group:
             if proc.poll() is None:
                 if stop is not None:
                     stop()
                 else:
                     proc.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        for name, proc, stop in reversed(self.children):
+        deadline = time.monotonic() + grace
+        for name, proc, stop in group:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -100,17 +108,33 @@ class Launcher:
                 raise SystemExit("no broker at %s:%d and rabbitmq-server is not installed "
                                  "(run `make setup` as root)" % (host, port))
             base = os.path.join(VAR, "rabbitmq")
-            os.makedirs(base, exist_ok=True)
+            for sub in ("mnesia", "log"):
+                os.makedirs(os.path.join(base, sub), exist_ok=True)
+            # the tests' per-test vhosts need the management API; it is enabled here so that a
+            # fresh machine needs no `rabbitmq-plugins` call (not when another broker has its port)
+            plugins = os.path.join(base, "enabled_plugins")
+            with open(plugins, "w") as handle:
+                handle.write("[].\n" if port_open("127.0.0.1", 15672)
+                             else "[rabbitmq_management].\n")
+            config = os.path.join(base, "rabbitmq.conf")
+            with open(config, "w") as handle:
+                handle.write("listeners.tcp.1 = 127.0.0.1:%d\n" % port)
+            own_for_broker(base)
             env = dict(self.env, RABBITMQ_MNESIA_BASE=os.path.join(base, "mnesia"),
-                       RABBITMQ_LOG_BASE=os.path.join(VAR, "log"),
+                       RABBITMQ_LOG_BASE=os.path.join(base, "log"),
                        RABBITMQ_NODENAME="mp3svc@localhost",
+                       RABBITMQ_ENABLED_PLUGINS_FILE=plugins,
+                       RABBITMQ_CONFIG_FILE=config,
                        RABBITMQ_NODE_PORT=str(port))
             had_epmd = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
             say("starting RabbitMQ on %s:%d (data in var/rabbitmq)" % (host, port))
 
             def stop():
-                subprocess.run(["rabbitmqctl", "-n", "mp3svc@localhost", "stop"],
-                               capture_output=True, timeout=10, env=env)
+                try:
+                    subprocess.run(["rabbitmqctl", "-n", "mp3svc@localhost", "stop"],
+                                   capture_output=True, timeout=5, env=env)
+                except subprocess.TimeoutExpired:
+                    pass
                 if not had_epmd:
                     subprocess.run(["epmd", "-kill"], capture_output=True)
             proc = self.spawn("rabbitmq", [server], stop=stop, env=env)
@@ -190,6 +214,20 @@ class Launcher:
                 return False
         wait_until(healthy, 90, "gateway health")
         say("gateway ready at %s  (logs in var/log/, Ctrl-C stops everything)" % url)
+
+
+def own_for_broker(path):
+    """Debian's rabbitmq-server drops to the `rabbitmq` user when started as root."""
+    if os.geteuid() != 0:
+        return
+    try:
+        import pwd
+        entry = pwd.getpwnam("rabbitmq")
+    except KeyError:
+        return
+    for folder, dirs, files in os.walk(path):
+        for name in [folder] + [os.path.join(folder, f) for f in files]:
+            os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
 def redact(uri):
