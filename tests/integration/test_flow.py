@@ -78,3 +78,30 @@ def test_mp4_with_index_at_end(stack, media, faststart, tmp_path):
     target = tmp_path / "o.mp3"
     target.write_bytes(stack.download(token, job["mp3_id"]).content)
     assert abs(probe(target)[1] - probe(source)[1]) <= 0.1
+
+
+@pytest.fixture
+def quorum_config(service_config):
+    service_config["RABBIT_QUEUE_TYPE"] = "quorum"
+    service_config["PREFETCH_COUNT"] = 3
+    return service_config
+
+
+def test_flow_on_quorum_queues(quorum_config, stack, media, rabbit_manager, rabbit_config):
+    """As on a RabbitMQ cluster: the event queues are quorum queues; the converter prefetches
+    CONVERTER_WORKERS messages."""
+    token = stack.token_for("quorum@example.com")
+    job = stack.wait_job(token, stack.upload(token, media.video("q.mp4", duration=1.0))
+                         .json()["job_id"])
+    assert job["status"] == "done"
+    stack.mail.wait_for(1)
+    vhost = rabbit_config["vhost"]
+    queues = {q["name"]: q for q in rabbit_manager.get_queues(vhost)}
+    for name in ("evt-gateway-video_uploaded--converter.handle_video_uploaded",
+                 "evt-converter-mp3_ready--notification.handle_mp3_ready",
+                 "evt-converter-conversion_failed--notification.handle_conversion_failed"):
+        assert queues[name]["type"] == "quorum", name
+        assert queues[name]["durable"] is True
+    details = rabbit_manager.get_queue(
+        vhost, "evt-gateway-video_uploaded--converter.handle_video_uploaded")["consumer_details"]
+    assert [d["prefetch_count"] for d in details] == [3]
