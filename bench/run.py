@@ -127,6 +127,19 @@ def descendants(pid):
     return out
 
 
+def cpu_seconds(pid, part="all"):
+    """utime+stime of a process ("self"), of the children it has waited for, e.g. ffmpeg
+    ("children"), or both ("all")."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    lo, hi = {"self": (11, 13), "children": (13, 15), "all": (11, 15)}[part]
+    return sum(int(x) for x in fields[lo:hi]) / tick
+
+
 def reset_hwm(pid):
     """Reset VmHWM (peak RSS) of a process: `echo 5 > /proc/<pid>/clear_refs` (Linux >= 4.0)."""
     try:
@@ -611,7 +624,7 @@ def gridfs_baseline(mongo_uri, db_name, src):
         client.close()
 
 
-def poll_job(api, job_id, deadline, interval=0.1):
+def poll_job(api, job_id, deadline, interval=0.5):
     """Poll GET /jobs/<id> until done/failed; return timings (monotonic + server timestamps)."""
     seen = {}
     server = {}
@@ -652,6 +665,7 @@ def run_video(api, media, workdir, bugs, sampler_roots=None, reset_pids=()):
     if sampler:
         sampler.mark("upload")
     t0 = time.monotonic()
+    t0_wall = time.time()
     status, payload, up_s = api.upload(path)
     if sampler:
         sampler.mark("convert")
@@ -666,6 +680,8 @@ def run_video(api, media, workdir, bugs, sampler_roots=None, reset_pids=()):
     job, seen, server = poll_job(api, job_id, deadline)
     t_done = seen.get(job["status"])
     upload_done = t_done - t0
+    if server.get(job["status"]) is not None:   # the job record's clock: no polling error
+        upload_done = server[job["status"]] - t0_wall
     res = {"job_id": job_id, "size": size, "upload_s": up_s, "upload_mbs": size / 1e6 / up_s,
            "upload_done_s": upload_done, "status": job["status"], "error": job.get("error")}
     if "converting" in seen:
@@ -749,35 +765,68 @@ def run_batch(stack, api, media, n_jobs, converters, workers, bugs):
             jobs.append(payload["job_id"])
         time.sleep(1.0)        # let the broker route the events
     finally:
-        t0 = time.monotonic()
+        groups = {"converter python": (pids, "self"), "ffmpeg+ffprobe": (pids, "children"),
+                  "nx-27017": stack.pids("nx-27017"),
+                  "gateway": stack.service_pids("services.gateway.service"),
+                  "auth+notification": stack.service_pids("services.auth.service")
+                  + stack.service_pids("services.notification.service")}
+        groups = {g: (v if isinstance(v, tuple) else (v, "all")) for g, v in groups.items()}
+        cpu0 = {g: sum(cpu_seconds(p, part) or 0 for p in ps) for g, (ps, part) in groups.items()}
+        load0 = os.times()
+        t0 = time.time()
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         stack.frozen = set()
     conv, done = {}, {}
     deadline = time.monotonic() + 120 + n_jobs * (10 + 2 * media["seconds"])
+    use_list = True
     while len(done) < n_jobs:
         if time.monotonic() > deadline:
             raise RuntimeError(f"batch not finished: {len(done)}/{n_jobs} done")
+        # one GET /jobs per round when the gateway has it, so polling costs little CPU; the
+        # times come from the job records (updated_at when converting began / when done)
+        listing = None
+        if use_list:
+            status, body, _ = api.call("GET", "/jobs")
+            if status == 200 and isinstance(body, dict) and isinstance(body.get("jobs"), list):
+                listing = {j.get("job_id"): j for j in body["jobs"]}
+            else:
+                use_list = False
         for j in jobs:
             if j in done:
                 continue
-            status, job, _ = api.call("GET", f"/jobs/{j}")
-            st = job.get("status") if status == 200 else None
-            now = time.monotonic()
+            if listing is not None:
+                job = listing.get(j) or {}
+            else:
+                status, job, _ = api.call("GET", f"/jobs/{j}")
+                job = job if status == 200 else {}
+            st = job.get("status")
+            ts = parse_ts(job.get("updated_at"))
             if st == "converting" and j not in conv:
-                conv[j] = now
+                conv[j] = ts
             if st in ("done", "failed"):
-                done[j] = (st, now)
-        time.sleep(0.05)
+                done[j] = (st, ts)
+        time.sleep(0.25)
     failed = [j for j, (st, _) in done.items() if st != "done"]
     if failed:
         bugs.append(f"batch: {len(failed)} of {n_jobs} jobs failed")
     span = max(t for _, t in done.values()) - t0
-    per_job = [done[j][1] - conv[j] for j in jobs if j in conv]
+    cpu = {g: sum(cpu_seconds(p, part) or 0 for p in ps) - cpu0[g]
+           for g, (ps, part) in groups.items()}
+    mine = os.times()
+    cpu["bench client"] = (mine.user + mine.system) - (load0.user + load0.system)
+    per_job = [done[j][1] - conv[j] for j in jobs if j in conv and conv[j] is not None]
+    # most jobs seen `converting` at the same time
+    known = [j for j in conv if conv[j] is not None]
+    events = sorted([(done[j][1], -1) for j in known] + [(conv[j], 1) for j in known])
+    running = peak = 0
+    for _, d in events:
+        running += d
+        peak = max(peak, running)
     return {"converters": converters, "workers": workers, "jobs": n_jobs, "span_s": span,
             "jobs_min": n_jobs / span * 60,
             "per_job_s": statistics.median(per_job) if per_job else None,
-            "failed": len(failed)}
+            "max_parallel": peak, "cpu": cpu, "failed": len(failed)}
 
 
 def moviepy_row(src, nice, venv):
@@ -859,10 +908,11 @@ def report(R, args):
             o(f"| {name} | {v['size'] / 1e6:.1f} | {v['upload_s']:.2f} | {v['upload_mbs']:.0f} | "
               f"{fmt(v['queue_wait_s'])} | {fmt(conv)} | {v['upload_done_s']:.2f} | "
               f"{v['download_mbs']:.0f} | {fmt(r1)} | {fmt(r2)} |")
-        o("\nconverting→done from the job record's `updated_at` when it entered `converting` and "
-          "when it entered `done` (GET /jobs polled every 0.1 s); upload→done from the first byte "
-          "sent to the first poll that saw `done`; queued wait = from the 202 to the first poll "
-          "that saw `converting`.\n")
+        o("\nconverting→done: the job record's `updated_at` when it entered `converting` minus "
+          "when it entered `done`; upload→done: from the first byte sent to the record's "
+          "`updated_at` at `done` (same machine clock); GET /jobs/<id> polled every 0.5 s, so "
+          "polling costs the services little CPU; queued wait = from the 202 to the first poll "
+          "that saw `converting` (≤ 0.5 s resolution).\n")
     if R.get("rss"):
         r = R["rss"]
         o(f"## Peak RSS with the {r['video_mb']:.0f} MB video (upload, conversion, download)\n")
@@ -878,16 +928,24 @@ def report(R, args):
           "command line) every 0.1 s.\n")
     if R.get("scale"):
         o(f"## Throughput: batch of {R['scale'][0]['jobs']} x {R['scale_video']}\n")
+        groups = list(R["scale"][0].get("cpu", {}))
         o("| converter processes | CONVERTER_WORKERS | batch s (release → last done) | jobs/min "
-          "| median converting→done per job s | vs 1 process |")
-        o("|---:|---:|---:|---:|---:|---:|")
+          "| median converting→done per job s | most jobs converting at once | vs 1 process "
+          "| CPU s: " + " / ".join(groups) + " | CPU used of 2 cores × batch s |")
+        o("|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         base = R["scale"][0]["jobs_min"]
         for s in R["scale"]:
+            cpu = s.get("cpu", {})
+            used = sum(cpu.values()) / ((os.cpu_count() or 2) * s["span_s"])
             o(f"| {s['converters']} | {s['workers']} | {s['span_s']:.2f} | {s['jobs_min']:.1f} | "
-              f"{fmt(s['per_job_s'])} | {s['jobs_min'] / base:.2f} |")
+              f"{fmt(s['per_job_s'])} | {s.get('max_parallel', 'n/a')} | "
+              f"{s['jobs_min'] / base:.2f} | "
+              + " / ".join(f"{cpu.get(g, 0):.2f}" for g in groups) + f" | {used:.0%} |")
         o("\nThe converters are started and consuming, frozen (SIGSTOP) while the batch is "
           "uploaded, then released together (SIGCONT); the clock runs from the release to the "
-          "last job seen `done`.\n")
+          "last job seen `done`. CPU s: user+sys consumed during the batch (converter "
+          "processes themselves, and their ffmpeg/ffprobe children; bench client = this harness polling GET /jobs; "
+          "RabbitMQ not counted).\n")
     if R.get("moviepy"):
         m = R["moviepy"]
         ff = R["baseline"].get(MOVIEPY_VIDEO, {}).get("ffmpeg") or R.get("moviepy_ffmpeg")
@@ -950,6 +1008,8 @@ def main(argv=None):
     ap.add_argument("--only", action="append",
                     choices=["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline"])
     ap.add_argument("--batch", type=int, help="jobs in the throughput batch (default 6, --quick 4)")
+    ap.add_argument("--batch-video", default="1m", choices=sorted(VIDEOS),
+                    help="video of the throughput batch (default 1m)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     ap.add_argument("--no-nice", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
@@ -972,7 +1032,7 @@ def main(argv=None):
     vids = [k for k in VIDEOS if k in sel]
     if "rss" in sel and RSS_VIDEO not in vids:
         vids.append(RSS_VIDEO)
-    need_media = set(vids) | ({"1m"} if "scale" in sel else set()) | \
+    need_media = set(vids) | ({args.batch_video} if "scale" in sel else set()) | \
         (set(VIDEOS) if sel == {"baseline"} else set()) | \
         ({MOVIEPY_VIDEO} if "moviepy" in sel else set())
     need_stack = bool(vids or "scale" in sel or "baseline" in sel)
@@ -980,7 +1040,7 @@ def main(argv=None):
     R = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "bugs": [], "errors": [],
          "load_before": " ".join(open("/proc/loadavg").read().split()[:3]),
          "argv": argv if argv is not None else sys.argv[1:], "baseline": {}, "videos": {},
-         "scale_video": "clip-1m"}
+         "scale_video": VIDEOS[args.batch_video]}
     R["ffmpeg_version"] = subprocess.run(["ffmpeg", "-version"], capture_output=True,
                                          text=True).stdout.split("\n")[0].split(" Copyright")[0]
     t_gen = time.monotonic()
@@ -1047,10 +1107,12 @@ def main(argv=None):
                     R["rss"] = {"video_mb": m["size"] / 1e6, "rows": rows}
             if "scale" in sel:
                 for conv, workers in ((1, 1), (2, 1), (1, 2)):
-                    log(f"batch: {args.batch} x 1m with {conv} converter(s) x {workers} worker(s)")
+                    log(f"batch: {args.batch} x {args.batch_video} with {conv} converter(s) x "
+                        f"{workers} worker(s)")
                     try:
                         R.setdefault("scale", []).append(
-                            run_batch(stack, api, media["clip-1m"], args.batch, conv, workers,
+                            run_batch(stack, api, media[VIDEOS[args.batch_video]], args.batch,
+                                      conv, workers,
                                       R["bugs"]))
                         log(f"  -> {R['scale'][-1]}")
                     except RuntimeError as e:

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from tests.helpers import probe
+from tests.helpers import probe, wait_until
 
 
 def test_register_login_upload_email_download(stack, media, tmp_path):
@@ -102,6 +102,8 @@ def test_flow_on_quorum_queues(quorum_config, stack, media, rabbit_manager, rabb
                  "evt-converter-conversion_failed--notification.handle_conversion_failed"):
         assert queues[name]["type"] == "quorum", name
         assert queues[name]["durable"] is True
-    details = rabbit_manager.get_queue(
-        vhost, "evt-gateway-video_uploaded--converter.handle_video_uploaded")["consumer_details"]
+    # the management API's consumer details lag a few seconds behind
+    details = wait_until(lambda: rabbit_manager.get_queue(
+        vhost, "evt-gateway-video_uploaded--converter.handle_video_uploaded")["consumer_details"],
+        30, interval=0.5, message="consumer details")
     assert [d["prefetch_count"] for d in details] == [3]
