@@ -14,7 +14,7 @@ from pymongo.errors import PyMongoError
 
 from services.common import constants as c
 from services.converter.exceptions import ConversionError, LeaseLost, TransientError
-from services.converter.media import ConversionAborted
+from services.converter.media import ConversionAborted, temp_path
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Conversion:
             video = self.storage.open_video(job["video_id"])
             if video is None:
                 return self._fail(job, "The uploaded video is no longer stored.")
-            with _TempPath(self.encoder.tmp_dir) as target:
+            with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
                 duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
                 mp3_upload = self.storage.begin_mp3(job)
                 with open(target, "rb") as mp3:
@@ -104,20 +104,3 @@ class Conversion:
                     return
             except PyMongoError:
                 pass  # keep converting; if MongoDB stays away the lease expires
-
-
-class _TempPath:
-    def __init__(self, directory):
-        self.directory = directory
-
-    def __enter__(self):
-        import tempfile
-        fd, self.path = tempfile.mkstemp(suffix=".mp3", dir=self.directory)
-        os.close(fd)
-        return self.path
-
-    def __exit__(self, *exc):
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass

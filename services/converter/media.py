@@ -1,4 +1,5 @@
 """ffmpeg and ffprobe on untrusted uploads: streamed through pipes, restricted to known demuxers."""
+import contextlib
 import ctypes
 import json
 import logging
@@ -7,6 +8,7 @@ import re
 import shutil
 import signal
 import struct
+import tempfile
 
 import eventlet
 import ffmpeg
@@ -72,7 +74,7 @@ class Encoder:
             duration = self.duration(target)
             if duration > 0:
                 return self._check_duration(duration)
-        with self._spooled(stored) as path:
+        with spooled(stored, self.tmp_dir) as path:
             self._run(self.command(path, target), None, should_stop)
             duration = self.duration(target)
         if duration <= 0:
@@ -133,34 +135,34 @@ class Encoder:
         if "partial file" in errors:  # ffmpeg decodes what is there and exits 0
             raise ConversionError(TRUNCATED)
 
-    def _spooled(self, stored):
-        return _Spool(stored, self.tmp_dir)
-
 
 class ConversionAborted(Exception):
     pass
 
 
-class _Spool:
-    def __init__(self, stored, tmp_dir):
-        self.stored = stored
-        self.tmp_dir = tmp_dir
-        self.path = None
-
-    def __enter__(self):
-        import tempfile
-        fd, self.path = tempfile.mkstemp(prefix="upload-", dir=self.tmp_dir)
-        with os.fdopen(fd, "wb") as out:
-            for block in self.stored.iter_range(0, None, PIPE_BLOCK):
-                out.write(block)
-                eventlet.sleep(0)
-        return self.path
-
-    def __exit__(self, *exc):
+@contextlib.contextmanager
+def temp_path(directory, suffix="", prefix="tmp"):
+    """A temporary file's path, removed on exit whatever happened."""
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix=prefix, dir=directory)
+    os.close(fd)
+    try:
+        yield path
+    finally:
         try:
-            os.unlink(self.path)
+            os.unlink(path)
         except OSError:
             pass
+
+
+@contextlib.contextmanager
+def spooled(stored, directory):
+    """The stored file copied to a local temporary file, for inputs that need seeking."""
+    with temp_path(directory, prefix="upload-") as path:
+        with open(path, "wb") as out:
+            for block in stored.iter_range(0, None, PIPE_BLOCK):
+                out.write(block)
+                eventlet.sleep(0)
+        yield path
 
 
 def _feed(proc, stored):
