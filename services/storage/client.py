@@ -3,7 +3,6 @@ import datetime
 import logging
 import uuid
 
-import gridfs
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
@@ -11,7 +10,7 @@ from pymongo.errors import OperationFailure
 
 from services.common import constants as c
 from services.common.utils import as_datetime, utcnow
-from services.storage.gridio import StoredFile
+from services.storage.gridio import FileWriter, StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -35,40 +34,32 @@ class Upload:
     `touch` (optional) is called every 64 MiB, so a long upload still in progress is not taken
     for one abandoned by a crashed gateway (see `Storage.sweep_uploads`)."""
 
-    def __init__(self, grid_in, touch=None):
-        self._grid_in = grid_in
+    def __init__(self, writer, touch=None):
+        self._writer = writer
         self._touch = touch
-        self.file_id = grid_in._id
+        self.file_id = writer.file_id
         self.size = 0
         self.committed = False
 
     def write(self, data):
-        self._grid_in.write(data)
+        self._writer.write(data)
         before, self.size = self.size, self.size + len(data)
         if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
             self._touch()
 
     def commit(self):
-        self._grid_in.close()
+        self._writer.close()
         self.committed = True
 
     def abort(self):
-        if self.committed:
-            return
-        try:
-            self._grid_in.abort()
-        except OperationFailure:
-            # pymongo deletes the chunks first, then the files document; a server that never saw the
-            # files document (it is written on close) may refuse that last delete. Nothing is left.
-            pass
+        if not self.committed:
+            self._writer.abort()
 
 
 class Storage:
     def __init__(self, db):
         self.db = db
         self.jobs = db[c.JOBS_COLLECTION]
-        self.videos = gridfs.GridFSBucket(db, c.VIDEOS_BUCKET, chunk_size_bytes=CHUNK_SIZE)
-        self.mp3s = gridfs.GridFSBucket(db, c.MP3S_BUCKET, chunk_size_bytes=CHUNK_SIZE)
 
     def ensure_indexes(self):
         self.jobs.create_index([("owner", 1), ("created_at", -1)])
@@ -86,16 +77,15 @@ class Storage:
         """Create the job record (hidden while uploading) and a GridFS stream for the video."""
         now = utcnow()
         job_id = uuid.uuid4().hex
-        grid_in = self.videos.open_upload_stream(
-            filename, metadata={"owner": owner, "job_id": job_id})
+        writer = self._writer(c.VIDEOS_BUCKET, filename, {"owner": owner, "job_id": job_id})
         self.jobs.insert_one({
             "_id": job_id, "owner": owner, "filename": filename, "status": c.UPLOADING,
-            "video_id": grid_in._id, "mp3_id": None, "error": None, "attempts": 0,
+            "video_id": writer.file_id, "mp3_id": None, "error": None, "attempts": 0,
             "lease_owner": None, "lease_until": None, "not_before": None,
             "notify": None, "notify_attempts": 0, "notify_next": None,
             "created_at": now, "updated_at": now,
         })
-        return job_id, Upload(grid_in, touch=lambda: self.jobs.update_one(
+        return job_id, Upload(writer, touch=lambda: self.jobs.update_one(
             {"_id": job_id, "status": c.UPLOADING}, {"$set": {"updated_at": utcnow()}}))
 
     def queue_job(self, job_id, size):
@@ -121,30 +111,33 @@ class Storage:
 
     # videos and mp3s -------------------------------------------------------
     def open_video(self, video_id):
-        return self._open(self.videos, c.VIDEOS_BUCKET, video_id)
+        return self._open(c.VIDEOS_BUCKET, video_id)
 
     def delete_video(self, video_id):
-        self._delete(self.videos, c.VIDEOS_BUCKET, video_id)
+        self._delete(c.VIDEOS_BUCKET, video_id)
 
     def begin_mp3(self, job):
-        grid_in = self.mp3s.open_upload_stream(
-            mp3_filename(job["filename"]),
-            metadata={"owner": job["owner"], "job_id": job["_id"], "source": job["filename"]})
-        return Upload(grid_in)
+        return Upload(self._writer(
+            c.MP3S_BUCKET, mp3_filename(job["filename"]),
+            {"owner": job["owner"], "job_id": job["_id"], "source": job["filename"]}))
+
+    def _writer(self, bucket, filename, metadata):
+        return FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
+                          filename, metadata, CHUNK_SIZE)
 
     def open_mp3(self, mp3_id):
-        return self._open(self.mp3s, c.MP3S_BUCKET, mp3_id)
+        return self._open(c.MP3S_BUCKET, mp3_id)
 
     def delete_mp3(self, mp3_id):
-        self._delete(self.mp3s, c.MP3S_BUCKET, mp3_id)
+        self._delete(c.MP3S_BUCKET, mp3_id)
 
-    def _open(self, bucket, name, file_id):
+    def _open(self, name, file_id):
         doc = self.db[name + ".files"].find_one({"_id": file_id})
         if doc is None:
             return None
         return StoredFile(self.db[name + ".chunks"], doc)
 
-    def _delete(self, bucket, name, file_id):
+    def _delete(self, name, file_id):
         self.db[name + ".chunks"].delete_many({"files_id": file_id})
         try:
             self.db[name + ".files"].delete_one({"_id": file_id})

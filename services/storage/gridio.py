@@ -6,7 +6,12 @@ correct on any MongoDB and keeps memory flat.
 """
 import io
 
-BATCH_CHUNKS = 16
+from bson import Binary
+from pymongo.errors import OperationFailure
+
+from services.common.utils import utcnow
+
+BATCH_CHUNKS = 4  # 4 MiB a query: 320 MB/s on nx-27017 at 57 MB RSS (16: 390 MB/s at 94 MB)
 
 
 class StoredFile(io.RawIOBase):
@@ -96,3 +101,53 @@ class StoredFile(io.RawIOBase):
             raise IOError("GridFS file %s misses chunk %d" % (self.file_id, n))
         self._batch_start, self._batch = n, batch
         return batch[0]
+
+
+class FileWriter:
+    """Writes one GridFS file (the spec's files/chunks layout), one chunk at a time.
+
+    pymongo's GridIn buffers up to 48 MB of chunks for one insert_many, which costs every upload
+    ~250 MB of RSS (measured: 305 MB peak for a 160 MB file, 56 MB with this writer, at the same
+    speed on nx-27017). Like GridIn it writes the files document last, on `close()`, so a reader
+    never sees a partial file; any GridFS reader reads what it writes.
+    """
+
+    def __init__(self, files, chunks, file_id, filename, metadata, chunk_size):
+        self._files = files
+        self._chunks = chunks
+        self.file_id = file_id
+        self._filename = filename
+        self._metadata = metadata
+        self._chunk_size = chunk_size
+        self._buffer = bytearray()
+        self._n = 0
+        self.length = 0
+
+    def write(self, data):
+        self._buffer += data
+        self.length += len(data)
+        while len(self._buffer) >= self._chunk_size:
+            self._insert(bytes(self._buffer[:self._chunk_size]))
+            del self._buffer[:self._chunk_size]
+
+    def close(self):
+        if self._buffer:
+            self._insert(bytes(self._buffer))
+            self._buffer = bytearray()
+        # (nx-27017 keeps a placeholder files document while chunks arrive; this insert
+        # replaces it there, and is a plain insert on MongoDB)
+        self._files.insert_one({
+            "_id": self.file_id, "length": self.length, "chunkSize": self._chunk_size,
+            "uploadDate": utcnow(), "filename": self._filename, "metadata": self._metadata})
+
+    def abort(self):
+        self._buffer = bytearray()
+        self._chunks.delete_many({"files_id": self.file_id})
+        try:
+            self._files.delete_one({"_id": self.file_id})  # nx-27017's placeholder, if any
+        except OperationFailure:
+            pass  # nx-27017 refuses to delete a files document it does not have
+
+    def _insert(self, data):
+        self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
+        self._n += 1

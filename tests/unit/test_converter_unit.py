@@ -198,12 +198,12 @@ def make_job(**fields):
 
 
 class Harness:
-    """Mock storage/encoder around a real `Upload` whose GridIn is a mock."""
+    """Mock storage/encoder around a real `Upload` whose FileWriter is a mock."""
 
     def __init__(self, tmp_path, job=None, mp3=b"ID3" + b"\x01" * 3000):
         self.job = make_job() if job is None else job
         self.mp3_id = ObjectId()
-        self.grid_in = mock.Mock(_id=self.mp3_id)
+        self.grid_in = mock.Mock(file_id=self.mp3_id)  # the FileWriter
         self.upload = Upload(self.grid_in)
         self.storage = mock.Mock(name="storage")
         self.storage.claim_job.return_value = self.job
