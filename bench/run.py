@@ -994,7 +994,8 @@ def report(R, args):
         o(f"| moviepy {m['version'].split()[0]} VideoFileClip.audio.write_audiofile | "
           f"{m['wall']:.2f} | {m['cpu']:.2f} | {m['maxrss_mb']:.0f} | "
           f"{fmt(m.get('tree_mb'), '.0f')} | {m['mp3_bytes'] / 1e6:.1f} |")
-        o(f"\n(moviepy uses imageio-ffmpeg's static ffmpeg: `{m['version'].split()[-1]}`; "
+        o(f"\n(moviepy uses imageio-ffmpeg's static ffmpeg: "
+          f"`{os.path.relpath(m['version'].split()[-1], ROOT)}`; "
           "its default MP3 is libmp3lame at ffmpeg's default bitrate, not -q:a 2.)\n")
     # targets
     o("## Targets\n")

@@ -7,6 +7,7 @@ the job over. Only the lease holder may finish the job, so a job gets one MP3 an
 import logging
 import os
 import socket
+import time
 import uuid
 
 import eventlet
@@ -34,6 +35,7 @@ class Conversion:
         self.max_attempts = max_attempts
         self.worker = WORKER_PREFIX + uuid.uuid4().hex[:8]
         self.lost = False
+        self.timings = {}  # seconds from the claim: "ffmpeg" (encoded), "stored" (job done)
 
     def run(self, job_id):
         """Returns ("done"|"failed", job) when this call settled the job, else (None, None)."""
@@ -42,6 +44,7 @@ class Conversion:
             return None, None  # queued elsewhere, being converted, or already finished
         if job["attempts"] > self.max_attempts:
             return self._fail(job, GAVE_UP)
+        started = time.monotonic()
         renewer = eventlet.spawn(self._renew, job_id)
         mp3_upload = None
         try:
@@ -50,6 +53,7 @@ class Conversion:
                 return self._fail(job, "The uploaded video is no longer stored.")
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
                 duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
+                self.timings["ffmpeg"] = time.monotonic() - started
                 mp3_upload = self.storage.begin_mp3(job)
                 with open(target, "rb") as mp3:
                     for block in iter(lambda: mp3.read(1 << 20), b""):
@@ -60,6 +64,7 @@ class Conversion:
             finished = self.storage.complete_job(job_id, self.worker, mp3_upload.file_id, duration)
             if finished is None:
                 raise LeaseLost()
+            self.timings["stored"] = time.monotonic() - started
             self.storage.delete_video(job["video_id"])
             self.storage.forget_video(job_id)
             return c.DONE, finished

@@ -52,7 +52,9 @@ class ConverterService:
             max_attempts=int(self.config.get(c.CFG_MAX_ATTEMPTS) or 5))
         outcome, job = conversion.run(job_id)
         if outcome is not None:
-            log.info("job %s: %s%s", job_id, outcome, ": " + job["error"] if job.get("error") else "")
+            log.info("job %s: %s%s %s", job_id, outcome,
+                     ": " + job["error"] if job.get("error") else "",
+                     " ".join("%s=%.2fs" % item for item in conversion.timings.items()))
         if outcome == c.DONE:
             self.dispatch(c.MP3_READY, {"job_id": job["_id"], "mp3_id": str(job["mp3_id"]),
                                         "owner": job["owner"], "filename": job["filename"]})
