@@ -11,7 +11,10 @@ test: setup
 	scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup
-	.venv/bin/python bench/run.py $(BENCH_ARGS)
+	scripts/with-broker.sh .venv/bin/python bench/run.py $(BENCH_ARGS)
+
+bench-scale: setup
+	scripts/with-broker.sh .venv/bin/python bench/run.py --only scale $(BENCH_ARGS)
 
 lint: setup
 	.venv/bin/python -m flake8 services tests bench

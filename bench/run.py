@@ -857,6 +857,8 @@ def moviepy_row(src, nice, venv):
 # ---------------------------------------------------------------- report
 
 def raw_ffmpeg_walls(b):
+    if not b.get("ffmpeg"):
+        return []
     return [b["ffmpeg"]["wall"]] + [r["wall"] for r in b.get("ffmpeg_after") or []]
 
 

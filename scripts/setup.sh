@@ -35,6 +35,7 @@ PY
 
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
+[ -x /usr/bin/time ] || missing+=(time)  # make bench measures peak RSS with it
 if ! amqp_answers && ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
     missing+=(rabbitmq-server)
 fi

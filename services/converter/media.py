@@ -9,6 +9,7 @@ import shutil
 import signal
 import struct
 import tempfile
+import time
 
 import eventlet
 import ffmpeg
@@ -114,15 +115,18 @@ class Encoder:
         stderr = bytearray()
         feeder = eventlet.spawn(_feed, proc, stored) if stored is not None else None
         reader = eventlet.spawn(_drain, proc.stderr, stderr)
+        deadline = time.monotonic() + self.timeout
         try:
-            with eventlet.Timeout(self.timeout, False):
-                while proc.poll() is None:
+            while True:
+                try:
+                    proc.wait(timeout=1)  # green: polls every 10 ms without blocking the hub
+                    break
+                except subprocess.TimeoutExpired:
                     if should_stop():
                         raise ConversionAborted()
-                    eventlet.sleep(0.2)
-            if proc.poll() is None:
-                raise ConversionError(
-                    "The conversion took longer than the limit of %s." % hms(self.timeout))
+                    if time.monotonic() > deadline:
+                        raise ConversionError("The conversion took longer than the limit of %s."
+                                              % hms(self.timeout))
         finally:
             if proc.poll() is None:
                 _kill(proc)
