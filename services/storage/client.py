@@ -6,11 +6,10 @@ import uuid
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
-from pymongo.errors import OperationFailure
 
 from services.common import constants as c
 from services.common.utils import as_datetime, utcnow
-from services.storage.gridio import FileWriter, StoredFile
+from services.storage.gridio import FileWriter, StoredFile, delete_file
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +37,15 @@ class Upload:
         self._writer = writer
         self._touch = touch
         self.file_id = writer.file_id
-        self.size = 0
         self.committed = False
 
+    @property
+    def size(self):
+        return self._writer.length
+
     def write(self, data):
+        before = self.size
         self._writer.write(data)
-        before, self.size = self.size, self.size + len(data)
         if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
             self._touch()
 
@@ -138,13 +140,7 @@ class Storage:
         return StoredFile(self.db[name + ".chunks"], doc)
 
     def _delete(self, name, file_id):
-        self.db[name + ".chunks"].delete_many({"files_id": file_id})
-        try:
-            self.db[name + ".files"].delete_one({"_id": file_id})
-        except OperationFailure:
-            # nx-27017 refuses to delete a files document that does not exist (an upload that
-            # never got committed has none); MongoDB deletes nothing. Either way it is gone.
-            pass
+        delete_file(self.db[name + ".files"], self.db[name + ".chunks"], file_id)
 
     # job records -----------------------------------------------------------
     def get_job(self, job_id):

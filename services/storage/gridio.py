@@ -103,6 +103,17 @@ class StoredFile(io.RawIOBase):
         return batch[0]
 
 
+def delete_file(files, chunks, file_id):
+    """Remove a GridFS file's chunks, then its files document if there is one."""
+    chunks.delete_many({"files_id": file_id})
+    try:
+        files.delete_one({"_id": file_id})
+    except OperationFailure:
+        # nx-27017 refuses to delete a files document that does not exist (an upload that
+        # never got committed has none); MongoDB deletes nothing. Either way it is gone.
+        pass
+
+
 class FileWriter:
     """Writes one GridFS file (the spec's files/chunks layout), one chunk at a time.
 
@@ -142,11 +153,7 @@ class FileWriter:
 
     def abort(self):
         self._buffer = bytearray()
-        self._chunks.delete_many({"files_id": self.file_id})
-        try:
-            self._files.delete_one({"_id": self.file_id})  # nx-27017's placeholder, if any
-        except OperationFailure:
-            pass  # nx-27017 refuses to delete a files document it does not have
+        delete_file(self._files, self._chunks, self.file_id)  # with nx-27017's placeholder
 
     def _insert(self, data):
         self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
