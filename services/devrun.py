@@ -7,7 +7,6 @@ then the four Nameko services. SIGINT or SIGTERM stops everything it started.
     python -m services.devrun [--converters N] [--only broker]
 """
 import argparse
-import ctypes
 import os
 import secrets
 import shutil
@@ -18,6 +17,8 @@ import sys
 import time
 import urllib.request
 from urllib.parse import urlparse
+
+from services.common.utils import die_with_parent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = os.path.join(ROOT, "var")
@@ -49,14 +50,6 @@ def wait_until(check, timeout, what, proc=None):
     raise SystemExit("%s: not ready after %d s" % (what, timeout))
 
 
-def _die_with_parent():
-    """Children get SIGTERM if this launcher is killed, so nothing is left behind."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 class Launcher:
     def __init__(self):
         self.children = []  # (name, Popen, stop callable or None), in start order
@@ -66,7 +59,7 @@ class Launcher:
         log_path = os.path.join(VAR, "log", (log_name or name) + ".log")
         log = open(log_path, "ab")
         proc = subprocess.Popen(argv, cwd=ROOT, env=env or self.env, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                stderr=subprocess.STDOUT, preexec_fn=die_with_parent(signal.SIGTERM))
         self.children.append((name, proc, stop))
         return proc
 

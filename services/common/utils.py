@@ -1,3 +1,4 @@
+import ctypes
 import datetime
 
 
@@ -30,3 +31,14 @@ def as_bool(value):
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def die_with_parent(sig):
+    """A `preexec_fn` that has the child sent `sig` when its parent dies (PR_SET_PDEATHSIG), so
+    a killed launcher or converter leaves no process behind."""
+    def set_signal():
+        try:
+            ctypes.CDLL("libc.so.6").prctl(1, sig)
+        except Exception:
+            pass
+    return set_signal

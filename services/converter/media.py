@@ -1,6 +1,5 @@
 """ffmpeg and ffprobe on untrusted uploads: streamed through pipes, restricted to known demuxers."""
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -15,6 +14,7 @@ import eventlet
 import ffmpeg
 from eventlet.green import subprocess
 
+from services.common.utils import die_with_parent
 from services.converter.exceptions import ConversionError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Encoder:
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if stored is not None else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=_die_with_parent)
+            preexec_fn=die_with_parent(signal.SIGKILL))
         stderr = bytearray()
         feeder = eventlet.spawn(_feed, proc, stored) if stored is not None else None
         reader = eventlet.spawn(_drain, proc.stderr, stderr)
@@ -185,14 +185,6 @@ def _drain(pipe, keep):
             return
         keep.extend(data)
         del keep[:-STDERR_KEEP]
-
-
-def _die_with_parent():
-    """ffmpeg gets SIGKILL when its converter dies, so no orphan keeps burning a core."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def _kill(proc):
