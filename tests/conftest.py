@@ -9,6 +9,7 @@ import uuid  # noqa: E402
 import pytest  # noqa: E402
 
 from tests import helpers  # noqa: E402
+from tests.configs import config_defaults  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JWT_SECRET = "test-secret-" + "x" * 40
@@ -86,20 +87,20 @@ def auth_db_uri(request, tmp_path):
 
 @pytest.fixture
 def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
-    """Config shared by the four services in one test: isolated vhost, database and ports."""
-    config = dict(rabbit_config)
+    """Config shared by the four services in one test: the defaults of config/*.yaml with an
+    isolated vhost, database, ports and directories."""
+    config = config_defaults()
+    config.update(rabbit_config)
     config.update({
         "MONGO_URI": mongo_uri,
         "MONGO_DB": mongo_db,
         "DB_URIS": {"auth:Base": "sqlite:///%s" % (tmp_path / "auth.db")},
         "JWT_SECRET": JWT_SECRET,
-        "JWT_TTL": 3600,
         "WEB_SERVER_ADDRESS": "127.0.0.1:%d" % helpers.free_port(),
         "MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
-        "AUTH_RPC_TIMEOUT": 5,
         "LEASE_SECONDS": 6,
         "HEARTBEAT_DIR": str(tmp_path),
-        "SMTP": {"HOST": "127.0.0.1", "PORT": 1},
+        "SMTP_PORT": 1,
         "max_workers": 10,
         "PREFETCH_COUNT": 2,
     })

@@ -8,13 +8,12 @@ from eventlet import tpool
 from nameko.extensions import DependencyProvider
 from nameko_sqlalchemy import Database
 
-from services.auth.exceptions import ConfigurationError, InvalidToken
-from services.common import constants as c
+from services.auth.exceptions import InvalidToken
+from services.auth.settings import AuthSettings
 
 ISSUER = "mp3svc"
 AUDIENCE = "mp3svc"
 ALGORITHM = "HS256"
-MIN_SECRET_BYTES = 32
 
 
 class UsersDatabase(Database):
@@ -78,19 +77,10 @@ class Tokens:
         return claims["sub"]
 
 
-def load_secret(config):
-    secret = config.get(c.CFG_JWT_SECRET) or ""
-    if len(str(secret).encode()) < MIN_SECRET_BYTES:
-        raise ConfigurationError(
-            "JWT_SECRET must be set to at least %d bytes (e.g. `openssl rand -hex 32`)"
-            % MIN_SECRET_BYTES)
-    return str(secret)
-
-
 class JWTTokens(DependencyProvider):
     def setup(self):
-        config = self.container.config
-        self.tokens = Tokens(load_secret(config), int(config.get(c.CFG_JWT_TTL) or 3600))
+        settings = AuthSettings.of(self.container)
+        self.tokens = Tokens(settings.JWT_SECRET, settings.JWT_TTL)
 
     def get_dependency(self, worker_ctx):
         return self.tokens

@@ -34,7 +34,3 @@ class TooManyAttempts(Exception):
     @property
     def retry_after(self):
         return int(self.args[1]) if len(self.args) > 1 else 60
-
-
-class ConfigurationError(Exception):
-    pass

@@ -1,20 +1,19 @@
 """auth: users, passwords and tokens over Nameko RPC."""
-from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from services.auth import users
 from services.auth.dependencies import JWTTokens, PasswordHashing, UsersDatabase
 from services.auth.exceptions import RegistrationClosed
 from services.auth.models import Base
+from services.auth.settings import AuthSettings
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
-from services.common.utils import as_bool
 
 
 class AuthService:
     name = c.AUTH
 
-    config = Config()
+    settings = AuthSettings()
     heartbeat = Heartbeat()
     db = UsersDatabase(Base)
     passwords = PasswordHashing()
@@ -31,7 +30,7 @@ class AuthService:
 
     @rpc
     def register(self, email, password):
-        if not as_bool(self.config.get(c.CFG_ALLOW_REGISTRATION, True)):
+        if not self.settings.ALLOW_REGISTRATION:
             raise RegistrationClosed("Registration is closed on this server.")
         return users.create_user(self.db.session, self.passwords, email, password)
 
@@ -39,8 +38,8 @@ class AuthService:
     def login(self, email, password):
         email = users.authenticate(
             self.db.session, self.passwords, email, password,
-            max_failures=int(self.config.get(c.CFG_LOGIN_MAX_FAILURES) or 5),
-            lockout=int(self.config.get(c.CFG_LOGIN_LOCKOUT) or 300))
+            max_failures=self.settings.LOGIN_MAX_FAILURES,
+            lockout=self.settings.LOGIN_LOCKOUT_SECONDS)
         return {"token": self.tokens.issue(email), "token_type": "Bearer",
                 "expires_in": self.tokens.ttl}
 

@@ -3,6 +3,7 @@ import eventlet
 from nameko.extensions import DependencyProvider
 
 from services.common.probe import touch
+from services.common.settings import ServiceSettings
 
 
 class Heartbeat(DependencyProvider):
@@ -12,7 +13,7 @@ class Heartbeat(DependencyProvider):
     interval = 10
 
     def setup(self):
-        self.directory = self.container.config.get("HEARTBEAT_DIR")
+        self.directory = ServiceSettings.of(self.container).HEARTBEAT_DIR
         self.service = self.container.service_name
         self.thread = None
 

@@ -9,9 +9,10 @@
 from kombu import Queue
 from nameko.events import EventDispatcher as NamekoEventDispatcher
 from nameko.events import EventHandler, get_event_exchange
-from nameko.messaging import Consumer, QueueConsumer
+from nameko.messaging import Consumer, Publisher, QueueConsumer
 
 from services.common import constants as c
+from services.common.settings import ServiceSettings
 
 # who consumes which event: (source, event) -> [(service, method)]
 CONSUMERS = {
@@ -21,18 +22,17 @@ CONSUMERS = {
 }
 
 
-def queue_arguments(config):
-    if (config.get(c.CFG_QUEUE_TYPE) or "classic") == "quorum":
-        return {"x-queue-type": "quorum"}
-    return {}
+def queue_name(source, event_type, service, method):
+    return "evt-{}-{}--{}.{}".format(source, event_type, service, method)
 
 
-def event_queue(config, source, event_type, service, method):
+def event_queue(container, source, event_type, service, method):
+    quorum = ServiceSettings.of(container).RABBIT_QUEUE_TYPE == "quorum"
     return Queue(
-        "evt-{}-{}--{}.{}".format(source, event_type, service, method),
-        exchange=get_event_exchange(source, config), routing_key=event_type,
+        queue_name(source, event_type, service, method),
+        exchange=get_event_exchange(source, container.config), routing_key=event_type,
         durable=True, auto_delete=False, exclusive=False,
-        queue_arguments=queue_arguments(config))
+        queue_arguments={"x-queue-type": "quorum"} if quorum else {})
 
 
 class PrefetchQueueConsumer(QueueConsumer):
@@ -41,15 +41,14 @@ class PrefetchQueueConsumer(QueueConsumer):
 
     @property
     def prefetch_count(self):
-        return int(self.container.config.get("PREFETCH_COUNT") or self.container.max_workers)
+        return ServiceSettings.of(self.container).PREFETCH_COUNT or self.container.max_workers
 
 
 class DurableEventHandler(EventHandler):
     queue_consumer = PrefetchQueueConsumer()
 
     def setup(self):
-        config = self.container.config
-        self.queue = event_queue(config, self.source_service, self.event_type,
+        self.queue = event_queue(self.container, self.source_service, self.event_type,
                                  self.container.service_name, self.method_name)
         Consumer.setup(self)
 
@@ -60,9 +59,23 @@ event_handler = DurableEventHandler.decorator
 class EventDispatcher(NamekoEventDispatcher):
     def setup(self):
         super().setup()
-        config = self.container.config
         source = self.container.service_name
         for (src, event_type), consumers in CONSUMERS.items():
             if src == source:
-                self.declare.extend(event_queue(config, src, event_type, service, method)
+                self.declare.extend(event_queue(self.container, src, event_type, service, method)
                                     for service, method in consumers)
+
+
+class Redispatcher(Publisher):
+    """`redispatch(source, event_type, payload)`: publish an event again as its original source
+    did, so that a sweeper hands due work back to the normal path (the same queue, the same
+    handler, the same concurrency limit) instead of doing the work itself."""
+
+    def get_dependency(self, worker_ctx):
+        headers = self.get_message_headers(worker_ctx)
+        config = self.container.config
+
+        def redispatch(source, event_type, payload):
+            self.publisher.publish(payload, exchange=get_event_exchange(source, config),
+                                   routing_key=event_type, extra_headers=headers)
+        return redispatch

@@ -8,20 +8,8 @@ def utcnow():
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-def as_datetime(value):
-    """A naive UTC datetime from what the server returned. nx-27017 hands back dates written by an
-    update as strings ('2026-11-25 10:55:37.291000'); MongoDB returns datetimes."""
-    if value is None or isinstance(value, datetime.datetime):
-        return value
-    text = str(value).rstrip("Z").replace("T", " ")
-    parsed = datetime.datetime.fromisoformat(text)
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return parsed
-
-
 def isoformat(value):
-    value = as_datetime(value)
+    """A naive UTC datetime as ISO 8601 with a Z, or None."""
     if value is None:
         return None
     return value.isoformat(timespec="milliseconds") + "Z"

@@ -4,21 +4,18 @@ import tempfile
 
 from nameko.extensions import DependencyProvider
 
-from services.common import constants as c
 from services.converter.media import Encoder, which
+from services.converter.settings import ConverterSettings
 
 
 class FFmpegEncoder(DependencyProvider):
     def setup(self):
-        config = self.container.config
+        settings = ConverterSettings.of(self.container)
         self.tmp_dir = tempfile.mkdtemp(prefix="mp3svc-converter-")
         self.encoder = Encoder(
-            ffmpeg_bin=which(config.get(c.CFG_FFMPEG) or "ffmpeg"),
-            ffprobe_bin=which(config.get(c.CFG_FFPROBE) or "ffprobe"),
-            quality=int(config.get(c.CFG_MP3_QUALITY) or 2),
-            timeout=float(config.get(c.CFG_CONVERT_TIMEOUT) or 1500),
-            max_duration=float(config.get(c.CFG_MAX_DURATION) or 4 * 3600),
-            tmp_dir=self.tmp_dir)
+            ffmpeg_bin=which(settings.FFMPEG), ffprobe_bin=which(settings.FFPROBE),
+            quality=settings.MP3_QUALITY, timeout=settings.CONVERT_TIMEOUT,
+            max_duration=settings.MAX_DURATION, tmp_dir=self.tmp_dir)
 
     def stop(self):
         self._cleanup()

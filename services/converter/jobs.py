@@ -5,68 +5,61 @@ renews. A converter that dies stops renewing; once the lease expires any convert
 the job over. Only the lease holder may finish the job, so a job gets one MP3 and one outcome.
 """
 import logging
-import os
-import socket
 import time
-import uuid
 
 import eventlet
 from pymongo.errors import PyMongoError
 
 from services.common import constants as c
+from services.common.leases import backoff, worker_id
 from services.converter.exceptions import ConversionError, LeaseLost, TransientError
 from services.converter.media import ConversionAborted, temp_path
 
 log = logging.getLogger(__name__)
 
-WORKER_PREFIX = "%s-%d-" % (socket.gethostname(), os.getpid())
 GAVE_UP = ("The conversion was interrupted too many times; an operator can requeue it.")
 
 
-def backoff(attempt, base=5, cap=300):
-    return min(cap, base * 2 ** max(0, attempt - 1))
-
-
 class Conversion:
-    def __init__(self, storage, encoder, lease, max_attempts):
-        self.storage = storage
+    def __init__(self, store, encoder, lease, max_attempts):
+        self.store = store
         self.encoder = encoder
         self.lease = lease
         self.max_attempts = max_attempts
-        self.worker = WORKER_PREFIX + uuid.uuid4().hex[:8]
+        self.worker = worker_id()
         self.lost = False
         self.timings = {}  # seconds from the claim: "ffmpeg" (encoded), "stored" (job done)
 
     def run(self, job_id):
         """Returns ("done"|"failed", job) when this call settled the job, else (None, None)."""
-        job = self.storage.claim_job(job_id, self.worker, self.lease)
+        job = self.store.claim(job_id, self.worker, self.lease)
         if job is None:
             return None, None  # queued elsewhere, being converted, or already finished
-        if job["attempts"] > self.max_attempts:
+        if job.attempts > self.max_attempts:
             return self._fail(job, GAVE_UP)
         started = time.monotonic()
         renewer = eventlet.spawn(self._renew, job_id)
         mp3_upload = None
         try:
-            video = self.storage.open_video(job["video_id"])
+            video = self.store.open_video(job)
             if video is None:
                 return self._fail(job, "The uploaded video is no longer stored.")
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
                 duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
                 self.timings["ffmpeg"] = time.monotonic() - started
-                mp3_upload = self.storage.begin_mp3(job)
+                mp3_upload = self.store.create_mp3(job)
                 with open(target, "rb") as mp3:
                     for block in iter(lambda: mp3.read(1 << 20), b""):
                         if self.lost:
                             raise LeaseLost()
                         mp3_upload.write(block)
                 mp3_upload.commit()
-            finished = self.storage.complete_job(job_id, self.worker, mp3_upload.file_id, duration)
+            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id, duration,
+                                           mp3_upload.size)
             if finished is None:
                 raise LeaseLost()
             self.timings["stored"] = time.monotonic() - started
-            self.storage.delete_video(job["video_id"])
-            self.storage.forget_video(job_id)
+            self.store.drop_video(job)
             return c.DONE, finished
         except ConversionError as exc:
             return self._fail(job, exc.args[0])
@@ -78,7 +71,7 @@ class Conversion:
             log.warning("job %s: transient failure, retrying later: %s", job_id, exc)
             self._drop(mp3_upload)
             try:
-                self.storage.release_job(job_id, self.worker, backoff(job["attempts"]), str(exc))
+                self.store.release(job_id, self.worker, backoff(job.attempts), str(exc))
             except PyMongoError:
                 pass  # the lease expires and the sweeper takes the job
             return None, None
@@ -86,7 +79,7 @@ class Conversion:
             renewer.kill()
 
     def _fail(self, job, reason):
-        finished = self.storage.fail_job(job["_id"], self.worker, reason)
+        finished = self.store.fail(job.id, self.worker, reason)
         return (c.FAILED, finished) if finished else (None, None)
 
     def _drop(self, upload):
@@ -94,7 +87,7 @@ class Conversion:
             return
         try:
             if upload.committed:
-                self.storage.delete_mp3(upload.file_id)
+                self.store.delete_mp3(upload.file_id)
             else:
                 upload.abort()
         except PyMongoError:
@@ -104,7 +97,7 @@ class Conversion:
         while True:
             eventlet.sleep(max(1.0, self.lease / 3.0))
             try:
-                if not self.storage.renew_lease(job_id, self.worker, self.lease):
+                if not self.store.renew(job_id, self.worker, self.lease):
                     self.lost = True
                     return
             except PyMongoError:

@@ -7,6 +7,7 @@ from nameko.rpc import RpcProxy
 
 from services.common import constants as c
 from services.gateway.exceptions import AuthUnavailable, BrokerUnavailable
+from services.gateway.settings import GatewaySettings
 
 
 class AuthClient:
@@ -36,7 +37,7 @@ class AuthRpc(RpcProxy):
         super().__init__(c.AUTH, **options)
 
     def setup(self):
-        self.timeout = float(self.container.config.get(c.CFG_AUTH_RPC_TIMEOUT) or 5)
+        self.timeout = GatewaySettings.of(self.container).AUTH_RPC_TIMEOUT
         self.options.setdefault("expiration", self.timeout)
         super().setup()
 

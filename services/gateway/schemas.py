@@ -3,7 +3,6 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from services.common import constants as c
 from services.common.utils import isoformat
 
 MAX_FILENAME = 255
@@ -13,13 +12,13 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\u20
 
 def job_to_json(job):
     return {
-        "job_id": job["_id"],
-        "status": job["status"],
-        "filename": job["filename"],
-        "mp3_id": str(job["mp3_id"]) if job.get("mp3_id") else None,
-        "error": job.get("error"),
-        "created_at": isoformat(job.get("created_at")),
-        "updated_at": isoformat(job.get("updated_at")),
+        "job_id": job.id,
+        "status": job.status,
+        "filename": job.filename,
+        "mp3_id": str(job.mp3_id) if job.mp3_id else None,
+        "error": job.error,
+        "created_at": isoformat(job.created_at),
+        "updated_at": isoformat(job.updated_at),
     }
 
 
@@ -55,7 +54,3 @@ def content_disposition(filename):
 
 def is_job_id(value):
     return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
-
-
-def public_status(job):
-    return job is not None and job["status"] != c.UPLOADING

@@ -1,6 +1,8 @@
 """gateway: the HTTP API (login, upload, job status, download) and ops RPC on jobs."""
-from nameko.dependency_providers import Config
+import logging
+
 from nameko.rpc import rpc
+from nameko.timer import timer
 from pymongo.errors import PyMongoError
 from werkzeug.wsgi import wrap_file
 from werkzeug.wrappers import Response
@@ -13,20 +15,22 @@ from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_response
 from services.gateway.exceptions import (
     BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
+from services.gateway.jobs import GatewayStore
+from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
-from services.storage.client import parse_file_id
-from services.storage.dependencies import GridFSStorage
+from services.storage.files import parse_file_id
 
+log = logging.getLogger(__name__)
 DOWNLOAD_BLOCK = 1024 * 1024
 
 
 class GatewayService:
     name = c.GATEWAY
 
-    config = Config()
+    settings = GatewaySettings()
     heartbeat = Heartbeat()
     auth = AuthRpc()
-    storage = GridFSStorage()
+    jobs = GatewayStore()
     broker = BrokerCheck()
     dispatch = EventDispatcher()
 
@@ -39,7 +43,7 @@ class GatewayService:
     @http("GET", "/healthz")
     def healthz(self, request):
         failing = {}
-        for part, check in (("mongodb", self.storage.ping), ("broker", self.broker.check),
+        for part, check in (("mongodb", self.jobs.ping), ("broker", self.broker.check),
                             ("auth", self.auth.ping)):
             try:
                 check()
@@ -71,31 +75,30 @@ class GatewayService:
     @http("POST", "/upload")
     def upload(self, request):
         owner = self._user(request)
-        receiver = UploadReceiver(
-            int(self.config.get(c.CFG_MAX_UPLOAD_BYTES) or 1 << 30),
-            lambda filename: self.storage.begin_upload(owner, filename))
+        receiver = UploadReceiver(self.settings.MAX_UPLOAD_BYTES,
+                                  lambda filename: self.jobs.begin_upload(owner, filename))
         try:
             job_id, size = receiver.receive(request)
         except BaseException:
             try:
-                receiver.discard(self.storage)
+                receiver.discard(self.jobs)
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass
             raise
-        job = self.storage.queue_job(job_id, size)
+        job = self.jobs.queue(job_id, size)
         if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
         try:
             self._dispatch_job(job)
         except Exception as exc:
-            self.storage.discard_job(job_id)
+            self.jobs.discard(job_id)
             raise BrokerUnavailable("Could not queue the job: %s" % exc) from exc
         return json_response({"job_id": job_id, "status": c.QUEUED}, 202)
 
     @http("GET", "/jobs")
     def list_jobs_http(self, request):
         owner = self._user(request)
-        return json_response({"jobs": [schemas.job_to_json(j) for j in self.storage.jobs_for(owner)]})
+        return json_response({"jobs": [schemas.job_to_json(j) for j in self.jobs.for_owner(owner)]})
 
     @http("GET", "/jobs/<string:job_id>")
     def get_job(self, request, job_id):
@@ -107,13 +110,13 @@ class GatewayService:
         fid = request.args.get("fid", "")
         if schemas.is_job_id(fid):       # a job id works too: 409 until its MP3 exists
             job = self._own_job(request, fid, owner)
-            if job["status"] != c.DONE:
-                raise NotReady("The job is %s; the MP3 is not ready." % job["status"])
-            fid = str(job["mp3_id"])
+            if job.status != c.DONE:
+                raise NotReady("The job is %s; the MP3 is not ready." % job.status)
+            fid = str(job.mp3_id)
         file_id = parse_file_id(fid)
         if file_id is None:
             raise InvalidId("fid must be the MP3 id from the email (24 hexadecimal characters).")
-        stored = self.storage.open_mp3(file_id)
+        stored = self.jobs.open_mp3(file_id)
         if stored is None or stored.metadata.get("owner") != owner:
             raise NotFound("No such MP3.")
         response = Response(wrap_file(request.environ, stored, DOWNLOAD_BLOCK),
@@ -128,22 +131,30 @@ class GatewayService:
     # --- ops over RPC (nameko shell) -------------------------------------------------------------
     @rpc
     def list_jobs(self, email, limit=100):
-        return [schemas.job_to_json(job) for job in self.storage.jobs_for(email, limit)]
+        return [schemas.job_to_json(job) for job in self.jobs.for_owner(email, limit)]
 
     @rpc
     def requeue_job(self, job_id):
         """Put a failed job back in the queue; returns the job, or None when it is not failed."""
-        job = self.storage.requeue_job(job_id)
+        job = self.jobs.requeue(job_id)
         if job is None:
             return None
         self._dispatch_job(job)
         return schemas.job_to_json(job)
 
+    @timer(interval=10)
+    def sweep_uploads(self):
+        """Remove uploads abandoned mid-stream by a gateway that crashed (UPLOAD_TIMEOUT)."""
+        try:
+            swept = self.jobs.sweep_uploads(older_than=self.settings.UPLOAD_TIMEOUT)
+            if swept:
+                log.info("removed %d abandoned upload(s)", swept)
+        except Exception:
+            log.exception("upload sweep failed")
+
     # --- helpers ----------------------------------------------------------------------------
     def _dispatch_job(self, job):
-        self.dispatch(c.VIDEO_UPLOADED, {
-            "job_id": job["_id"], "video_id": str(job["video_id"]), "owner": job["owner"],
-            "filename": job["filename"]})
+        self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
 
     def _user(self, request):
         header = request.headers.get("Authorization", "")
@@ -156,7 +167,7 @@ class GatewayService:
         owner = owner or self._user(request)
         if not schemas.is_job_id(job_id):
             raise InvalidId("A job id is 32 hexadecimal characters.")
-        job = self.storage.get_job(job_id)
-        if not schemas.public_status(job) or job["owner"] != owner:
+        job = self.jobs.get(job_id)
+        if job is None or job.owner != owner:
             raise NotFound("No such job.")
         return job

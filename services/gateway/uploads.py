@@ -101,9 +101,9 @@ class UploadReceiver:
             if not event.more_data:
                 self.in_file = False
 
-    def discard(self, storage):
+    def discard(self, jobs):
         """Undo a failed upload: abort the GridFS stream, drop the hidden job record."""
         if self.upload is not None:
             self.upload.abort()
         if self.job_id is not None:
-            storage.discard_job(self.job_id)
+            jobs.discard(self.job_id)

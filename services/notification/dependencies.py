@@ -4,7 +4,7 @@ import ssl
 
 from nameko.extensions import DependencyProvider
 
-from services.common.utils import as_bool
+from services.notification.settings import NotificationSettings
 
 
 class Mailer:
@@ -30,14 +30,11 @@ class Mailer:
 
 class SMTPMailer(DependencyProvider):
     def setup(self):
-        conf = self.container.config.get("SMTP") or {}
+        settings = NotificationSettings.of(self.container)
         self.mailer = Mailer(
-            host=conf.get("HOST") or "127.0.0.1",
-            port=int(conf.get("PORT") or 1025),
-            username=conf.get("USERNAME") or None,
-            password=conf.get("PASSWORD") or None,
-            starttls=as_bool(conf.get("STARTTLS") or False),
-            timeout=float(conf.get("TIMEOUT") or 15))
+            host=settings.SMTP_HOST, port=settings.SMTP_PORT,
+            username=settings.SMTP_USERNAME or None, password=settings.SMTP_PASSWORD or None,
+            starttls=settings.SMTP_STARTTLS, timeout=settings.SMTP_TIMEOUT)
 
     def get_dependency(self, worker_ctx):
         return self.mailer

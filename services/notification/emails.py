@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.common import constants as c
-from services.common.utils import as_datetime
 
 templates = Environment(
     loader=PackageLoader("services.notification", "templates"),
@@ -16,22 +15,22 @@ templates = Environment(
 
 def compose(job, public_url, sender):
     """The email for a finished job: ready (with the fid and the download URL) or failed."""
-    context = {"filename": job["filename"], "job_id": job["_id"], "public_url": public_url}
-    if job["status"] == c.DONE:
-        fid = str(job["mp3_id"])
+    context = {"filename": job.filename, "job_id": job.id, "public_url": public_url}
+    if job.status == c.DONE:
+        fid = str(job.mp3_id)
         context.update(fid=fid, download_url="%s/download?%s" % (public_url, urlencode({"fid": fid})))
-        name, subject = "ready", "Your MP3 is ready: %s" % job["filename"]
+        name, subject = "ready", "Your MP3 is ready: %s" % job.filename
     else:
-        context.update(reason=job.get("error") or "The conversion failed.")
-        name, subject = "failed", "We could not convert %s" % job["filename"]
+        context.update(reason=job.error or "The conversion failed.")
+        name, subject = "failed", "We could not convert %s" % job.filename
     message = EmailMessage()
     message["Subject"] = subject.replace("\r", " ").replace("\n", " ")
     message["From"] = sender
-    message["To"] = job["owner"]
+    message["To"] = job.owner
     message["Date"] = formatdate(localtime=False)
     # one id per job outcome, so a receiving system can spot a duplicate should one ever slip by
     message["Message-ID"] = message_id(job, name)
-    message["X-MP3SVC-Job"] = job["_id"]
+    message["X-MP3SVC-Job"] = job.id
     message.set_content(templates.get_template(name + ".txt").render(context))
     message.add_alternative(templates.get_template(name + ".html").render(context), subtype="html")
     return message
@@ -40,6 +39,6 @@ def compose(job, public_url, sender):
 def message_id(job, outcome):
     """The same for every send of one outcome of one job (a resend after a crash), different for
     the outcome of a requeued job, so receivers can drop true duplicates only."""
-    finished = as_datetime(job.get("updated_at"))
+    finished = job.finished_at or job.updated_at
     stamp = int(finished.timestamp() * 1000) if finished else 0
-    return "<%s.%s.%d@mp3svc>" % (job["_id"], outcome, stamp)
+    return "<%s.%s.%d@mp3svc>" % (job.id, outcome, stamp)

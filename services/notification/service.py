@@ -1,15 +1,15 @@
 """notification: one email per job outcome, also when an event comes twice or SMTP is down."""
 import logging
 
-from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from services.common import constants as c
-from services.common.messaging import event_handler
 from services.common.heartbeat import Heartbeat
+from services.common.messaging import Redispatcher, event_handler
+from services.notification.delivery import Delivery
 from services.notification.dependencies import SMTPMailer
-from services.notification.outbox import Outbox
-from services.storage.dependencies import GridFSStorage
+from services.notification.settings import NotificationSettings
+from services.notification.store import OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 class NotificationService:
     name = c.NOTIFICATION
 
-    config = Config()
+    settings = NotificationSettings()
     heartbeat = Heartbeat()
-    storage = GridFSStorage()
+    outbox = OutboxStore()
     mailer = SMTPMailer()
+    redispatch = Redispatcher()
 
     @event_handler(c.CONVERTER, c.MP3_READY)
     def handle_mp3_ready(self, payload):
@@ -32,19 +33,21 @@ class NotificationService:
 
     @timer(interval=10)
     def sweep(self):
-        """Send what the events did not: SMTP was down, an event was lost, a sender crashed."""
+        """Hand owed emails back to the normal path: SMTP was down, an event was lost, a sender
+        crashed. Sends nothing itself."""
         try:
-            for job in self.storage.due_notifications():
-                self._outbox().deliver(job["_id"])
+            for job in self.outbox.due():
+                if self.outbox.take_due(job):
+                    if job.status == c.DONE:
+                        self.redispatch(c.CONVERTER, c.MP3_READY, job.event(mp3_id=str(job.mp3_id)))
+                    else:
+                        self.redispatch(c.CONVERTER, c.CONVERSION_FAILED, job.event(error=job.error))
         except Exception:
             log.exception("notification sweep failed")
 
     def _deliver(self, payload):
         # Never raises (nameko would drop the message); the job record keeps what is owed.
         try:
-            self._outbox().deliver(payload["job_id"])
+            Delivery(self.outbox, self.mailer, self.settings).deliver(payload["job_id"])
         except Exception:
             log.exception("event %r: notification left for the sweeper", payload)
-
-    def _outbox(self):
-        return Outbox(self.storage, self.mailer, self.config)

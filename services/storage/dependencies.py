@@ -1,52 +1,56 @@
-"""GridFS/MongoDB DependencyProvider: one MongoClient per container, a `Storage` per worker."""
+"""The MongoDB provider every service's store is built on: one MongoClient per container, released
+when the container stops, and the service's own narrow store injected into its workers."""
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
 
-from services.common import constants as c
-from services.storage.client import Storage
-
-DEFAULT_MONGO_URI = "mongodb://127.0.0.1:27017/"
-DEFAULT_MONGO_DB = "mp3svc"
+from services.common.settings import MongoSettings
+from services.storage.files import FileStore
 
 
-class GridFSStorage(DependencyProvider):
-    """Injects a `services.storage.client.Storage`: videos, MP3s and job records by domain verb."""
+class MongoStore(DependencyProvider):
+    """Subclasses say what their workers get: `build(db, settings)` returns the store object, which
+    may have `ensure_indexes()`. `settings_class` is the service's Settings (MongoSettings or a
+    subclass of it)."""
 
-    def __init__(self, server_timeout_ms=3000):
-        self.server_timeout_ms = server_timeout_ms
-        self.client = None
-        self.storage = None
+    settings_class = MongoSettings
+    server_timeout_ms = 3000
 
     def setup(self):
-        config = self.container.config
-        self.uri = config.get(c.CFG_MONGO_URI) or DEFAULT_MONGO_URI
-        self.db_name = config.get(c.CFG_MONGO_DB) or DEFAULT_MONGO_DB
+        self.settings = self.settings_class.of(self.container)
+        self.client = None
+        self.store = None
 
     def start(self):
         # connect=False: the client connects on first use, so a container starts while MongoDB is
         # down and its requests fail fast (serverSelectionTimeoutMS) instead of hanging.
         self.client = MongoClient(
-            self.uri, connect=False, tz_aware=False,
+            self.settings.MONGO_URI, connect=False, tz_aware=False,
             serverSelectionTimeoutMS=self.server_timeout_ms,
-            connectTimeoutMS=self.server_timeout_ms,
-            socketTimeoutMS=60000,
+            connectTimeoutMS=self.server_timeout_ms, socketTimeoutMS=60000,
             appname=self.container.service_name)
-        self.storage = Storage(self.client[self.db_name])
+        db = self.client[self.settings.MONGO_DB]
+        self.store = self.build(db, self.settings)
         try:
-            self.storage.ensure_indexes()
+            self.store.ensure_indexes()
         except Exception:  # MongoDB down at start: indexes are created on the next start
             pass
 
+    def build(self, db, settings):
+        raise NotImplementedError
+
     def stop(self):
-        self._close()
-
-    def kill(self):
-        self._close()
-
-    def _close(self):
         if self.client is not None:
             self.client.close()
             self.client = None
 
+    kill = stop
+
     def get_dependency(self, worker_ctx):
-        return self.storage
+        return self.store
+
+
+class Files(MongoStore):
+    """Injects the GridFS `FileStore` alone (tools and tests)."""
+
+    def build(self, db, settings):
+        return FileStore(db)

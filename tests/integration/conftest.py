@@ -58,7 +58,7 @@ def bearer(token):
 @pytest.fixture
 def stack(runner_factory, service_config, mail_sink, tmp_path):
     """All four services on an isolated vhost, a fresh database, a real SMTP sink."""
-    service_config["SMTP"] = mail_sink.config
+    service_config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=mail_sink.port)
     service_config["PUBLIC_URL"] = "http://" + service_config["WEB_SERVER_ADDRESS"]
     runner = runner_factory(service_config, *ALL_SERVICES)
     runner.start()

@@ -8,6 +8,7 @@ from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
     UserExists)
 from services.auth.service import AuthService
+from tests.configs import config_defaults
 from tests.conftest import JWT_SECRET
 
 PASSWORD = "correct horse battery"
@@ -15,7 +16,8 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def auth_config(rabbit_config, auth_db_uri, tmp_path):
-    config = dict(rabbit_config)
+    config = config_defaults()
+    config.update(rabbit_config)
     config.update({
         "DB_URIS": {"auth:Base": auth_db_uri},
         "JWT_SECRET": JWT_SECRET,
@@ -133,8 +135,8 @@ def test_concurrent_registrations_of_one_address_make_one_user(auth_config, runn
 
 
 def test_short_secret_refuses_to_start(runner_factory, auth_config):
-    from services.auth.exceptions import ConfigurationError
+    from services.common.settings import ConfigurationError
     auth_config["JWT_SECRET"] = "too short"
     runner = runner_factory(auth_config, AuthService)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
         runner.start()

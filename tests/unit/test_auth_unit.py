@@ -12,14 +12,16 @@ from nameko.testing.services import worker_factory
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
-from services.auth.dependencies import (
-    ALGORITHM, AUDIENCE, ISSUER, MIN_SECRET_BYTES, Passwords, Tokens, load_secret)
+from services.auth.dependencies import ALGORITHM, AUDIENCE, ISSUER, Passwords, Tokens
+from services.auth.settings import MIN_SECRET_BYTES, AuthSettings
+from services.common.settings import ConfigurationError
 from services.auth.exceptions import (
-    ConfigurationError, InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed,
+    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed,
     TooManyAttempts, UserExists)
 from services.auth.models import Base, LoginThrottle, User
 from services.auth.service import AuthService
 from services.common.utils import utcnow
+from tests.configs import config_defaults
 
 SECRET = "unit-test-secret-" + "k" * 40
 PASSWORD = "correct horse battery"
@@ -51,7 +53,8 @@ def make_service(session, passwords, tokens, **config):
                 "LOGIN_MAX_FAILURES": MAX_FAILURES, "LOGIN_LOCKOUT_SECONDS": 120}
     settings.update(config)
     return worker_factory(AuthService, db=types.SimpleNamespace(session=session),
-                          passwords=passwords, tokens=tokens, config=settings)
+                          passwords=passwords, tokens=tokens,
+                          settings=AuthSettings.load(dict(config_defaults(), **settings)))
 
 
 @pytest.fixture
@@ -316,6 +319,10 @@ def test_tokens_issued_by_another_instance_with_the_same_secret_validate():
 
 
 # --- secrets ----------------------------------------------------------------------------------
+def load_secret(config):
+    return AuthSettings.fields()["JWT_SECRET"].load(config)
+
+
 @pytest.mark.parametrize("secret", [None, "", "short", "s" * (MIN_SECRET_BYTES - 1)])
 def test_load_secret_refuses_short_secrets(secret):
     config = {} if secret is None else {"JWT_SECRET": secret}

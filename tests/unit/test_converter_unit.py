@@ -1,6 +1,8 @@
 """The converter's pieces: ffmpeg argv and error sentences, MP4 layout sniffing, the job state
 machine of one conversion (with mocked storage and encoder), and the event handler."""
+import dataclasses
 import io
+import socket
 import struct
 from unittest import mock
 
@@ -10,13 +12,16 @@ from nameko.testing.services import worker_factory
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from services.common import constants as c
-from services.converter import jobs
 from services.converter.exceptions import ConversionError, TransientError
-from services.converter.jobs import GAVE_UP, Conversion, backoff
+from services.common.jobs import Job
+from services.common.leases import backoff
+from services.converter.jobs import GAVE_UP, Conversion
 from services.converter.media import (
     FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, explain, needs_seeking)
 from services.converter.service import ConverterService
-from services.storage.client import Upload
+from services.converter.settings import ConverterSettings
+from services.storage.files import Upload
+from tests.configs import config_defaults
 
 
 class BytesStored(io.BytesIO):
@@ -190,11 +195,11 @@ JOB_ID = "c" * 32
 
 
 def make_job(**fields):
-    job = {"_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4",
+    doc = {"_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4",
            "status": c.CONVERTING, "video_id": ObjectId(), "attempts": 1, "mp3_id": None,
            "error": None}
-    job.update(fields)
-    return job
+    doc.update(fields)
+    return Job.from_doc(doc)
 
 
 class Harness:
@@ -203,21 +208,22 @@ class Harness:
     def __init__(self, tmp_path, job=None, mp3=b"ID3" + b"\x01" * 3000):
         self.job = make_job() if job is None else job
         self.mp3_id = ObjectId()
-        self.grid_in = mock.Mock(file_id=self.mp3_id)  # the FileWriter
+        self.grid_in = mock.Mock(file_id=self.mp3_id, length=len(mp3))  # the FileWriter
         self.upload = Upload(self.grid_in)
-        self.storage = mock.Mock(name="storage")
-        self.storage.claim_job.return_value = self.job
+        self.storage = mock.Mock(name="store")
+        self.storage.claim.return_value = self.job
         self.storage.open_video.return_value = BytesStored(b"video bytes")
-        self.storage.begin_mp3.return_value = self.upload
-        self.storage.complete_job.side_effect = lambda job_id, worker, mp3_id, duration: dict(
-            self.job, status=c.DONE, mp3_id=mp3_id, duration=duration)
-        self.storage.fail_job.side_effect = lambda job_id, worker, error: dict(
+        self.storage.create_mp3.return_value = self.upload
+        self.storage.complete.side_effect = lambda job_id, worker, mp3_id, duration, size: \
+            dataclasses.replace(self.job, status=c.DONE, mp3_id=mp3_id, duration=duration,
+                                mp3_size=size)
+        self.storage.fail.side_effect = lambda job_id, worker, error: dataclasses.replace(
             self.job, status=c.FAILED, error=error)
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
 
-        def convert(video, target, should_stop):
+        def convert(video, target, should_stop, **options):
             with open(target, "wb") as out:
                 out.write(self.mp3)
             return 3.5
@@ -232,25 +238,25 @@ def test_conversion_done(tmp_path):
     h = Harness(tmp_path)
     outcome, job = h.conversion.run(JOB_ID)
     assert outcome == c.DONE
-    assert job["mp3_id"] == h.mp3_id and job["duration"] == 3.5
-    h.storage.claim_job.assert_called_once_with(JOB_ID, h.conversion.worker, 30)
-    h.storage.complete_job.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5)
+    assert job.mp3_id == h.mp3_id and job.duration == 3.5
+    h.storage.claim.assert_called_once_with(JOB_ID, h.conversion.worker, 30)
+    h.storage.complete.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5,
+                                               len(h.mp3))
     assert h.written() == h.mp3
     h.grid_in.close.assert_called_once_with()
-    h.storage.delete_video.assert_called_once_with(h.job["video_id"])
-    h.storage.forget_video.assert_called_once_with(JOB_ID)
-    h.storage.fail_job.assert_not_called()
+    h.storage.drop_video.assert_called_once_with(h.job)
+    h.storage.fail.assert_not_called()
     assert list(tmp_path.iterdir()) == []  # the temporary MP3 is gone
 
 
 def test_conversion_not_claimed_does_nothing(tmp_path):
     h = Harness(tmp_path)
-    h.storage.claim_job.return_value = None
+    h.storage.claim.return_value = None
     assert h.conversion.run(JOB_ID) == (None, None)
     h.storage.open_video.assert_not_called()
     h.encoder.convert.assert_not_called()
-    h.storage.fail_job.assert_not_called()
-    h.storage.complete_job.assert_not_called()
+    h.storage.fail.assert_not_called()
+    h.storage.complete.assert_not_called()
 
 
 def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
@@ -258,18 +264,18 @@ def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
     h.encoder.convert.side_effect = ConversionError(NO_AUDIO)
     outcome, job = h.conversion.run(JOB_ID)
     assert outcome == c.FAILED
-    assert job["error"] == NO_AUDIO
-    h.storage.fail_job.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
-    h.storage.begin_mp3.assert_not_called()
-    h.storage.release_job.assert_not_called()
-    h.storage.delete_video.assert_not_called()  # kept so an operator can requeue
+    assert job.error == NO_AUDIO
+    h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
+    h.storage.create_mp3.assert_not_called()
+    h.storage.release.assert_not_called()
+    h.storage.drop_video.assert_not_called()  # kept so an operator can requeue
 
 
 def test_conversion_error_but_lease_lost_meanwhile_settles_nothing(tmp_path):
     h = Harness(tmp_path)
     h.encoder.convert.side_effect = ConversionError(NOT_MEDIA)
-    h.storage.fail_job.side_effect = None
-    h.storage.fail_job.return_value = None
+    h.storage.fail.side_effect = None
+    h.storage.fail.return_value = None
     assert h.conversion.run(JOB_ID) == (None, None)
 
 
@@ -277,13 +283,13 @@ def test_missing_video_fails_the_job(tmp_path):
     h = Harness(tmp_path)
     h.storage.open_video.return_value = None
     outcome, job = h.conversion.run(JOB_ID)
-    assert outcome == c.FAILED and "no longer stored" in job["error"]
+    assert outcome == c.FAILED and "no longer stored" in job.error
     h.encoder.convert.assert_not_called()
 
 
 @pytest.mark.parametrize("failing, error", [
     ("open_video", AutoReconnect("connection reset")),
-    ("begin_mp3", PyMongoError("no primary")),
+    ("create_mp3", PyMongoError("no primary")),
     ("convert", OSError(28, "No space left on device")),
     ("convert", TransientError("disk")),
 ])
@@ -292,26 +298,26 @@ def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing
     target = h.encoder if failing == "convert" else h.storage
     getattr(target, failing).side_effect = error
     assert h.conversion.run(JOB_ID) == (None, None)
-    h.storage.fail_job.assert_not_called()
-    h.storage.complete_job.assert_not_called()
-    h.storage.release_job.assert_called_once_with(
-        JOB_ID, h.conversion.worker, backoff(h.job["attempts"]), str(error))
+    h.storage.fail.assert_not_called()
+    h.storage.complete.assert_not_called()
+    h.storage.release.assert_called_once_with(
+        JOB_ID, h.conversion.worker, backoff(h.job.attempts), str(error))
 
 
 def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
     h = Harness(tmp_path, job=make_job(attempts=3))
-    h.storage.complete_job.side_effect = AutoReconnect("primary stepped down")
+    h.storage.complete.side_effect = AutoReconnect("primary stepped down")
     assert h.conversion.run(JOB_ID) == (None, None)
     h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
-    h.storage.release_job.assert_called_once_with(
+    h.storage.release.assert_called_once_with(
         JOB_ID, h.conversion.worker, backoff(3), "primary stepped down")
-    h.storage.delete_video.assert_not_called()
+    h.storage.drop_video.assert_not_called()
 
 
 def test_release_failing_too_is_swallowed(tmp_path):
     h = Harness(tmp_path)
     h.storage.open_video.side_effect = AutoReconnect("down")
-    h.storage.release_job.side_effect = AutoReconnect("still down")
+    h.storage.release.side_effect = AutoReconnect("still down")
     assert h.conversion.run(JOB_ID) == (None, None)
 
 
@@ -325,8 +331,8 @@ def test_too_many_attempts_gives_up(tmp_path, attempts):
     h = Harness(tmp_path, job=make_job(attempts=attempts))
     outcome, job = h.conversion.run(JOB_ID)
     assert outcome == c.FAILED
-    assert job["error"] == GAVE_UP
-    h.storage.fail_job.assert_called_once_with(JOB_ID, h.conversion.worker, GAVE_UP)
+    assert job.error == GAVE_UP
+    h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, GAVE_UP)
     h.encoder.convert.assert_not_called()
 
 
@@ -337,21 +343,20 @@ def test_last_allowed_attempt_still_converts(tmp_path):
 
 def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
     h = Harness(tmp_path)
-    h.storage.complete_job.side_effect = None
-    h.storage.complete_job.return_value = None  # another converter holds the job now
+    h.storage.complete.side_effect = None
+    h.storage.complete.return_value = None  # another converter holds the job now
     assert h.conversion.run(JOB_ID) == (None, None)
     assert h.upload.committed
     h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
-    h.storage.delete_video.assert_not_called()  # the new holder still needs it
-    h.storage.forget_video.assert_not_called()
-    h.storage.fail_job.assert_not_called()
-    h.storage.release_job.assert_not_called()
+    h.storage.drop_video.assert_not_called()  # the new holder still needs it
+    h.storage.fail.assert_not_called()
+    h.storage.release.assert_not_called()
 
 
 def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
     h = Harness(tmp_path)
 
-    def convert(video, target, should_stop):
+    def convert(video, target, should_stop, **options):
         with open(target, "wb") as out:
             out.write(b"ID3" + b"\x00" * 100)
         h.conversion.lost = True  # what the renewer does when renew_lease matches nothing
@@ -361,7 +366,7 @@ def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
     assert h.conversion.run(JOB_ID) == (None, None)
     h.grid_in.abort.assert_called_once_with()
     h.grid_in.close.assert_not_called()
-    h.storage.complete_job.assert_not_called()
+    h.storage.complete.assert_not_called()
     h.storage.delete_mp3.assert_not_called()
 
 
@@ -369,25 +374,25 @@ def test_conversion_aborted_by_encoder_settles_nothing(tmp_path):
     h = Harness(tmp_path)
     h.encoder.convert.side_effect = ConversionAborted()
     assert h.conversion.run(JOB_ID) == (None, None)
-    h.storage.fail_job.assert_not_called()
-    h.storage.release_job.assert_not_called()
+    h.storage.fail.assert_not_called()
+    h.storage.release.assert_not_called()
 
 
 def test_each_conversion_has_its_own_worker_id(tmp_path):
     a, b = Harness(tmp_path).conversion, Harness(tmp_path).conversion
     assert a.worker != b.worker
-    assert a.worker.startswith(jobs.WORKER_PREFIX)
+    assert a.worker.startswith(socket.gethostname())
 
 
 # --- ConverterService -------------------------------------------------------------------------
-CONFIG = {"LEASE_SECONDS": 30, "MAX_ATTEMPTS": 5}
+SETTINGS = ConverterSettings.load(dict(config_defaults(), LEASE_SECONDS=30, MAX_ATTEMPTS=5))
 PAYLOAD = {"job_id": JOB_ID, "video_id": str(ObjectId()), "owner": "me@example.com",
            "filename": "clip.mp4"}
 
 
 def make_service(h):
-    return worker_factory(ConverterService, storage=h.storage, encoder=h.encoder,
-                          dispatch=mock.Mock(name="dispatch"), config=dict(CONFIG))
+    return worker_factory(ConverterService, jobs=h.storage, encoder=h.encoder,
+                          dispatch=mock.Mock(name="dispatch"), settings=SETTINGS)
 
 
 def test_handler_dispatches_mp3_ready_with_identifiers_only(tmp_path):
@@ -412,7 +417,7 @@ def test_handler_dispatches_conversion_failed(tmp_path):
 
 def test_handler_dispatches_nothing_when_not_claimed(tmp_path):
     h = Harness(tmp_path)
-    h.storage.claim_job.return_value = None
+    h.storage.claim.return_value = None
     service = make_service(h)
     service.handle_video_uploaded(dict(PAYLOAD))
     service.dispatch.assert_not_called()
@@ -424,7 +429,7 @@ def test_handler_never_raises(tmp_path, where):
     service = make_service(h)
     payload = dict(PAYLOAD)
     if where == "claim":
-        h.storage.claim_job.side_effect = RuntimeError("unexpected")
+        h.storage.claim.side_effect = RuntimeError("unexpected")
     elif where == "convert":
         h.encoder.convert.side_effect = ValueError("ffmpeg-python blew up")
     elif where == "dispatch":
@@ -434,17 +439,33 @@ def test_handler_never_raises(tmp_path, where):
     assert service.handle_video_uploaded(payload) is None
     if where == "dispatch":
         service.dispatch.assert_called_once()  # the job itself was settled before the dispatch
-        h.storage.complete_job.assert_called_once()
+        h.storage.complete.assert_called_once()
     elif where != "payload":
         service.dispatch.assert_not_called()
 
 
-def test_sweep_converts_due_jobs_and_never_raises(tmp_path):
+def test_sweep_hands_due_jobs_to_the_queue_and_converts_nothing(tmp_path):
+    """Issue 8: the sweeper used to run whole conversions inside nameko's timer (no sweeps while
+    it converted, and on top of CONVERTER_WORKERS ffmpeg processes). It only re-dispatches now."""
     h = Harness(tmp_path)
-    h.storage.due_jobs.return_value = [h.job]
+    h.storage.due.return_value = [h.job]
+    h.storage.take_due.return_value = True
     service = make_service(h)
     service.sweep()
-    h.storage.sweep_uploads.assert_called_once()
-    assert service.dispatch.call_args.args[0] == c.MP3_READY
-    h.storage.due_jobs.side_effect = AutoReconnect("down")
+    h.encoder.convert.assert_not_called()
+    h.storage.claim.assert_not_called()
+    service.dispatch.assert_not_called()
+    service.redispatch.assert_called_once_with(c.GATEWAY, c.VIDEO_UPLOADED, {
+        "job_id": JOB_ID, "video_id": str(h.job.video_id), "owner": "me@example.com",
+        "filename": "clip.mp4"})
+
+
+def test_sweep_skips_jobs_another_sweeper_took_and_never_raises(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.due.return_value = [h.job]
+    h.storage.take_due.return_value = False
+    service = make_service(h)
+    service.sweep()
+    service.redispatch.assert_not_called()
+    h.storage.due.side_effect = AutoReconnect("down")
     assert service.sweep() is None

@@ -13,8 +13,9 @@ from werkzeug import exceptions as http_errors
 from services.auth import exceptions as auth_errors
 from services.gateway import exceptions as gw
 from services.gateway.schemas import (
-    MAX_FILENAME, clean_filename, content_disposition, is_job_id, job_to_json, public_status)
-from services.storage.client import mp3_filename
+    MAX_FILENAME, clean_filename, content_disposition, is_job_id, job_to_json)
+from services.common.jobs import Job
+from services.converter.store import mp3_filename
 
 
 # --- clean_filename ---------------------------------------------------------------------------
@@ -162,12 +163,12 @@ def test_content_disposition_fallback_keeps_a_stem_for_non_ascii_stems():
 
 # --- job_to_json, is_job_id -------------------------------------------------------------------
 def _job(**fields):
-    job = {"_id": "a" * 32, "owner": "me@example.com", "filename": "clip.mp4", "status": "queued",
+    doc = {"_id": "a" * 32, "owner": "me@example.com", "filename": "clip.mp4", "status": "queued",
            "video_id": ObjectId(), "mp3_id": None, "error": None, "attempts": 0,
            "lease_owner": "host-1-abc", "created_at": datetime.datetime(2024, 5, 1, 12, 0, 0),
            "updated_at": datetime.datetime(2024, 5, 1, 12, 0, 1, 250000)}
-    job.update(fields)
-    return job
+    doc.update(fields)
+    return Job.from_doc(doc)
 
 
 def test_job_to_json_has_exactly_the_contract_fields():
@@ -202,12 +203,6 @@ def test_job_to_json_accepts_string_dates_and_missing_dates():
 def test_job_to_json_dates_have_one_format_whatever_the_server_returns():
     body = job_to_json(_job(updated_at="2024-05-01 12:00:01.250000"))
     assert body["updated_at"] == "2024-05-01T12:00:01.250Z"
-
-
-def test_public_status_hides_uploading_jobs():
-    assert public_status(_job(status="queued"))
-    assert not public_status(_job(status="uploading"))
-    assert not public_status(None)
 
 
 @pytest.mark.parametrize("value", ["0123456789abcdef0123456789abcdef", "f" * 32])

@@ -10,10 +10,12 @@ from nameko.testing.services import worker_factory
 from pymongo.errors import AutoReconnect
 
 from services.common import constants as c
-from services.notification import outbox as outbox_module
+from services.common.jobs import Job
+from services.notification.delivery import Delivery, retry_delay
 from services.notification.emails import compose
-from services.notification.outbox import MAX_ATTEMPTS, Outbox, public_url, retry_delay
 from services.notification.service import NotificationService
+from services.notification.settings import NotificationSettings
+from tests.configs import config_defaults
 
 PUBLIC = "https://mp3.example.org"
 SENDER = "mp3svc <noreply@example.org>"
@@ -21,17 +23,25 @@ JOB_ID = "d" * 32
 
 
 def done_job(**fields):
-    job = {"_id": JOB_ID, "owner": "alice@example.com", "filename": "holiday clip.mp4",
+    doc = {"_id": JOB_ID, "owner": "alice@example.com", "filename": "holiday clip.mp4",
            "status": c.DONE, "mp3_id": ObjectId(), "error": None, "notify_attempts": 1}
-    job.update(fields)
-    return job
+    doc.update(fields)
+    return Job.from_doc(doc)
 
 
 def failed_job(**fields):
-    job = done_job(status=c.FAILED, mp3_id=None,
-                   error="The video has no audio track, so there is nothing to put in an MP3.")
-    job.update(fields)
-    return job
+    return done_job(**dict({
+        "status": c.FAILED, "mp3_id": None,
+        "error": "The video has no audio track, so there is nothing to put in an MP3."}, **fields))
+
+
+def settings(**values):
+    config = dict(config_defaults(), PUBLIC_URL=PUBLIC, MAIL_FROM=SENDER)
+    config.update(values)
+    return NotificationSettings.load(config)
+
+
+MAX_ATTEMPTS = settings().NOTIFY_MAX_ATTEMPTS
 
 
 def parsed(message):
@@ -50,7 +60,7 @@ def html_of(message):
 # --- compose ----------------------------------------------------------------------------------
 def test_ready_email_has_fid_and_download_url():
     job = done_job()
-    fid = str(job["mp3_id"])
+    fid = str(job.mp3_id)
     message = parsed(compose(job, PUBLIC, SENDER))
     assert message["To"] == "alice@example.com"
     assert message["From"] == SENDER
@@ -71,9 +81,9 @@ def test_failed_email_says_which_upload_and_why():
     assert "holiday clip.mp4" in message["Subject"]
     text = text_of(message)
     assert "holiday clip.mp4" in text
-    assert job["error"] in text
+    assert job.error in text
     assert "/download" not in text
-    assert job["error"] in html_of(message)
+    assert job.error in html_of(message)
 
 
 def test_failed_email_without_a_reason_still_says_something():
@@ -133,27 +143,29 @@ def test_non_ascii_filename_survives_the_subject():
 
 
 def test_public_url_from_config():
-    assert public_url({"PUBLIC_URL": "https://x.example/"}) == "https://x.example"
-    assert public_url({"WEB_SERVER_ADDRESS": "0.0.0.0:9000"}) == "http://0.0.0.0:9000"
-    assert public_url({}) == "http://127.0.0.1:8080"
+    public_url = NotificationSettings.public_url
+    assert public_url(settings(PUBLIC_URL="https://x.example/")) == "https://x.example"
+    assert public_url(settings(PUBLIC_URL="", WEB_SERVER_ADDRESS="0.0.0.0:9000")) \
+        == "http://0.0.0.0:9000"
+    assert public_url(settings(PUBLIC_URL="")) == "http://127.0.0.1:8080"
 
 
-# --- Outbox -----------------------------------------------------------------------------------
+# --- Delivery ---------------------------------------------------------------------------------
 def make_outbox(job):
-    storage = mock.Mock(name="storage")
-    storage.claim_notification.return_value = job
+    storage = mock.Mock(name="outbox")
+    storage.claim.return_value = job
     mailer = mock.Mock(name="mailer")
-    box = Outbox(storage, mailer, {"PUBLIC_URL": PUBLIC, "MAIL_FROM": SENDER})
+    box = Delivery(storage, mailer, settings())
     return box, storage, mailer
 
 
 def test_deliver_not_claimed_sends_nothing():
     box, storage, mailer = make_outbox(None)
     assert box.deliver(JOB_ID) is False
-    storage.claim_notification.assert_called_once_with(JOB_ID, box.worker, outbox_module.LEASE)
+    storage.claim.assert_called_once_with(JOB_ID, box.worker, settings().NOTIFY_LEASE_SECONDS)
     mailer.send.assert_not_called()
-    storage.notification_sent.assert_not_called()
-    storage.notification_failed.assert_not_called()
+    storage.sent.assert_not_called()
+    storage.failed.assert_not_called()
 
 
 def test_deliver_unfinished_job_sends_nothing():
@@ -168,12 +180,12 @@ def test_deliver_sends_and_records_it(make):
     box, storage, mailer = make_outbox(job)
     assert box.deliver(JOB_ID) is True
     [message] = mailer.send.call_args.args
-    assert message["To"] == job["owner"]
+    assert message["To"] == job.owner
     assert message["From"] == SENDER
-    storage.notification_sent.assert_called_once_with(JOB_ID, box.worker)
-    storage.notification_failed.assert_not_called()
+    storage.sent.assert_called_once_with(JOB_ID, box.worker)
+    storage.failed.assert_not_called()
     if make is done_job:
-        assert "%s/download?fid=%s" % (PUBLIC, job["mp3_id"]) in text_of(message)
+        assert "%s/download?fid=%s" % (PUBLIC, job.mp3_id) in text_of(message)
 
 
 @pytest.mark.parametrize("error", [
@@ -186,9 +198,8 @@ def test_deliver_smtp_error_is_recorded_for_a_retry(error):
     box, storage, mailer = make_outbox(done_job(notify_attempts=2))
     mailer.send.side_effect = error
     assert box.deliver(JOB_ID) is False
-    storage.notification_sent.assert_not_called()
-    storage.notification_failed.assert_called_once_with(
-        JOB_ID, box.worker, retry_delay(2), False, str(error))
+    storage.sent.assert_not_called()
+    storage.failed.assert_called_once_with(JOB_ID, box.worker, retry_delay(2), False, str(error))
 
 
 @pytest.mark.parametrize("attempts, give_up", [
@@ -197,7 +208,7 @@ def test_deliver_gives_up_after_max_attempts(attempts, give_up):
     box, storage, mailer = make_outbox(done_job(notify_attempts=attempts))
     mailer.send.side_effect = smtplib.SMTPDataError(451, b"try later")
     assert box.deliver(JOB_ID) is False
-    args = storage.notification_failed.call_args.args
+    args = storage.failed.call_args.args
     assert args[3] is give_up
 
 
@@ -208,11 +219,11 @@ def test_retry_delay_grows_and_is_capped():
 
 # --- NotificationService ----------------------------------------------------------------------
 def make_service(job):
-    storage = mock.Mock(name="storage")
-    storage.claim_notification.return_value = job
+    storage = mock.Mock(name="outbox")
+    storage.claim.return_value = job
     mailer = mock.Mock(name="mailer")
-    service = worker_factory(NotificationService, storage=storage, mailer=mailer,
-                             config={"PUBLIC_URL": PUBLIC, "MAIL_FROM": SENDER})
+    service = worker_factory(NotificationService, outbox=storage, mailer=mailer,
+                             settings=settings())
     return service, storage, mailer
 
 
@@ -220,9 +231,9 @@ def make_service(job):
 def test_handlers_deliver(handler):
     job = done_job() if handler == "handle_mp3_ready" else failed_job()
     service, storage, mailer = make_service(job)
-    assert getattr(service, handler)({"job_id": JOB_ID, "owner": job["owner"]}) is None
+    assert getattr(service, handler)({"job_id": JOB_ID, "owner": job.owner}) is None
     mailer.send.assert_called_once()
-    storage.notification_sent.assert_called_once()
+    storage.sent.assert_called_once()
 
 
 @pytest.mark.parametrize("handler", ["handle_mp3_ready", "handle_conversion_failed"])
@@ -232,13 +243,13 @@ def test_handlers_never_raise(handler, where):
     service, storage, mailer = make_service(job)
     payload = {"job_id": JOB_ID}
     if where == "claim":
-        storage.claim_notification.side_effect = AutoReconnect("mongo away")
+        storage.claim.side_effect = AutoReconnect("mongo away")
     elif where == "compose":
-        storage.claim_notification.return_value = {"_id": JOB_ID, "status": c.DONE}  # no owner
+        storage.claim.return_value = mock.Mock(status=c.DONE, finished=True)  # nothing else
     elif where == "send":
         mailer.send.side_effect = RuntimeError("unexpected")
     else:
-        storage.notification_sent.side_effect = AutoReconnect("mongo away")
+        storage.sent.side_effect = AutoReconnect("mongo away")
     assert getattr(service, handler)(payload) is None
     if where == "record":
         mailer.send.assert_called_once()
@@ -250,10 +261,26 @@ def test_handlers_never_raise_on_a_malformed_payload(handler):
     assert getattr(service, handler)({"unexpected": "shape"}) is None
 
 
-def test_sweep_delivers_due_notifications_and_never_raises():
-    service, storage, mailer = make_service(done_job())
-    storage.due_notifications.return_value = [{"_id": JOB_ID}]
+@pytest.mark.parametrize("job, event, extra", [
+    (done_job(), c.MP3_READY, "mp3_id"), (failed_job(), c.CONVERSION_FAILED, "error")])
+def test_sweep_hands_due_emails_back_to_the_handlers_and_sends_nothing(job, event, extra):
+    """The sweeper only finds due work: the email goes out through the event handler."""
+    service, storage, mailer = make_service(job)
+    storage.due.return_value = [job]
+    storage.take_due.return_value = True
     service.sweep()
-    mailer.send.assert_called_once()
-    storage.due_notifications.side_effect = AutoReconnect("down")
+    mailer.send.assert_not_called()
+    storage.claim.assert_not_called()
+    [(source, event_type, payload)] = [call.args for call in service.redispatch.call_args_list]
+    assert (source, event_type) == (c.CONVERTER, event)
+    assert payload["job_id"] == JOB_ID and extra in payload
+
+
+def test_sweep_skips_what_another_sweeper_took_and_never_raises():
+    service, storage, mailer = make_service(done_job())
+    storage.due.return_value = [done_job()]
+    storage.take_due.return_value = False
+    service.sweep()
+    service.redispatch.assert_not_called()
+    storage.due.side_effect = AutoReconnect("down")
     assert service.sweep() is None

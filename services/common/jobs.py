@@ -1,0 +1,71 @@
+"""The job record as every service sees it: one typed view of a `jobs` document.
+
+Documents become `Job`s here and nowhere else, so quirks of the database server are handled once:
+nx-27017 (the embedded wire server) returns dates written by `$set` as strings.
+"""
+import dataclasses
+import datetime
+
+from services.common import constants as c
+
+DATE_FIELDS = ("created_at", "updated_at", "finished_at", "expires_at", "lease_until", "due_at",
+               "notify_next", "notify_until")
+
+
+def as_datetime(value):
+    """A naive UTC datetime from what the server returned (MongoDB: datetime; nx-27017: a string
+    like '2026-11-25 10:55:37.291000')."""
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    parsed = datetime.datetime.fromisoformat(str(value).rstrip("Z").replace("T", " "))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    id: str
+    owner: str
+    filename: str
+    status: str
+    video_id: object = None      # ObjectId of the upload in GridFS, None once deleted
+    mp3_id: object = None        # ObjectId of the MP3 in GridFS when done
+    error: str = None
+    attempts: int = 0
+    size: int = None             # bytes of the upload
+    duration: float = None       # seconds of the MP3
+    mp3_size: int = None         # bytes of the MP3
+    options: dict = dataclasses.field(default_factory=dict)
+    progress: float = None
+    created_at: datetime.datetime = None
+    updated_at: datetime.datetime = None
+    finished_at: datetime.datetime = None
+    expires_at: datetime.datetime = None
+    lease_until: datetime.datetime = None
+    due_at: datetime.datetime = None
+    notify: str = None
+    notify_attempts: int = 0
+    notify_next: datetime.datetime = None
+    notify_until: datetime.datetime = None
+
+    @classmethod
+    def from_doc(cls, doc):
+        if doc is None:
+            return None
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values["id"] = doc["_id"]
+        for name in DATE_FIELDS:
+            if name in values:
+                values[name] = as_datetime(values[name])
+        values["options"] = dict(doc.get("options") or {})
+        return cls(**values)
+
+    @property
+    def finished(self):
+        return self.status in c.FINISHED_STATES
+
+    def event(self, **extra):
+        """The identifiers an event about this job carries (never file bytes)."""
+        return dict({"job_id": self.id, "owner": self.owner, "filename": self.filename}, **extra)

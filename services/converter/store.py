@@ -1,0 +1,101 @@
+"""The converter's part of the job record: claim a queued job under a lease, finish it once, and
+find the jobs that need converting again. Its videos and MP3s come from the shared `FileStore`."""
+import datetime
+
+
+from services.common import constants as c
+from services.common.jobs import Job
+from services.common.leases import Lease
+from services.common.utils import utcnow
+from services.converter.settings import ConverterSettings
+from services.storage.dependencies import MongoStore
+from services.storage.files import FileStore
+
+
+def mp3_filename(filename):
+    stem = filename.rsplit(".", 1)[0] if "." in filename.lstrip(".") else filename
+    return (stem or "audio") + ".mp3"
+
+
+def later(seconds):
+    return utcnow() + datetime.timedelta(seconds=seconds)
+
+
+class ConverterJobs:
+    def __init__(self, db):
+        self.files = FileStore(db)
+        self.jobs = db[c.JOBS_COLLECTION]
+        self.lease = Lease(self.jobs, "status", c.QUEUED, c.CONVERTING,
+                           owner="lease_owner", until="lease_until", attempts="attempts",
+                           due="due_at")
+
+    def ensure_indexes(self):
+        self.jobs.create_index([("status", 1), ("due_at", 1)])
+        self.files.ensure_indexes()
+
+    # one conversion ----------------------------------------------------------------------------
+    def claim(self, job_id, worker, seconds):
+        """The job, now ours to convert; None when it is not queued (nor abandoned by a converter).
+        Once its lease expires the job is due again at once (see `due`)."""
+        return Job.from_doc(self.lease.claim(job_id, worker, seconds, {
+            "error": None, "updated_at": utcnow()}))
+
+    def renew(self, job_id, worker, seconds):
+        return self.lease.renew(job_id, worker, seconds)
+
+    def complete(self, job_id, worker, mp3_id, duration, size):
+        return self._finish(job_id, worker, {
+            "status": c.DONE, "mp3_id": mp3_id, "duration": duration, "mp3_size": size,
+            "error": None, "progress": 1.0})
+
+    def fail(self, job_id, worker, error):
+        return self._finish(job_id, worker, {"status": c.FAILED, "error": error})
+
+    def _finish(self, job_id, worker, fields):
+        now = utcnow()
+        # the outcome event is dispatched next; the notification sweeper steps in only if no email
+        # went out by `notify_next`
+        fields.update({"updated_at": now, "finished_at": now, "due_at": None,
+                       "notify": c.NOTIFY_PENDING, "notify_attempts": 0,
+                       "notify_next": now + datetime.timedelta(seconds=c.REDISPATCH_AFTER)})
+        return Job.from_doc(self.lease.settle(job_id, worker, fields))
+
+    def release(self, job_id, worker, retry_in, reason):
+        """Give a job back after a transient failure; it is due again after `retry_in` seconds."""
+        self.lease.settle(job_id, worker, {
+            "status": c.QUEUED, "due_at": later(retry_in), "last_error": reason,
+            "updated_at": utcnow()})
+
+    # files -------------------------------------------------------------------------------------
+    def open_video(self, job):
+        return self.files.open(c.VIDEOS_BUCKET, job.video_id)
+
+    def drop_video(self, job):
+        """The converted job's video is no longer needed."""
+        self.files.delete(c.VIDEOS_BUCKET, job.video_id)
+        self.jobs.update_one({"_id": job.id}, {"$set": {"video_id": None}})
+
+    def create_mp3(self, job):
+        return self.files.create(c.MP3S_BUCKET, mp3_filename(job.filename),
+                                 {"owner": job.owner, "job_id": job.id, "source": job.filename})
+
+    def delete_mp3(self, file_id):
+        self.files.delete(c.MP3S_BUCKET, file_id)
+
+    # due work ----------------------------------------------------------------------------------
+    def due(self, limit=50):
+        """Jobs no converter is working on although they should be: queued jobs whose event has not
+        led to a conversion (or whose retry time came), and jobs whose converter stopped renewing
+        its lease."""
+        return [Job.from_doc(doc) for doc in self.lease.due_docs(limit)]
+
+    def take_due(self, job):
+        """Mark a due job as handed out again; False when another sweeper did it first."""
+        return self.lease.postpone(job.id, c.REDISPATCH_AFTER)
+
+
+class ConverterStore(MongoStore):
+    settings_class = ConverterSettings
+
+    def build(self, db, settings):
+        return ConverterJobs(db)

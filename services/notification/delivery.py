@@ -1,0 +1,41 @@
+"""Exactly one email per job outcome: claim it on the job record, send, record that it was sent."""
+import logging
+import smtplib
+
+from services.common.leases import backoff, worker_id
+from services.notification.emails import compose
+from services.notification.settings import NotificationSettings
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay(attempt):
+    return backoff(attempt, base=5, cap=600)
+
+
+class Delivery:
+    def __init__(self, outbox, mailer, settings):
+        self.outbox = outbox
+        self.mailer = mailer
+        self.settings = settings
+        self.worker = worker_id()
+
+    def deliver(self, job_id):
+        """True when this call sent the email; False when it was not ours to send (or failed)."""
+        job = self.outbox.claim(job_id, self.worker, self.settings.NOTIFY_LEASE_SECONDS)
+        if job is None or not job.finished:
+            return False
+        message = compose(job, NotificationSettings.public_url(self.settings),
+                          self.settings.MAIL_FROM)
+        try:
+            self.mailer.send(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            attempts = job.notify_attempts
+            give_up = attempts >= self.settings.NOTIFY_MAX_ATTEMPTS
+            log.warning("job %s: email not sent (attempt %d%s): %s", job_id, attempts,
+                        ", giving up" if give_up else "", exc)
+            self.outbox.failed(job_id, self.worker, retry_delay(attempts), give_up, str(exc))
+            return False
+        self.outbox.sent(job_id, self.worker)
+        log.info("job %s: %s email sent to %s", job_id, job.status, job.owner)
+        return True

@@ -1,0 +1,21 @@
+"""What the notification service reads from its configuration (defaults: config/notification.yaml)."""
+from services.common.settings import Flag, MongoSettings, Number, Text
+
+
+class NotificationSettings(MongoSettings):
+    PUBLIC_URL = Text(optional=True)
+    WEB_SERVER_ADDRESS = Text(env="GATEWAY_ADDRESS")
+    MAIL_FROM = Text()
+    SMTP_HOST = Text()
+    SMTP_PORT = Number(int, minimum=1, maximum=65535)
+    SMTP_USERNAME = Text(optional=True)
+    SMTP_PASSWORD = Text(optional=True)
+    SMTP_STARTTLS = Flag()
+    SMTP_TIMEOUT = Number(float, minimum=1)
+    NOTIFY_LEASE_SECONDS = Number(int, minimum=10)
+    NOTIFY_MAX_ATTEMPTS = Number(int, minimum=1)
+
+    @staticmethod
+    def public_url(settings):
+        """PUBLIC_URL, or the gateway's own address when it is not set."""
+        return (settings.PUBLIC_URL or "http://%s" % settings.WEB_SERVER_ADDRESS).rstrip("/")

@@ -1,0 +1,79 @@
+"""The GridFS file store: write, open and delete files by id, in bounded memory.
+
+Two buckets: the uploaded videos and the MP3s. Any GridFS reader reads what this writes.
+"""
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from services.common import constants as c
+from services.storage.gridio import FileWriter, StoredFile, delete_file
+
+CHUNK_SIZE = 1024 * 1024
+TOUCH_EVERY = 64 * 1024 * 1024
+BUCKETS = (c.VIDEOS_BUCKET, c.MP3S_BUCKET)
+
+
+def parse_file_id(value):
+    """A file id from the outside world, or None when it is not one."""
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        return None
+
+
+class Upload:
+    """A file being streamed into GridFS. `commit()` keeps it, `abort()` leaves nothing behind.
+
+    `touch` (optional) is called every 64 MiB, so a long upload still in progress is not taken for
+    one abandoned by a crashed gateway."""
+
+    def __init__(self, writer, touch=None):
+        self._writer = writer
+        self._touch = touch
+        self.file_id = writer.file_id
+        self.committed = False
+
+    @property
+    def size(self):
+        return self._writer.length
+
+    def write(self, data):
+        before = self.size
+        self._writer.write(data)
+        if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
+            self._touch()
+
+    def commit(self):
+        self._writer.close()
+        self.committed = True
+
+    def abort(self):
+        if not self.committed:
+            self._writer.abort()
+
+
+class FileStore:
+    def __init__(self, db):
+        self.db = db
+
+    def ensure_indexes(self):
+        for bucket in BUCKETS:
+            self.db[bucket + ".chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
+            self.db[bucket + ".files"].create_index([("filename", 1), ("uploadDate", 1)])
+
+    def create(self, bucket, filename, metadata, touch=None):
+        """An `Upload` of a new file; its id is known at once, the file exists once committed."""
+        writer = FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
+                            filename, metadata, CHUNK_SIZE)
+        return Upload(writer, touch)
+
+    def open(self, bucket, file_id):
+        """A seekable `StoredFile`, or None when there is no such (committed) file."""
+        doc = self.db[bucket + ".files"].find_one({"_id": file_id})
+        if doc is None:
+            return None
+        return StoredFile(self.db[bucket + ".chunks"], doc)
+
+    def delete(self, bucket, file_id):
+        if file_id is not None:
+            delete_file(self.db[bucket + ".files"], self.db[bucket + ".chunks"], file_id)
