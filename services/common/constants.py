@@ -19,8 +19,11 @@ FAILED = "failed"
 # internal state while the upload is still streaming into GridFS (never shown to users)
 UPLOADING = "uploading"
 FINISHED_STATES = (DONE, FAILED)
-# a queued job whose event has not led to a conversion after this long is dispatched again
+# a queued job whose event has not led to a conversion after this long is dispatched again (it may
+# wait its turn in the queue meanwhile: a second event is harmless, but useless)
 REDISPATCH_AFTER = 120
+# the same for an owed outcome email (its event is handled within milliseconds)
+EMAIL_REDISPATCH_AFTER = 15
 
 # notification states of a job outcome
 NOTIFY_PENDING = "pending"
