@@ -130,7 +130,7 @@ class Api:
         self.send("DELETE", "/jobs/" + job_id)
 
     def download(self, fid):
-        """A streamed response (use as a context manager) for the MP3 with id fid."""
+        """The streamed response with the MP3 whose id is fid; the caller closes it."""
         return self.send("GET", "/download", params={"fid": fid}, stream=True)
 
     # --- tus -------------------------------------------------------------------------------------

@@ -220,7 +220,7 @@ def cmd_convert(api, args, out):
             if job_id:
                 pending.append((path, job_id))
         while pending and not any(r["error"] in ("invalid_token", "unauthorized") for r in results.values()):
-            results[pending[0][0]] = _finish(api, *pending.popleft(), args, out)
+            _finish_oldest(api, pending, results, args, out)
     except KeyboardInterrupt:
         jobs = ", ".join(job_id for _, job_id in pending)
         raise Interrupted("Interrupted." + (" Uploaded jobs go on converting on the server (%s): "
@@ -246,7 +246,7 @@ def _upload_when_allowed(api, store, path, args, out, pending, results):
             return _upload(api, store, path, tus_metadata(args, path), out)
         except ApiError as err:
             if err.code == "too_many_jobs" and pending:
-                results[pending[0][0]] = _finish(api, *pending.popleft(), args, out)
+                _finish_oldest(api, pending, results, args, out)
                 continue
             results[path] = _failure(path, err, out)
             return None
@@ -265,6 +265,12 @@ def _upload(api, store, path, metadata, out):
         return upload(api, store, path, metadata, progress)
 
 
+def _finish_oldest(api, pending, results, args, out):
+    path, job_id = pending[0]
+    results[path] = _finish(api, path, job_id, args, out)
+    pending.popleft()  # only now: Ctrl-C while waiting leaves it listed as converting on the server
+
+
 def _finish(api, path, job_id, args, out):
     """Wait for the job, save its MP3; the result entry for this file."""
     try:
@@ -277,7 +283,8 @@ def _finish(api, path, job_id, args, out):
         result = _failure(path, err, out, code="connection_failed")
         result["job_id"] = job_id
         return result
-    out.result(None if out.as_json else "%s -> %s" % (path, output), None)
+    if not out.as_json:
+        out.result("%s -> %s" % (path, output), None)
     return {"file": path, "status": "done", "job_id": job_id, "mp3_id": job["mp3_id"], "output": output,
             "error": None}
 
@@ -316,10 +323,13 @@ def wait(api, job_id, name, out):
 def download(api, fid, directory, source_name=None):
     """Save the MP3 with id fid into directory under the server's name (made safe); returns the path."""
     fallback = os.path.splitext(source_name)[0] + ".mp3" if source_name else "%s.mp3" % fid
-    with api.download(fid) as response:
+    response = api.download(fid)
+    try:
         name = safe_name(disposition_filename(response.headers.get("content-disposition")),
                          fallback=safe_name(fallback))
         return save_stream(response.iter_bytes(), directory, name)
+    finally:
+        response.close()
 
 
 def _short(name, width=30):

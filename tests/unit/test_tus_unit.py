@@ -52,7 +52,7 @@ def test_encode_metadata_is_the_inverse():
     ("filename %s" % base64.b64encode(b"\xff\xfe").decode(), "UTF-8"),
     ("filename Y2xpcA", "base64"),                       # missing padding
     ("filename %s extra" % b64("x"), "pairs"),
-    (" %s" % b64("x"), "pairs"),                         # empty key
+    ("a %s,,b %s" % (b64("x"), b64("y")), "pairs"),     # an empty pair
     (",", "pairs"),
     ("k\x01ey %s" % b64("x"), "pairs"),                  # control character in the key
     ("ké %s" % b64("x"), "pairs"),                       # non-ASCII key
