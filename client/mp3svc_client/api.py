@@ -71,7 +71,8 @@ def error_from(status, body, headers, reason=""):
         data = json.loads(body or b"")
         code, message = str(data["error"]), str(data["message"])
     except (ValueError, TypeError, KeyError):
-        code = {401: "unauthorized", 404: "not_found", 410: "gone", 413: "too_large"}.get(status, "http_%d" % status)
+        code = {401: "unauthorized", 404: "not_found", 410: "gone", 413: "too_large"}.get(status)
+        code = code or "http_%d" % status
         message = "The server answered HTTP %d%s" % (status, (" " + reason) if reason else "")
     return ApiError(status, code, message, retry_after(headers.get("retry-after")))
 
@@ -154,7 +155,8 @@ class Api:
         try:
             return int(response.headers["upload-offset"])
         except (KeyError, ValueError):
-            raise ApiError(response.status_code, "bad_offset", "The server's answer had no valid Upload-Offset.")
+            raise ApiError(response.status_code, "bad_offset",
+                           "The server's answer had no valid Upload-Offset.")
 
 
 def _reason(exc):

@@ -47,7 +47,8 @@ def build_parser():
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print machine-readable JSON on stdout")
     parser = argparse.ArgumentParser(
-        prog="mp3svc", parents=[common], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="mp3svc", parents=[common], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Convert videos to MP3 with an mp3svc server.")
     parser.add_argument("--version", action="version", version="mp3svc " + __version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -82,7 +83,8 @@ def build_parser():
                        description="Save the MP3 of a job id or of an MP3 id (fid, as in the email).")
     p.add_argument("id", metavar="ID")
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where it goes (default: here)")
-    p = sub.add_parser("rm", parents=[common], help="delete jobs", description="Delete jobs, their MP3 and video.")
+    p = sub.add_parser("rm", parents=[common], help="delete jobs",
+                       description="Delete jobs with their MP3 and video.")
     p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
     return parser
 
@@ -174,8 +176,8 @@ def cmd_jobs(api, args, out):
         if job.get("error"):
             rows.append(("", "", "", "", "  " + job["error"]))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    out.result("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows).rstrip(),
-               None)
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows)
+    out.result("\n".join(line.rstrip() for line in lines), None)
     return 0
 
 
@@ -184,8 +186,8 @@ def cmd_download(api, args, out):
     if len(fid) == 32:  # a job id (a fid is 24 hex digits)
         job = api.job(fid)
         if job["status"] != "done":
-            raise CliError("Job %s is %s, not done%s." % (fid, job["status"],
-                                                           ": " + job["error"] if job.get("error") else ""))
+            reason = ": " + job["error"] if job.get("error") else ""
+            raise CliError("Job %s is %s, not done%s." % (fid, job["status"], reason))
         fid, fallback = job["mp3_id"], job.get("filename")
     path = download(api, fid, args.output_dir, fallback)
     out.result(path, {"id": args.id, "mp3_id": fid, "output": path})

@@ -28,7 +28,8 @@ class _Patch(TusRequest):
         chunk = self.file.read(self._content_length)
         try:
             response = requests.patch(self._url, data=chunk, headers=self._request_headers,
-                                      timeout=PATCH_TIMEOUT, verify=self.verify_tls_cert, cert=self.client_cert)
+                                      timeout=PATCH_TIMEOUT, verify=self.verify_tls_cert,
+                                      cert=self.client_cert)
         except requests.RequestException as error:
             raise TusUploadFailed(error)
         self.status_code = response.status_code
@@ -56,7 +57,8 @@ class _Uploader(Uploader):
         if not 200 <= self.request.status_code < 300:
             raise TusUploadFailed("", self.request.status_code, self.request.response_content)
         if "upload-offset" not in self.request.response_headers:
-            raise ApiError(self.request.status_code, "bad_offset", "The server's answer had no Upload-Offset.")
+            raise ApiError(self.request.status_code, "bad_offset",
+                           "The server's answer had no Upload-Offset.")
 
 
 def resume_key(server, path, metadata):

@@ -1,7 +1,8 @@
 """tus 1.0.0 protocol helpers (core, creation, termination, expiration): header parsing and building.
 
 Pure functions, no I/O and no nameko: the gateway's routes call them and map the exceptions below to
-HTTP answers (each exception's args[0] is the sentence for a person). https://tus.io/protocols/resumable-upload
+HTTP answers (each exception's args[0] is the sentence for a person).
+Protocol: https://tus.io/protocols/resumable-upload
 """
 import base64
 import binascii
@@ -48,7 +49,8 @@ class TooLarge(TusError):
 def check_resumable(value):
     """Every request but OPTIONS must carry `Tus-Resumable: 1.0.0`."""
     if value is None:
-        raise UnsupportedVersion("The Tus-Resumable header is missing; this server speaks tus %s." % TUS_VERSION)
+        raise UnsupportedVersion("The Tus-Resumable header is missing; this server speaks tus %s."
+                                 % TUS_VERSION)
     if value.strip() != TUS_RESUMABLE:
         raise UnsupportedVersion("Tus-Resumable %r is not supported; this server speaks tus %s."
                                  % (value[:32], TUS_VERSION))

@@ -44,7 +44,8 @@ def api_error(status, code, message, headers=None):
 # --- argument parsing and options -> tus metadata ------------------------------------------------
 def test_every_option_flag_becomes_its_metadata_key(tmp_path):
     args = cli.build_parser().parse_args([
-        "convert", str(tmp_path / "clip.mp4"), "--bitrate", "192", "--sample-rate", "44100", "--channels", "1",
+        "convert", str(tmp_path / "clip.mp4"), "--bitrate", "192", "--sample-rate", "44100",
+        "--channels", "1",
         "--start", "1:02.5", "--end", "90", "--audio-track", "1", "--normalize", "--no-tags",
         "--title", "Täst, title", "--artist", "A", "--album", "B", "--cover", "none"])
     assert cli.tus_metadata(args, args.files[0]) == {
@@ -65,8 +66,8 @@ def test_metadata_as_tuspy_encodes_it_is_what_the_gateway_parses(tmp_path):
     video.write_bytes(b"x")
     args = cli.build_parser().parse_args(["convert", str(video), "--title", "a,b c", "--no-tags"])
     metadata = cli.tus_metadata(args, str(video))
-    uploader = upload._Uploader(None, "key", file_stream=io.BytesIO(b"x"), client=TusClient("http://h/uploads"),
-                                metadata=metadata)
+    uploader = upload._Uploader(None, "key", file_stream=io.BytesIO(b"x"),
+                                client=TusClient("http://h/uploads"), metadata=metadata)
     header = uploader.get_url_creation_headers()["upload-metadata"]
     assert tus.parse_metadata(header) == {"filename": "vidéo.mp4", "title": "a,b c", "tags": "false"}
 
@@ -341,7 +342,8 @@ def test_download_by_job_id_saves_under_a_safe_name_inside_dir(capsys, token, tm
     assert (code, err) == (0, "")
     assert out.strip() == str(tmp_path / "clip.mp3")
     assert (tmp_path / "clip.mp3").read_bytes() == b"ID3data"
-    code, out, _ = run(["download", "b" * 24, "-o", str(tmp_path), "--json"], capsys, jobs_api([JOB], downloads))
+    argv = ["download", "b" * 24, "-o", str(tmp_path), "--json"]
+    code, out, _ = run(argv, capsys, jobs_api([JOB], downloads))
     assert json.loads(out)["output"] == str(tmp_path / "clip (1).mp3")
 
 
@@ -406,14 +408,15 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(*srv.refuse)
                 tus.check_resumable(self.headers.get("Tus-Resumable"))
                 upload_id = uuid.uuid4().hex
-                srv.uploads[upload_id] = {"length": tus.parse_length(self.headers.get("Upload-Length"), 10 ** 9),
-                                          "meta": tus.parse_metadata(self.headers.get("Upload-Metadata")),
-                                          "data": bytearray(), "polls": 0}
+                length = tus.parse_length(self.headers.get("Upload-Length"), 10 ** 9)
+                meta = tus.parse_metadata(self.headers.get("Upload-Metadata"))
+                srv.uploads[upload_id] = {"length": length, "meta": meta, "data": bytearray(), "polls": 0}
                 return self.answer(201, tus.response_headers(location="/uploads/" + upload_id, expires=0))
             if path.path.startswith("/uploads/") and state is None:
                 return self.error(404, "not_found", "No such upload.")
             if self.command == "HEAD":
-                return self.answer(200, tus.response_headers(offset=len(state["data"]), length=state["length"]))
+                headers = tus.response_headers(offset=len(state["data"]), length=state["length"])
+                return self.answer(200, headers)
             if self.command == "PATCH":
                 tus.check_resumable(self.headers.get("Tus-Resumable"))
                 tus.check_content_type(self.headers.get("Content-Type"))
