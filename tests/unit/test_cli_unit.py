@@ -373,7 +373,7 @@ class FakeGateway(ThreadingHTTPServer):
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.uploads, self.log, self.refuse = {}, [], None
+        self.uploads, self.log, self.refuse, self.break_patch = {}, [], None, {}
         self.url = "http://127.0.0.1:%d" % self.server_address[1]
 
 
@@ -417,6 +417,12 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "HEAD":
                 headers = tus.response_headers(offset=len(state["data"]), length=state["length"])
                 return self.answer(200, headers)
+            if self.command == "PATCH" and len(patches(srv)) in srv.break_patch:
+                if srv.break_patch[len(patches(srv))] == "drop":
+                    state["data"] += body[:300]  # what arrived before the connection broke
+                    self.close_connection = True
+                    return self.connection.shutdown(2)
+                return self.error(503, "storage_unavailable", "The file store is not reachable.")
             if self.command == "PATCH":
                 tus.check_resumable(self.headers.get("Tus-Resumable"))
                 tus.check_content_type(self.headers.get("Content-Type"))
@@ -505,6 +511,32 @@ def test_ctrl_c_mid_upload_then_the_same_command_resumes(capsys, gateway, tmp_pa
     assert bytes(state["data"]) == video.read_bytes()
     (result,) = json.loads(out)["files"]
     assert result["status"] == "done" and result["output"] == str(tmp_path / "out" / "big.mp3")
+
+
+@pytest.mark.parametrize("trouble", ["drop", 503])
+def test_a_broken_patch_is_retried_from_the_servers_offset(capsys, gateway, tmp_path, monkeypatch, trouble):
+    monkeypatch.setattr(upload, "RETRY_DELAYS", (0, 0))
+    gateway.break_patch = {2: trouble}
+    video = tmp_path / "a.mp4"
+    video.write_bytes(os.urandom(2500))
+    code, _, err = run(["convert", str(video)], capsys)
+    assert (code, err) == (0, "")
+    if trouble == "drop":  # the server kept 300 bytes of the broken PATCH: they are not sent again
+        assert patches(gateway) == [("0", 1000), ("1000", 1000), ("1300", 1000), ("2300", 200)]
+    else:
+        assert patches(gateway) == [("0", 1000), ("1000", 1000), ("1000", 1000), ("2000", 500)]
+    assert [m for m, *_ in gateway.log].count("HEAD") == 1
+    assert bytes(next(iter(gateway.uploads.values()))["data"]) == video.read_bytes()
+
+
+def test_retries_give_up_with_the_reason(capsys, gateway, tmp_path, monkeypatch):
+    monkeypatch.setattr(upload, "RETRY_DELAYS", (0, 0))
+    gateway.break_patch = {1: 503, 2: 503, 3: 503}
+    (tmp_path / "a.mp4").write_bytes(b"x" * 1500)
+    code, _, err = run(["convert", str(tmp_path / "a.mp4")], capsys)
+    assert code == 1
+    assert "The file store is not reachable. (HTTP 503: the service is unavailable" in err
+    assert len(patches(gateway)) == 3
 
 
 def test_a_changed_file_or_other_options_start_a_new_upload(capsys, gateway, tmp_path, monkeypatch):
