@@ -223,10 +223,11 @@ def cmd_convert(api, args, out):
                 pending.append((path, job_id))
         while pending and not any(r["error"] in ("invalid_token", "unauthorized") for r in results.values()):
             _finish_oldest(api, pending, results, args, out)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as exc:
         jobs = ", ".join(job_id for _, job_id in pending)
-        raise Interrupted("Interrupted." + (" Uploaded jobs go on converting on the server (%s): "
-                                            "mp3svc jobs, mp3svc download JOB_ID." % jobs if jobs else ""))
+        raise Interrupted((str(exc) if isinstance(exc, Interrupted) else "Interrupted.")
+                          + (" Uploaded files go on converting on the server (%s): mp3svc jobs, "
+                             "mp3svc download JOB_ID." % jobs if jobs else ""))
     finally:
         store.close()
         for path, job_id in pending:

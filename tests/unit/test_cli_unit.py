@@ -513,6 +513,27 @@ def test_ctrl_c_mid_upload_then_the_same_command_resumes(capsys, gateway, tmp_pa
     assert result["status"] == "done" and result["output"] == str(tmp_path / "out" / "big.mp3")
 
 
+def test_ctrl_c_on_the_second_file_names_the_job_already_converting(capsys, gateway, tmp_path, monkeypatch):
+    files = []
+    for name, size in (("a.mp4", 500), ("b.mp4", 2500)):
+        (tmp_path / name).write_bytes(os.urandom(size))
+        files.append(str(tmp_path / name))
+    real_perform, calls = upload._Patch.perform, []
+
+    def interrupted_third_patch(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_perform(self)
+    monkeypatch.setattr(upload._Patch, "perform", interrupted_third_patch)
+    code, out, err = run(["convert", *files, "--json"], capsys)
+    first_job = next(i for i, u in gateway.uploads.items() if u["meta"]["filename"] == "a.mp4")
+    assert code == 130
+    assert ("Interrupted after 1000 B of 2.4 KiB of b.mp4; run the same command again to resume. "
+            "Uploaded files go on converting on the server (%s)" % first_job) in err
+    assert [f["status"] for f in json.loads(out)["files"]] == ["converting", "not_started"]
+
+
 @pytest.mark.parametrize("trouble", ["drop", 503])
 def test_a_broken_patch_is_retried_from_the_servers_offset(capsys, gateway, tmp_path, monkeypatch, trouble):
     monkeypatch.setattr(upload, "RETRY_DELAYS", (0, 0))
