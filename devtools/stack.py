@@ -78,6 +78,12 @@ def clean_env(**values):
     return env
 
 
+def consumer_queue(source, event_type):
+    """The queue of the first consumer of an event, named as services.common.messaging names it."""
+    from services.common.messaging import CONSUMERS, event_queue
+    return event_queue({}, source, event_type, *CONSUMERS[(source, event_type)][0]).name
+
+
 def tail(path, lines=30):
     try:
         with open(path, errors="replace") as handle:
