@@ -82,7 +82,8 @@ class BenchStack(Stack):
         self.wait_healthy(self.base, 120)
 
     def start_converters(self, count, workers):
-        self.stop(*self.converters, grace=CONVERTER_GRACE)
+        if self.converters:
+            self.stop(*self.converters, grace=CONVERTER_GRACE)
         self.converters = [c.CONVERTER if index == 0 else f"{c.CONVERTER}-{index + 1}"
                            for index in range(count)]
         for name in self.converters:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 
 from services.common import constants as c
 from services.common.utils import die_with_parent
@@ -80,7 +81,9 @@ def clean_env(**values):
 
 def consumer_queue(source, event_type):
     """The queue of the first consumer of an event, named as services.common.messaging names it."""
-    from services.common.messaging import CONSUMERS, event_queue
+    with warnings.catch_warnings():  # nameko's import warns that eventlet is deprecated
+        warnings.simplefilter("ignore")
+        from services.common.messaging import CONSUMERS, event_queue
     return event_queue({}, source, event_type, *CONSUMERS[(source, event_type)][0]).name
 
 
