@@ -86,6 +86,19 @@ else:
     from services.storage.client import Storage
     st = Storage(pymongo.MongoClient(uri)["gridfs_memory"])
     st.ping()
+
+    def insert_direct():
+        """Chunk documents inserted one by one, the files document at the end."""
+        fid, n, size = ObjectId(), 0, 0
+        chunks = st.db["videos.chunks"]
+        for b in blocks():
+            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
+            n += 1
+            size += len(b)
+        st.db["videos.files"].insert_one({
+            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
+            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        return fid
     if variant in ("storage", "storage-ev"):
         reset(); t0 = time.time()
         job, up = st.begin_upload("bench@example.com", "a.mp4")
@@ -95,25 +108,9 @@ else:
         fid = up.file_id
     elif variant == "direct-ev":
         reset(); t0 = time.time()
-        fid, n, size = ObjectId(), 0, 0
-        chunks = st.db["videos.chunks"]
-        for b in blocks():
-            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
-            n += 1
-            size += len(b)
-        st.db["videos.files"].insert_one({
-            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
-            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        fid = insert_direct()
     elif variant == "read-ev":
-        fid, n, size = ObjectId(), 0, 0
-        chunks = st.db["videos.chunks"]
-        for b in blocks():
-            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
-            n += 1
-            size += len(b)
-        st.db["videos.files"].insert_one({
-            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
-            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        fid = insert_direct()
         import gc; gc.collect()
         reset(); t0 = time.time()
         for _ in st.open_video(fid).iter_range(0, None, 1 << 20):
