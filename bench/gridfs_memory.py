@@ -5,11 +5,11 @@ Each variant runs in its own process against MONGO_URI (default: starts nx-27017
 .venv-mongo on a free port) and prints time and peak RSS (VmHWM, reset after set-up):
 
   parser      the gateway's UploadReceiver (werkzeug multipart) into a sink: no storage
-  storage     services.storage Storage.begin_upload() + Upload.write/commit, plain Python
+  storage     services.gateway.jobs GatewayJobs.begin_upload() + Upload.write/commit, plain Python
   storage-ev  the same after eventlet.monkey_patch(), as in a nameko service
   direct-ev   chunk documents inserted one by one ({files_id, n, data}), files doc at the end,
               under eventlet: the suggested writer
-  read-ev     Storage.open_video() + iter_range(1 MiB) of the stored file, under eventlet
+  read-ev     FileStore.open() + iter_range(1 MiB) of the stored file, under eventlet
 
 Usage: .venv/bin/python -m bench.gridfs_memory [--file bench/media/clip-60m.mp4]
        [--mongo-uri URI] [--variants parser,storage,storage-ev,direct-ev,read-ev]
@@ -83,8 +83,9 @@ if variant == "parser":
 else:
     import pymongo
     from bson import Binary, ObjectId
-    from services.storage.client import Storage
-    st = Storage(pymongo.MongoClient(uri)["gridfs_memory"])
+    from services.common import constants as c
+    from services.gateway.jobs import GatewayJobs
+    st = GatewayJobs(pymongo.MongoClient(uri)["gridfs_memory"])
     st.ping()
 
     def insert_direct():
@@ -113,10 +114,10 @@ else:
         fid = insert_direct()
         import gc; gc.collect()
         reset(); t0 = time.time()
-        for _ in st.open_video(fid).iter_range(0, None, 1 << 20):
+        for _ in st.files.open(c.VIDEOS_BUCKET, fid).iter_range(0, None, 1 << 20):
             pass
     elapsed = time.time() - t0
-    st.delete_video(fid)
+    st.files.delete(c.VIDEOS_BUCKET, fid)
     print("%-10s %6.1f s  peak RSS %5.0f MB" % (variant, elapsed, status("VmHWM")))
     sys.exit(0)
 print("%-10s %6.1f s  peak RSS %5.0f MB" % (variant, time.time() - t0, status("VmHWM")))

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from devtools.stack import LOCAL, ROOT, NotReady, Stack, port_open
 from services.common import constants as c
+from services.common.settings import MongoSettings
 
 VAR = os.path.join(ROOT, "var")
 DEFAULT_AMQP = "pyamqp://guest:guest@127.0.0.1:5672/"
@@ -50,8 +51,8 @@ def ensure_broker(stack):
 
 
 def ensure_mongo(stack):
-    if stack.env.get(c.CFG_MONGO_URI):
-        say("MongoDB: %s" % redact(stack.env[c.CFG_MONGO_URI]))
+    if stack.env.get(MongoSettings.MONGO_URI.variable):
+        say("MongoDB: %s" % redact(stack.env[MongoSettings.MONGO_URI.variable]))
         return
     if port_open(LOCAL, MONGO_PORT):
         raise SystemExit("MONGO_URI is unset but something already listens on %d; "

@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 
 from services.common import constants as c
+from services.common.settings import MongoSettings
 from services.common.utils import die_with_parent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -196,8 +197,8 @@ class Stack:
                                  "--log-file", os.path.join(data_dir, "nx.log"),
                                  "--pid-file", os.path.join(data_dir, "nx.pid")])
         wait_for_port(LOCAL, port, 60, proc)
-        self.env[c.CFG_MONGO_URI] = "mongodb://%s:%d/" % (LOCAL, port)
-        return self.env[c.CFG_MONGO_URI]
+        self.env[MongoSettings.MONGO_URI.variable] = "mongodb://%s:%d/" % (LOCAL, port)
+        return self.env[MongoSettings.MONGO_URI.variable]
 
     def start_mail_sink(self, maildir, port=None, name="mailsink"):
         """devtools.mailsink on 127.0.0.1:<port> (a free one by default), storing into `maildir`;

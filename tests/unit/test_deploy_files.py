@@ -13,6 +13,9 @@ import yaml
 
 from devtools.stack import ROOT, SERVICES, consumer_queue
 from services.common import constants
+from services.common.settings import MongoSettings
+from services.converter.settings import ConverterSettings
+from services.gateway.settings import GatewaySettings
 
 ROOT = Path(ROOT)
 
@@ -23,9 +26,10 @@ CONTRACT_VARS = {
     "MAX_UPLOAD_BYTES", "ALLOW_REGISTRATION",
 }
 EXTRA_VARS = {
-    constants.CFG_MONGO_DB, "CONVERTER_WORKERS", constants.CFG_CONVERT_TIMEOUT,
-    constants.CFG_MAX_DURATION, constants.CFG_QUEUE_TYPE, constants.CFG_AUTH_RPC_TIMEOUT,
-}
+    setting.variable for setting in (
+        MongoSettings.MONGO_DB, MongoSettings.PREFETCH_COUNT, ConverterSettings.CONVERT_TIMEOUT,
+        ConverterSettings.MAX_DURATION, MongoSettings.RABBIT_QUEUE_TYPE,
+        GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
@@ -269,7 +273,7 @@ def test_converter_workers_match_cpu_and_grace_covers_a_conversion(base, configm
     workers = int({e["name"]: e.get("value") for e in c["env"]}["CONVERTER_WORKERS"])
     assert quantity(c["resources"]["limits"]["cpu"]) == workers
     assert quantity(c["resources"]["requests"]["cpu"]) == workers
-    assert pod["terminationGracePeriodSeconds"] >= int(configmap[constants.CFG_CONVERT_TIMEOUT])
+    assert pod["terminationGracePeriodSeconds"] >= int(configmap[ConverterSettings.CONVERT_TIMEOUT.variable])
     assert "replicas" not in dep["spec"], "the HPA owns the converter's replicas"
     hpa = kind(base, "HorizontalPodAutoscaler")[constants.CONVERTER]
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -289,7 +293,7 @@ def test_gateway_probes_service_and_ingress(base, configmap):
     notes = kind(base, "Ingress")[constants.GATEWAY]["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
     body = size_bytes(notes[prefix + "proxy-body-size"])
-    assert body >= int(configmap[constants.CFG_MAX_UPLOAD_BYTES]) + FORM_OVERHEAD
+    assert body >= int(configmap[GatewaySettings.MAX_UPLOAD_BYTES.variable]) + FORM_OVERHEAD
     assert notes[prefix + "proxy-request-buffering"] == "off"
     assert int(notes[prefix + "proxy-read-timeout"]) >= 300
 
@@ -314,7 +318,7 @@ def test_operator_resources():
     assert mongo["kind"] == "MongoDBCommunity"
     assert mongo["spec"]["members"] == 3 and mongo["spec"]["type"] == "ReplicaSet"
     prod = (ROOT / "kubernetes/overlays/prod/kustomization.yaml").read_text()
-    assert re.search(r"path: /data/%s\s+value: quorum" % constants.CFG_QUEUE_TYPE, prod)
+    assert re.search(r"path: /data/%s\s+value: quorum" % MongoSettings.RABBIT_QUEUE_TYPE.variable, prod)
 
 
 def test_keda_component_scales_on_the_converter_queue():
