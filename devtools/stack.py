@@ -84,8 +84,8 @@ def consumer_queue(source, event_type):
     """The queue of the first consumer of an event, named as services.common.messaging names it."""
     with warnings.catch_warnings():  # nameko's import warns that eventlet is deprecated
         warnings.simplefilter("ignore")
-        from services.common.messaging import CONSUMERS, event_queue
-    return event_queue({}, source, event_type, *CONSUMERS[(source, event_type)][0]).name
+        from services.common.messaging import CONSUMERS, queue_name
+    return queue_name(source, event_type, *CONSUMERS[(source, event_type)][0])
 
 
 def tail(path, lines=30):
