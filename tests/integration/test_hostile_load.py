@@ -216,6 +216,18 @@ def test_at_capacity_busy_with_retry_after_and_livez_still_answers(
             except socket.timeout:
                 pass
         assert answered >= 4
+        # connections beyond GATEWAY_WORKERS + 64 get 503 `busy` before their request is read
+        idle = [connect(stack) for _ in range(80)]
+        trickles.extend(idle)
+        refused = 0
+        for sock in idle:
+            sock.settimeout(0.2)
+            try:
+                if sock.recv(12).startswith(b"HTTP/1.1 503"):
+                    refused += 1
+            except socket.timeout:
+                pass
+        assert refused >= 10
     finally:
         for sock in trickles:
             sock.close()
