@@ -69,6 +69,22 @@ class StorageUnavailable(GatewayError):
     pass
 
 
+class Throttled(GatewayError):
+    """Try again later: args are (sentence, seconds for Retry-After)."""
+
+    @property
+    def retry_after(self):
+        return self.args[1]
+
+
+class RateLimited(Throttled):
+    pass
+
+
+class Busy(Throttled):
+    pass
+
+
 # exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
 ERRORS = [
     (InvalidInput, 400, "invalid_input"),
@@ -88,6 +104,8 @@ ERRORS = [
     (TooLarge, 413, "too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),
+    (RateLimited, 429, "rate_limited"),
+    (Busy, 503, "busy"),
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
@@ -102,6 +120,7 @@ MESSAGES = {
     "auth_unavailable": "The authentication service is not answering; try again shortly.",
     "broker_unavailable": "The message broker is not reachable; try again shortly.",
     "storage_unavailable": "The file store is not reachable; try again shortly.",
+    "busy": "The server is at capacity; try again in a few seconds.",
     "internal_error": "Something went wrong on our side; try again, or tell the operator.",
 }
 
@@ -119,7 +138,7 @@ def describe(exc):
                 headers["WWW-Authenticate"] = (
                     'Basic realm="mp3svc"' if isinstance(exc, InvalidCredentials)
                     else 'Bearer realm="mp3svc"')
-            if isinstance(exc, TooManyAttempts):
+            if isinstance(exc, (TooManyAttempts, Throttled)):
                 headers["Retry-After"] = str(exc.retry_after)
             message = MESSAGES.get(code) if status >= 500 else None
             if message is None:

@@ -12,10 +12,11 @@ from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
 from services.gateway import schemas
 from services.gateway.dependencies import AuthRpc, BrokerCheck
-from services.gateway.entrypoints import http, json_response
+from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
-    BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
+    BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
 from services.gateway.jobs import GatewayStore
+from services.gateway.ratelimit import RateLimits
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
 from services.storage.files import parse_file_id
@@ -33,13 +34,9 @@ class GatewayService:
     jobs = GatewayStore()
     broker = BrokerCheck()
     dispatch = EventDispatcher()
+    limits = RateLimits()
 
-    # --- health -----------------------------------------------------------------------------
-    @http("GET", "/livez")
-    def livez(self, request):
-        """Liveness: the process serves HTTP. Says nothing of its dependencies (see /healthz)."""
-        return json_response({"status": "ok"})
-
+    # --- health (GET /livez is answered by the WSGI app itself, without a worker) ---------------
     @http("GET", "/healthz")
     def healthz(self, request):
         failing = {}
@@ -58,21 +55,21 @@ class GatewayService:
     # --- users --------------------------------------------------------------------------------
     @http("POST", "/register")
     def register(self, request):
-        body = request.get_json(silent=True, force=True)
-        if not isinstance(body, dict):
-            raise BadRequest('Send JSON: {"email": ..., "password": ...}.')
+        body = json_body(request)
+        self.limits.hit("register", request)
         user = self.auth.register(body.get("email"), body.get("password"))
         return json_response(user, 201)
 
     @http("POST", "/login")
     def login(self, request):
+        self.limits.hit("login", request)
         credentials = request.authorization
         if credentials is None or credentials.type != "basic":
             raise Unauthorized("Log in with HTTP Basic authentication: email and password.")
         return json_response(self.auth.login(credentials.username, credentials.password))
 
     # --- jobs ---------------------------------------------------------------------------------
-    @http("POST", "/upload")
+    @http("POST", "/upload", max_body=None)  # bounded while streaming (uploads.py)
     def upload(self, request):
         owner = self._user(request)
         receiver = UploadReceiver(self.settings.MAX_UPLOAD_BYTES,

@@ -31,6 +31,7 @@ EXTRA_VARS = {
         ConverterSettings.MAX_DURATION, MongoSettings.RABBIT_QUEUE_TYPE,
         GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
+DOCUMENTED |= {"CLIENT_TIMEOUT", "LOGIN_RATE", "REGISTER_RATE", "TRUSTED_PROXIES"}  # issue 9 (edge)
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)

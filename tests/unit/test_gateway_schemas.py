@@ -243,6 +243,8 @@ def _instance(exc_type):
         return UnknownService("auth")
     if exc_type is auth_errors.TooManyAttempts:
         return exc_type("Too many failed logins; try again later.", 42)
+    if issubclass(exc_type, gw.Throttled):
+        return exc_type("A sentence for a person.", 42)
     return exc_type("A sentence for a person.")
 
 
@@ -258,7 +260,7 @@ def test_describe_every_error_row(exc_type, status, code):
         assert message == "A sentence for a person."
     if status == 401:
         assert headers["WWW-Authenticate"].endswith('realm="mp3svc"')
-    if status == 429:
+    if status == 429 or code == "busy":
         assert headers == {"Retry-After": "42"}
 
 
