@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-from services.gateway import schemas
+from services.gateway import api, schemas
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
@@ -57,7 +57,8 @@ class GatewayService:
     def register(self, request):
         body = json_body(request)
         self.limits.hit("register", request)
-        user = self.auth.register(body.get("email"), body.get("password"))
+        form = api.parse(api.RegisterBody, body)
+        user = self.auth.register(form.email, form.password)
         return json_response(user, 201)
 
     @http("POST", "/login")
@@ -124,6 +125,19 @@ class GatewayService:
         response.headers["Accept-Ranges"] = "bytes"
         response.content_length = stored.length
         return response.make_conditional(request, accept_ranges=True, complete_length=stored.length)
+
+    # --- the API described (services/gateway/api.py) ---------------------------------------------
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return json_response(api.document(type(self)))
+
+    @http("GET", "/docs")
+    def docs(self, request):
+        return api.docs_file(request, api.DOCS_PAGE)
+
+    @http("GET", "/docs/<string:asset>")
+    def docs_asset(self, request, asset):
+        return api.docs_file(request, asset)
 
     # --- ops over RPC (nameko shell) -------------------------------------------------------------
     @rpc

@@ -1,0 +1,442 @@
+"""The HTTP API described once: request and response models (pydantic v2) and one operation per
+@http entrypoint of the gateway, from which the OpenAPI 3.1 document at GET /openapi.json is built.
+
+- The gateway validates requests with these same models (`parse`); constraints come from the rules
+  they restate (auth's email pattern and password bounds, the job id pattern).
+- Error responses come from the one error table in exceptions.py: an operation lists the exception
+  classes it can raise, and each becomes its status, `error` code and headers in the document.
+- Operations are keyed by the name of their entrypoint method; method and path are read from the
+  @http decorator itself. A route without an entry here makes `document()` raise `Undocumented`
+  (tests/unit/test_openapi.py), so a new route cannot go undocumented.
+"""
+import functools
+import inspect
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+from nameko.web.handlers import HttpRequestHandler
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic.json_schema import models_json_schema
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import wrap_file
+
+from services.auth.exceptions import (
+    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+from services.auth.schemas import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN
+from services.common import constants as c
+from services.gateway import exceptions as errors
+from services.gateway.schemas import JOB_ID_RE
+
+JSON = "application/json"
+TITLE = "mp3svc"
+VERSION = "1.0.0"
+BEARER, BASIC = "bearerAuth", "basicAuth"
+SECURITY_SCHEMES = {
+    BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+             "description": "The token from POST /login: `Authorization: Bearer <token>`."},
+    BASIC: {"type": "http", "scheme": "basic", "description": "Email and password."},
+}
+
+
+# --- the page for a person (GET /docs) ------------------------------------------------------------
+DOCS_DIR = Path(__file__).with_name("apidocs")
+DOCS_PAGE = "index.html"
+# file name -> path: only these files are served, whatever the URL says
+DOCS_ASSETS = {path.name: path for folder in (DOCS_DIR, DOCS_DIR / "vendor")
+               for path in sorted(folder.iterdir()) if path.is_file()}
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'")
+READ_BLOCK = 64 * 1024
+
+
+def docs_mimetype(name):
+    return mimetypes.guess_type(name)[0] or "text/plain"
+
+
+class Undocumented(Exception):
+    """An @http entrypoint of the service has no operation in OPERATIONS."""
+
+
+# --- models -------------------------------------------------------------------------------------
+class Model(BaseModel):
+    model_config = ConfigDict(strict=True)  # no coercion: a number is not an email address
+
+
+JobId = Annotated[str, Field(pattern=JOB_ID_RE.pattern, description="32 hexadecimal characters.")]
+FileId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{24}$",
+                              description="The MP3's id (`fid`): 24 hexadecimal characters.")]
+Timestamp = Annotated[str, Field(description="ISO 8601, UTC (`2026-01-31T12:00:00.000Z`).")]
+
+
+class Error(Model):
+    """Every error the API answers with."""
+    error: str = Field(description="A stable snake_case code for programs.")
+    message: str = Field(description="A sentence for a person.")
+
+
+class Health(Model):
+    status: Literal["ok"]
+
+
+class Unhealthy(Error):
+    status: Literal["unavailable"]
+    failing: list[Literal["auth", "broker", "mongodb"]] = Field(description="The parts not answering.")
+
+
+class RegisterBody(Model):
+    """The body of POST /register. Blanks around the address are ignored; auth checks it again."""
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254,
+                                            pattern=EMAIL_RE.pattern)] = Field(
+        description="One plain mailbox, `local@domain`.")
+    password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+class User(Model):
+    email: str
+
+
+class Token(Model):
+    token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(description="Seconds the token stays valid.")
+
+
+class UploadForm(Model):
+    """The multipart form of POST /upload (the conversion options join it as fields)."""
+    file: bytes = Field(description="The video (or audio) to convert; its name is kept.")
+
+
+class UploadAccepted(Model):
+    job_id: JobId
+    status: Literal[c.QUEUED]
+
+
+class Job(Model):
+    job_id: JobId
+    status: Literal[c.QUEUED, c.CONVERTING, c.DONE, c.FAILED]
+    filename: str
+    mp3_id: Optional[FileId] = Field(description="Set when the job is done.")
+    error: Optional[str] = Field(description="Why the job failed, for a person.")
+    created_at: Optional[Timestamp]
+    updated_at: Optional[Timestamp]
+    # added by the conversion-options work; optional until every job carries them
+    progress: Optional[float] = Field(None, ge=0, le=1, description="0.0 to 1.0; 1.0 when done.")
+    options: Optional[dict] = Field(None, description="The conversion options used.")
+    duration: Optional[float] = Field(None, description="Seconds of the MP3, when done.")
+    size: Optional[int] = Field(None, description="Bytes of the MP3, when done.")
+    expires_at: Optional[Timestamp] = Field(None, description="When a finished job is deleted.")
+
+
+class JobList(Model):
+    jobs: list[Job] = Field(description="The caller's jobs, newest first.")
+
+
+class JobPath(Model):
+    job_id: JobId
+
+
+class DownloadQuery(Model):
+    fid: Annotated[str, Field(pattern=r"^([0-9a-fA-F]{24}|[0-9a-f]{32})$",
+                              description="The MP3's id from the email, or the job id.")]
+
+
+class DownloadHeaders(Model):
+    Range: Optional[str] = Field(None, description="One byte range (`bytes=0-1023`).")
+    If_None_Match: Optional[str] = Field(None, alias="If-None-Match",
+                                         description="The ETag of a copy already held.")
+
+
+class AssetPath(Model):
+    asset: Literal[tuple(DOCS_ASSETS)] = Field(description="A file of the documentation page.")
+
+
+def parse(model, data, error=InvalidInput):
+    """`data` validated by `model`; any problem raises `error` (400) naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(problem(exc)) from None
+
+
+def problem(exc):
+    """One sentence for a person from a pydantic ValidationError (its first problem)."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return "The field '%s' is missing." % where
+    if first["type"] == "string_pattern_mismatch":
+        return "The field '%s' is not valid." % where
+    return "The field '%s' is not valid: %s." % (where, first["msg"][:1].lower() + first["msg"][1:])
+
+
+# --- operations ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reply:
+    """A successful response: a JSON model, or other media types (`schema` for the body)."""
+    description: str
+    model: Optional[type] = None
+    media: Optional[str | tuple] = JSON
+    schema: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    replies: dict                      # status -> Reply
+    errors: tuple = ()                 # exception classes (exceptions.ERRORS) or werkzeug HTTPExceptions
+    security: Optional[str] = BEARER   # a SECURITY_SCHEMES name, or None for public
+    body: Optional[type] = None        # JSON request body model
+    form: Optional[type] = None        # multipart/form-data request body model
+    path: Optional[type] = None        # path parameters model
+    query: Optional[type] = None       # query parameters model
+    headers: Optional[type] = None     # request header parameters model
+    tag: str = "jobs"
+    description: str = ""
+
+
+# errors any operation may give: the worker pool full, or the process restarting
+ALWAYS = (errors.Busy,)
+# errors of every operation that checks a Bearer token (auth answers the check)
+TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
+JSON_BODY = (errors.BadRequest, errors.TooLarge)
+STORAGE = (errors.StorageUnavailable,)
+
+TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
+                "ETag": "The MP3's id.", "Content-Length": "Bytes in the body."}
+
+OPERATIONS = {
+    # GET /livez is answered by the WSGI app itself (entrypoints.LIVEZ), not by an entrypoint
+    "livez": Operation(
+        "Liveness: the process serves HTTP", {200: Reply("Alive.", Health)}, security=None, tag="health",
+        description="Says nothing of the dependencies; answered without a worker."),
+    "healthz": Operation(
+        "Readiness: auth, the broker and MongoDB answer",
+        {200: Reply("Every part answers.", Health),
+         503: Reply("A part is not answering; `failing` names it.", Unhealthy)},
+        security=None, tag="health"),
+    "register": Operation(
+        "Create an account", {201: Reply("Registered.", User)}, security=None, body=RegisterBody,
+        errors=JSON_BODY + (InvalidInput, RegistrationClosed, UserExists, errors.RateLimited,
+                            errors.AuthUnavailable),
+        tag="users", description="Limited per client address (`REGISTER_RATE`)."),
+    "login": Operation(
+        "Get a token with HTTP Basic email and password", {200: Reply("A token.", Token)},
+        security=BASIC, tag="users",
+        errors=(InvalidInput, InvalidCredentials, errors.Unauthorized, TooManyAttempts, errors.RateLimited,
+                errors.AuthUnavailable),
+        description="401 with the same body for any wrong email or password; failed logins lock the "
+                    "account for a while (429 `too_many_attempts`). Limited per client address "
+                    "(`LOGIN_RATE`)."),
+    "upload": Operation(
+        "Upload a video to convert", {202: Reply("Stored and queued.", UploadAccepted)}, form=UploadForm,
+        errors=TOKEN + STORAGE + (errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles,
+                                  errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
+                                  errors.BrokerUnavailable),
+        description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413. A file "
+                    "that is not media with an audio stream fails the job later, with the reason."),
+    "list_jobs_http": Operation(
+        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, errors=TOKEN + STORAGE),
+    "get_job": Operation(
+        "One job", {200: Reply("The job.", Job)}, path=JobPath,
+        errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound),
+        description="404 for unknown ids and for other users' jobs."),
+    "download": Operation(
+        "Download an MP3", {
+            200: Reply("The MP3, streamed.", media="audio/mpeg", headers=TEXT_HEADERS,
+                       schema={"type": "string", "contentMediaType": "audio/mpeg"}),
+            206: Reply("The requested byte range.", media="audio/mpeg",
+                       schema={"type": "string", "contentMediaType": "audio/mpeg"},
+                       headers={"Content-Range": "The range sent."}),
+            304: Reply("Not modified (If-None-Match).", media=None)},
+        query=DownloadQuery, headers=DownloadHeaders,
+        errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound, errors.NotReady,
+                                  RequestedRangeNotSatisfiable),
+        description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
+                    "MP3 exists). 404 for unknown ids and for other users' files."),
+    "openapi": Operation(
+        "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
+        security=None, tag="documentation"),
+    "docs": Operation(
+        "The document for a person (Swagger UI)",
+        {200: Reply("An HTML page.", media="text/html", schema={"type": "string"})},
+        security=None, tag="documentation"),
+    "docs_asset": Operation(
+        "A file of the documentation page",
+        {200: Reply("The file.", media=tuple(sorted({docs_mimetype(name) for name in DOCS_ASSETS})),
+                    schema={"type": "string"})},
+        path=AssetPath, errors=(errors.NotFound,), security=None, tag="documentation"),
+}
+LIVEZ_PATH = "/livez"
+
+
+# --- the document -------------------------------------------------------------------------------
+def http_entrypoints(service_cls):
+    """(method name, HTTP method, werkzeug rule) of every @http entrypoint, base classes included."""
+    found = []
+    for name, member in inspect.getmembers(service_cls, inspect.isfunction):
+        for entrypoint in getattr(member, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, HttpRequestHandler):
+                for method in entrypoint.method.split(","):
+                    found.append((name, method.strip().upper(), entrypoint.url))
+    return sorted(found, key=lambda item: (item[2], item[1]))
+
+
+def openapi_path(rule):
+    """`/jobs/<string:job_id>` -> `/jobs/{job_id}`."""
+    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def error_status(exc_type):
+    """(status, code) of an exception class, from the one table in exceptions.py."""
+    for known, status, code in errors.ERRORS:
+        if issubclass(exc_type, known):
+            return status, code
+    status = exc_type.code
+    return status, errors.HTTP_CODES.get(status) or ("bad_request" if status < 500 else "internal_error")
+
+
+@functools.lru_cache(maxsize=None)
+def document(service_cls):
+    """The OpenAPI 3.1 document of `service_cls`'s HTTP API (a dict, built once)."""
+    routes = [("livez", "GET", LIVEZ_PATH)] + http_entrypoints(service_cls)
+    missing = sorted({name for name, _, _ in routes} - set(OPERATIONS))
+    if missing:
+        raise Undocumented("no entry in services/gateway/api.py OPERATIONS for: %s" % ", ".join(missing))
+    refs, schemas = _components()
+    paths = {}
+    for name, method, rule in routes:
+        paths.setdefault(openapi_path(rule), {})[method.lower()] = _operation(name, OPERATIONS[name], refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION,
+                 "description": "Video to MP3 conversion. Every error is JSON "
+                                "`{\"error\": \"<snake_case_code>\", \"message\": \"<sentence>\"}`."},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _components():
+    """JSON schemas of every model, as #/components/schemas; request models in validation mode."""
+    models = {(Error, "serialization")}
+    for operation in OPERATIONS.values():
+        models.update((reply.model, "serialization") for reply in operation.replies.values() if reply.model)
+        models.update((model, "validation") for model in (operation.body, operation.form) if model)
+    refs, top = models_json_schema(sorted(models, key=lambda item: (item[0].__name__, item[1])),
+                                   ref_template="#/components/schemas/{model}")
+    return refs, top.get("$defs", {})
+
+
+def _operation(name, operation, refs):
+    spec = {"operationId": name, "summary": operation.summary, "tags": [operation.tag]}
+    if operation.description:
+        spec["description"] = operation.description
+    spec["security"] = [{operation.security: []}] if operation.security else []
+    parameters = []
+    for where, model in (("path", operation.path), ("query", operation.query),
+                         ("header", operation.headers)):
+        if model is not None:
+            parameters += _parameters(where, model)
+    if parameters:
+        spec["parameters"] = parameters
+    if operation.body is not None:
+        spec["requestBody"] = {"required": True, "content": {
+            JSON: {"schema": refs[(operation.body, "validation")]}}}
+    if operation.form is not None:
+        spec["requestBody"] = {"required": True, "content": {
+            "multipart/form-data": {"schema": refs[(operation.form, "validation")]}}}
+    responses = {}
+    for status, reply in operation.replies.items():
+        response = {"description": reply.description}
+        if reply.media:
+            schema = refs[(reply.model, "serialization")] if reply.model else reply.schema
+            medias = reply.media if isinstance(reply.media, tuple) else (reply.media,)
+            response["content"] = {media: {"schema": schema} for media in medias}
+        if reply.headers:
+            response["headers"] = {key: {"description": text, "schema": {"type": "string"}}
+                                   for key, text in reply.headers.items()}
+        responses[str(status)] = response
+    for status, response in _errors(ALWAYS + tuple(operation.errors), refs).items():
+        if status in responses:  # a documented body for that status too (503 of /healthz)
+            ok = responses[status]
+            schemas = [ok["content"][JSON]["schema"], response["content"][JSON]["schema"]]
+            ok["content"][JSON]["schema"] = {"anyOf": schemas}
+            ok["description"] += " Or: " + response["description"]
+            ok.setdefault("headers", {}).update(
+                {key: dict(value, required=False) for key, value in response.get("headers", {}).items()})
+        else:
+            responses[status] = response
+    spec["responses"] = dict(sorted(responses.items()))
+    return spec
+
+
+def _parameters(where, model):
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    parameters = []
+    for key, prop in schema["properties"].items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        prop.pop("default", None)
+        if "anyOf" in prop:  # Optional[str]: a parameter present is a string
+            prop = next(option for option in prop["anyOf"] if option.get("type") != "null")
+        parameter = {"name": key, "in": where, "required": where == "path" or key in required,
+                     "schema": prop}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
+
+
+def _errors(exc_types, refs):
+    """status -> response object for these exception classes (codes, headers)."""
+    by_status = {}
+    for exc_type in exc_types:
+        status, code = error_status(exc_type)
+        codes, types = by_status.setdefault(str(status), ([], []))
+        if code not in codes:
+            codes.append(code)
+        types.append(exc_type)
+    responses = {}
+    for status, (codes, types) in sorted(by_status.items()):
+        schema = {"allOf": [refs[(Error, "serialization")],
+                            {"properties": {"error": {"enum": codes}}}]}
+        response = {"description": "Error: " + ", ".join("`%s`" % code for code in codes) + ".",
+                    "content": {JSON: {"schema": schema}}}
+        headers = {}
+        if status == "401":
+            headers["WWW-Authenticate"] = {"description": "The scheme to authenticate with.",
+                                           "required": True, "schema": {"type": "string"}}
+        throttled = [issubclass(t, (errors.Throttled, TooManyAttempts)) for t in types]
+        if any(throttled):
+            headers["Retry-After"] = {"description": "Seconds to wait before trying again.",
+                                      "required": all(throttled),
+                                      "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+        if headers:
+            response["headers"] = headers
+        responses[status] = response
+    return responses
+
+
+# --- GET /docs ---------------------------------------------------------------------------------
+def docs_file(request, name):
+    """One file of the documentation page, streamed, with an ETag; 404 `not_found` for any other."""
+    path = DOCS_ASSETS[parse(AssetPath, {"asset": name}, errors.NotFound).asset]
+    mimetype = docs_mimetype(name)
+    stat = path.stat()
+    response = Response(wrap_file(request.environ, path.open("rb"), READ_BLOCK), mimetype=mimetype,
+                        direct_passthrough=True)
+    response.content_length = stat.st_size
+    response.set_etag("%x-%x" % (int(stat.st_mtime), stat.st_size))
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = DOCS_CSP
+    return response.make_conditional(request)

@@ -1,0 +1,168 @@
+"""The OpenAPI document: every @http route of the gateway is in it, with the errors of the one table."""
+import inspect
+import json
+import re
+
+import pytest
+from nameko.web.handlers import HttpRequestHandler
+
+from services.auth.exceptions import InvalidInput
+from services.gateway import api, exceptions
+from services.gateway.entrypoints import LIVEZ, http
+from services.gateway.service import GatewayService
+
+
+def routes_of(service_cls):
+    """(HTTP method, OpenAPI path) of every @http entrypoint, read straight from nameko's registry on
+    the class and its bases (independently of api.http_entrypoints)."""
+    found = set()
+    for klass in inspect.getmro(service_cls):
+        for member in vars(klass).values():
+            for entrypoint in getattr(member, "nameko_entrypoints", ()):
+                if isinstance(entrypoint, HttpRequestHandler):
+                    path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", entrypoint.url)
+                    found.add((entrypoint.method.lower(), path))
+    return found
+
+
+@pytest.fixture(scope="module")
+def document():
+    return api.document(GatewayService)
+
+
+def operations(document):
+    return {(method, path): spec for path, methods in document["paths"].items()
+            for method, spec in methods.items()}
+
+
+def test_every_route_is_documented(document):
+    routes = routes_of(GatewayService)
+    assert len(routes) >= 10
+    documented = set(operations(document))
+    assert routes - documented == set()
+    # and nothing documented that the gateway does not answer (/livez: the WSGI app itself)
+    assert documented - routes == {("get", LIVEZ)}
+
+
+def test_an_undocumented_route_fails_loudly():
+    class Extended(GatewayService):
+        @http("DELETE", "/jobs/<string:job_id>")
+        def delete_job_unknown_to_api(self, request, job_id):
+            pass
+
+    with pytest.raises(api.Undocumented, match="delete_job_unknown_to_api"):
+        api.document(Extended)
+
+
+def test_document_is_openapi_3_1_and_json(document):
+    assert document["openapi"] == "3.1.0"
+    text = json.dumps(document)
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', text))
+    assert refs and refs <= set(document["components"]["schemas"])
+    schemes = document["components"]["securitySchemes"]
+    for spec in operations(document).values():
+        assert spec["responses"] and spec["summary"]
+        for requirement in spec["security"]:
+            assert set(requirement) <= set(schemes)
+    ids = [spec["operationId"] for spec in operations(document).values()]
+    assert len(ids) == len(set(ids))
+
+
+def error_codes(spec, status):
+    schema = spec["responses"][str(status)]["content"]["application/json"]["schema"]
+    if "anyOf" in schema:
+        schema = schema["anyOf"][-1]
+    return schema["allOf"][1]["properties"]["error"]["enum"]
+
+
+def test_every_error_is_from_the_table(document):
+    table = {(status, code) for _, status, code in exceptions.ERRORS}
+    table |= {(status, code) for status, code in exceptions.HTTP_CODES.items()}
+    for (method, path), spec in operations(document).items():
+        for status in spec["responses"]:
+            if int(status) >= 400:
+                for code in error_codes(spec, status):
+                    assert (int(status), code) in table, (method, path, status, code)
+
+
+@pytest.mark.parametrize("method, path, status, code", [
+    ("post", "/register", 400, "invalid_input"),
+    ("post", "/register", 400, "bad_request"),
+    ("post", "/register", 409, "user_exists"),
+    ("post", "/register", 413, "too_large"),
+    ("post", "/register", 429, "rate_limited"),
+    ("post", "/login", 401, "invalid_credentials"),
+    ("post", "/login", 429, "too_many_attempts"),
+    ("post", "/upload", 401, "invalid_token"),
+    ("post", "/upload", 413, "too_large"),
+    ("get", "/jobs/{job_id}", 404, "not_found"),
+    ("get", "/jobs/{job_id}", 400, "invalid_id"),
+    ("get", "/download", 409, "not_ready"),
+    ("get", "/download", 416, "range_not_satisfiable"),
+    ("get", "/healthz", 503, "busy"),
+    ("get", "/jobs", 503, "auth_unavailable"),
+])
+def test_errors_per_route(document, method, path, status, code):
+    assert code in error_codes(operations(document)[(method, path)], status)
+
+
+def test_error_headers(document):
+    ops = operations(document)
+    assert ops[("get", "/jobs")]["responses"]["401"]["headers"]["WWW-Authenticate"]["required"]
+    assert ops[("post", "/login")]["responses"]["429"]["headers"]["Retry-After"]["required"]
+    # 503 auth_unavailable carries no Retry-After, busy does
+    assert not ops[("get", "/jobs")]["responses"]["503"]["headers"]["Retry-After"]["required"]
+
+
+def test_security(document):
+    ops = operations(document)
+    assert ops[("post", "/login")]["security"] == [{api.BASIC: []}]
+    assert ops[("get", "/jobs")]["security"] == [{api.BEARER: []}]
+    for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs")):
+        assert ops[public]["security"] == []
+
+
+def test_upload_form_and_job_schema(document):
+    schemas = document["components"]["schemas"]
+    upload = operations(document)[("post", "/upload")]["requestBody"]["content"]["multipart/form-data"]
+    form = schemas[upload["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert form["properties"]["file"]["format"] == "binary" and form["required"] == ["file"]
+    job = schemas["Job"]
+    assert job["properties"]["job_id"]["pattern"] == "^[0-9a-f]{32}$"
+    assert set(job["properties"]["status"]["enum"]) == {"queued", "converting", "done", "failed"}
+    # the fields still to come are documented but not required
+    assert {"progress", "options", "duration", "size", "expires_at"} <= set(job["properties"])
+    assert "progress" not in job["required"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"password": "long enough pw"}, "email"),
+    ({"email": "a@example.com"}, "password"),
+    ({"email": 5, "password": "long enough pw"}, "email"),
+    ({"email": "not-an-email", "password": "long enough pw"}, "email"),
+    ({"email": "a@b@example.com", "password": "long enough pw"}, "email"),
+    ({"email": "a@example.com", "password": "short"}, "password"),
+    ({"email": "a@example.com", "password": "p" * 1025}, "password"),
+    ({"email": "a@example.com", "password": 12345678}, "password"),
+])
+def test_register_body_rejects(body, field):
+    with pytest.raises(InvalidInput, match="'%s'" % field):
+        api.parse(api.RegisterBody, body)
+
+
+def test_register_body_accepts_what_auth_accepts():
+    form = api.parse(api.RegisterBody, {"email": " twice@Example.COM ", "password": "p" * 1024, "x": 1})
+    assert (form.email, len(form.password)) == ("twice@Example.COM", 1024)
+
+
+def test_docs_assets_are_local_files():
+    page = (api.DOCS_DIR / api.DOCS_PAGE).read_text()
+    links = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert [link for link in links if link.startswith("/docs/")]
+    for link in links:
+        assert link.startswith("/"), link  # no CDN
+        if link.startswith("/docs/"):
+            assert link[len("/docs/"):] in api.DOCS_ASSETS
+    assert {"LICENSE", "swagger-ui-bundle.js", "swagger-ui.css"} <= set(api.DOCS_ASSETS)
+    setup = (api.DOCS_DIR / "docs.js").read_text()
+    assert "validatorUrl: null" in setup and "http" not in setup.replace("/openapi.json", "")
