@@ -108,7 +108,7 @@ class Token(Model):
 
 class UploadForm(Model):
     """The multipart form of POST /upload (the conversion options join it as fields)."""
-    file: bytes = Field(description="The video (or audio) to convert; its name is kept.")
+    file: bytes = Field(min_length=1, description="The video (or audio) to convert; its name is kept.")
 
 
 class UploadAccepted(Model):

@@ -11,7 +11,7 @@ import logging
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WsgiApp
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
 from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
@@ -56,6 +56,8 @@ class JsonWsgiApp(WsgiApp):
         if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             # liveness: the process serves HTTP; needs no worker, says nothing of dependencies
             return json_response({"status": "ok"})(environ, start_response)
+        if environ.get("PATH_INFO") == LIVEZ:
+            return error_response(MethodNotAllowed(["GET", "HEAD"]))(environ, start_response)
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
             environ["wsgi.input_terminated"] = True
