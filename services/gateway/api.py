@@ -107,7 +107,8 @@ class Token(Model):
 
 
 class UploadForm(Model):
-    """The multipart form of POST /upload (the conversion options join it as fields)."""
+    """The multipart form of POST /upload. The conversion options join it as fields by deriving it
+    from their model as well (`class UploadForm(ConversionOptions, Model)`, services/common/options.py)."""
     file: bytes = Field(min_length=1, description="The video (or audio) to convert; its name is kept.")
 
 
@@ -190,9 +191,10 @@ class Operation:
     summary: str
     replies: dict                      # status -> Reply
     errors: tuple = ()                 # exception classes (exceptions.ERRORS) or werkzeug HTTPExceptions
-    security: Optional[str] = BEARER   # a SECURITY_SCHEMES name, or None for public
+    security: tuple = (BEARER,)        # SECURITY_SCHEMES names, any one suffices; () for public
     body: Optional[type] = None        # JSON request body model
     form: Optional[type] = None        # multipart/form-data request body model
+    raw: Optional[str] = None          # media type of a raw request body (tus PATCH)
     path: Optional[type] = None        # path parameters model
     query: Optional[type] = None       # query parameters model
     headers: Optional[type] = None     # request header parameters model
@@ -210,24 +212,27 @@ STORAGE = (errors.StorageUnavailable,)
 TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
                 "ETag": "The MP3's id.", "Content-Length": "Bytes in the body."}
 
+# One entry per @http entrypoint, keyed by its method name. For a new route: its models above, then an
+# Operation here with the exception classes it can raise (the codes and statuses come from
+# exceptions.ERRORS; a new error class goes into that table first).
 OPERATIONS = {
     # GET /livez is answered by the WSGI app itself (entrypoints.LIVEZ), not by an entrypoint
     "livez": Operation(
-        "Liveness: the process serves HTTP", {200: Reply("Alive.", Health)}, security=None, tag="health",
+        "Liveness: the process serves HTTP", {200: Reply("Alive.", Health)}, security=(), tag="health",
         description="Says nothing of the dependencies; answered without a worker."),
     "healthz": Operation(
         "Readiness: auth, the broker and MongoDB answer",
         {200: Reply("Every part answers.", Health),
          503: Reply("A part is not answering; `failing` names it.", Unhealthy)},
-        security=None, tag="health"),
+        security=(), tag="health"),
     "register": Operation(
-        "Create an account", {201: Reply("Registered.", User)}, security=None, body=RegisterBody,
+        "Create an account", {201: Reply("Registered.", User)}, security=(), body=RegisterBody,
         errors=JSON_BODY + (InvalidInput, RegistrationClosed, UserExists, errors.RateLimited,
                             errors.AuthUnavailable),
         tag="users", description="Limited per client address (`REGISTER_RATE`)."),
     "login": Operation(
         "Get a token with HTTP Basic email and password", {200: Reply("A token.", Token)},
-        security=BASIC, tag="users",
+        security=(BASIC,), tag="users",
         errors=(InvalidInput, InvalidCredentials, errors.Unauthorized, TooManyAttempts, errors.RateLimited,
                 errors.AuthUnavailable),
         description="401 with the same body for any wrong email or password; failed logins lock the "
@@ -261,16 +266,16 @@ OPERATIONS = {
                     "MP3 exists). 404 for unknown ids and for other users' files."),
     "openapi": Operation(
         "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
-        security=None, tag="documentation"),
+        security=(), tag="documentation"),
     "docs": Operation(
         "The document for a person (Swagger UI)",
         {200: Reply("An HTML page.", media="text/html", schema={"type": "string"})},
-        security=None, tag="documentation"),
+        security=(), tag="documentation"),
     "docs_asset": Operation(
         "A file of the documentation page",
         {200: Reply("The file.", media=tuple(sorted({docs_mimetype(name) for name in DOCS_ASSETS})),
                     schema={"type": "string"})},
-        path=AssetPath, errors=(errors.NotFound,), security=None, tag="documentation"),
+        path=AssetPath, errors=(errors.NotFound,), security=(), tag="documentation"),
 }
 LIVEZ_PATH = "/livez"
 
@@ -316,7 +321,9 @@ def document(service_cls):
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION,
                  "description": "Video to MP3 conversion. Every error is JSON "
-                                "`{\"error\": \"<snake_case_code>\", \"message\": \"<sentence>\"}`."},
+                                "`{\"error\": \"<snake_case_code>\", \"message\": \"<sentence>\"}`; "
+                                "besides those listed per operation, any unknown path gets 404 "
+                                "`not_found` and any other method 405 `method_not_allowed`."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
@@ -337,7 +344,7 @@ def _operation(name, operation, refs):
     spec = {"operationId": name, "summary": operation.summary, "tags": [operation.tag]}
     if operation.description:
         spec["description"] = operation.description
-    spec["security"] = [{operation.security: []}] if operation.security else []
+    spec["security"] = [{name: []} for name in operation.security]
     parameters = []
     for where, model in (("path", operation.path), ("query", operation.query),
                          ("header", operation.headers)):
@@ -351,6 +358,9 @@ def _operation(name, operation, refs):
     if operation.form is not None:
         spec["requestBody"] = {"required": True, "content": {
             "multipart/form-data": {"schema": refs[(operation.form, "validation")]}}}
+    if operation.raw is not None:
+        spec["requestBody"] = {"required": True, "content": {
+            operation.raw: {"schema": {"type": "string", "contentMediaType": operation.raw}}}}
     responses = {}
     for status, reply in operation.replies.items():
         response = {"description": reply.description}
