@@ -12,7 +12,6 @@ from nameko_sqlalchemy import Database
 
 from services.auth.exceptions import Busy, InvalidToken
 from services.auth.settings import AuthSettings
-from services.common.settings import ConfigurationError
 
 ISSUER = "mp3svc"
 AUDIENCE = "mp3svc"
@@ -71,11 +70,9 @@ class Passwords:
 
 class PasswordHashing(DependencyProvider):
     def setup(self):
-        concurrency = AuthSettings.of(self.container).HASH_CONCURRENCY
-        if concurrency >= self.container.max_workers:
-            raise ConfigurationError(
-                "AUTH_HASH_CONCURRENCY=%d must be below AUTH_WORKERS=%d, so that token checks "
-                "always find a free worker." % (concurrency, self.container.max_workers))
+        # at least one worker always stays free for token checks
+        concurrency = max(1, min(AuthSettings.of(self.container).HASH_CONCURRENCY,
+                                 self.container.max_workers - 1))
         self.passwords = Passwords(concurrency)
 
     def get_dependency(self, worker_ctx):

@@ -6,7 +6,8 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+    Busy, InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
+    UserExists)
 
 
 class GatewayError(Exception):
@@ -69,6 +70,18 @@ class StorageUnavailable(GatewayError):
     pass
 
 
+class QuotaExceeded(GatewayError):
+    pass
+
+
+class TooManyJobs(GatewayError):
+    """args: (message, retry_after_seconds)"""
+
+    @property
+    def retry_after(self):
+        return int(self.args[1]) if len(self.args) > 1 else 30
+
+
 # exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
 ERRORS = [
     (InvalidInput, 400, "invalid_input"),
@@ -81,6 +94,7 @@ ERRORS = [
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
@@ -88,6 +102,8 @@ ERRORS = [
     (TooLarge, 413, "too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),
+    (TooManyJobs, 429, "too_many_jobs"),
+    (Busy, 503, "busy"),
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
@@ -103,6 +119,7 @@ MESSAGES = {
     "broker_unavailable": "The message broker is not reachable; try again shortly.",
     "storage_unavailable": "The file store is not reachable; try again shortly.",
     "internal_error": "Something went wrong on our side; try again, or tell the operator.",
+    "busy": "The server is busy; try again in a moment.",
 }
 
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "upload_timeout",
@@ -119,7 +136,7 @@ def describe(exc):
                 headers["WWW-Authenticate"] = (
                     'Basic realm="mp3svc"' if isinstance(exc, InvalidCredentials)
                     else 'Bearer realm="mp3svc"')
-            if isinstance(exc, TooManyAttempts):
+            if getattr(exc, "retry_after", None) is not None:
                 headers["Retry-After"] = str(exc.retry_after)
             message = MESSAGES.get(code) if status >= 500 else None
             if message is None:
