@@ -73,7 +73,7 @@ class ConverterJobs:
     def drop_video(self, job):
         """The job's video is no longer needed: converted, or failed because of the upload."""
         self.files.delete(c.VIDEOS_BUCKET, job.video_id)
-        self.jobs.update_one({"_id": job.id, "video_id": job.video_id}, {"$set": {"video_id": None}})
+        self.jobs.update_one({"_id": job.id}, {"$set": {"video_id": None}})
 
     def create_mp3(self, job):
         return self.files.create(c.MP3S_BUCKET, mp3_filename(job.filename),
