@@ -49,9 +49,10 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.installed-$EXTRAS
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing the project into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[${EXTRAS}]"
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+        || [ client/pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing the project and its command-line client into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[${EXTRAS}]" -e ./client
     touch "$stamp"
 fi
 

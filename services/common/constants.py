@@ -21,8 +21,11 @@ UPLOADING = "uploading"
 FINISHED_STATES = (DONE, FAILED)
 # a user's jobs at once, counted against USER_MAX_ACTIVE_JOBS
 ACTIVE_STATES = (UPLOADING, QUEUED, CONVERTING)
-# a queued job whose event has not led to a conversion after this long is dispatched again
+# a queued job whose event has not led to a conversion after this long is dispatched again (it may
+# wait its turn in the queue meanwhile: a second event is harmless, but useless)
 REDISPATCH_AFTER = 120
+# the same for an owed outcome email (its event is handled within milliseconds)
+EMAIL_REDISPATCH_AFTER = 15
 
 # notification states of a job outcome
 NOTIFY_PENDING = "pending"

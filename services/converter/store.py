@@ -57,7 +57,7 @@ class ConverterJobs:
         # went out by `notify_next`
         fields.update({"updated_at": now, "finished_at": now, "due_at": None,
                        "notify": c.NOTIFY_PENDING, "notify_attempts": 0,
-                       "notify_next": now + datetime.timedelta(seconds=c.REDISPATCH_AFTER)})
+                       "notify_next": now + datetime.timedelta(seconds=c.EMAIL_REDISPATCH_AFTER)})
         return Job.from_doc(self.lease.settle(job_id, worker, fields))
 
     def release(self, job_id, worker, retry_in, reason):

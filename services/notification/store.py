@@ -40,7 +40,7 @@ class Outbox:
         return [Job.from_doc(doc) for doc in self.lease.due_docs(limit)]
 
     def take_due(self, job):
-        return self.lease.postpone(job.id, c.REDISPATCH_AFTER)
+        return self.lease.postpone(job.id, c.EMAIL_REDISPATCH_AFTER)
 
 
 class OutboxStore(MongoStore):

@@ -1,0 +1,3 @@
+from mp3svc_client.cli import main
+
+raise SystemExit(main())

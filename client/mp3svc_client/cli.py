@@ -1,0 +1,373 @@
+"""mp3svc: convert videos to MP3 with an mp3svc server from the command line.
+
+Exit status: 0 when everything asked for succeeded; 1 when anything failed (each reason on stderr);
+2 for a usage mistake; 130 when interrupted (Ctrl-C; `convert` resumes an interrupted upload).
+"""
+import argparse
+import collections
+import getpass
+import json
+import os
+import sys
+import time
+
+from tqdm import tqdm
+
+from mp3svc_client import __version__, config
+from mp3svc_client.api import TRANSIENT, Api, ApiError, CliError, ConnectionFailed
+from mp3svc_client.files import disposition_filename, safe_name, save_stream
+from mp3svc_client.upload import Interrupted, UploadStore, upload
+
+FINISHED = ("done", "failed")
+POLL_DELAYS = (0.5, 0.5, 1, 1, 2)   # then every 2 s
+TRANSIENT_GRACE = 60                # seconds of a gateway restart that waiting rides out
+# stop the whole `convert` on these: every other file would fail the same way
+FATAL_CODES = ("invalid_option", "invalid_token", "unauthorized", "connection_failed")
+
+# option flag -> (tus metadata key, how the value is written); the server validates the values
+OPTIONS = {
+    "bitrate": ("bitrate", str), "quality": ("quality", str), "sample_rate": ("sample_rate", str),
+    "channels": ("channels", str), "start": ("start", str), "end": ("end", str),
+    "audio_track": ("audio_track", str), "normalize": ("normalize", lambda on: "true"),
+    "no_tags": ("tags", lambda on: "false"), "title": ("title", str), "artist": ("artist", str),
+    "album": ("album", str), "cover": ("cover", str),
+}
+
+EXAMPLES = """examples:
+  mp3svc register me@example.com          # asks for a password (or reads MP3SVC_PASSWORD)
+  mp3svc convert talk.mp4 concert.mkv --bitrate 192 -o ~/Music
+  mp3svc jobs --json
+  mp3svc download 3f2a... -o ~/Music
+environment: MP3SVC_SERVER (default %s), MP3SVC_TOKEN, MP3SVC_PASSWORD
+""" % config.DEFAULT_SERVER
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print machine-readable JSON on stdout")
+    parser = argparse.ArgumentParser(
+        prog="mp3svc", parents=[common], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Convert videos to MP3 with an mp3svc server.")
+    parser.add_argument("--version", action="version", version="mp3svc " + __version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for name, text in (("register", "create an account and log in"), ("login", "log in and save the token")):
+        p = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
+        p.add_argument("email")
+
+    p = sub.add_parser("convert", parents=[common], help="upload videos, convert them, save the MP3s",
+                       description="Upload (resumably), convert and download. Ctrl-C during an upload and "
+                       "running the same command again continues where it stopped.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="where the MP3s go (default: beside each file)")
+    opts = p.add_argument_group("conversion options (default: the server's)")
+    rate = opts.add_mutually_exclusive_group()
+    rate.add_argument("--bitrate", type=int, metavar="KBPS", help="constant bitrate, e.g. 128, 192, 320")
+    rate.add_argument("--quality", type=int, metavar="0-9", help="LAME VBR quality (0 best)")
+    opts.add_argument("--sample-rate", type=int, metavar="HZ", help="e.g. 44100 or 48000")
+    opts.add_argument("--channels", type=int, metavar="N", help="1 (mono) or 2 (stereo)")
+    opts.add_argument("--start", metavar="TIME", help="trim: seconds (12.5) or [HH:]MM:SS[.mmm]")
+    opts.add_argument("--end", metavar="TIME", help="trim: seconds or [HH:]MM:SS[.mmm]")
+    opts.add_argument("--audio-track", type=int, metavar="N", help="which audio stream (0 first)")
+    opts.add_argument("--normalize", action="store_true", default=None, help="EBU R128 loudness to -16 LUFS")
+    opts.add_argument("--no-tags", action="store_true", default=None, help="no ID3 tags from the upload")
+    opts.add_argument("--title", help="ID3 title")
+    opts.add_argument("--artist", help="ID3 artist")
+    opts.add_argument("--album", help="ID3 album")
+    opts.add_argument("--cover", metavar="auto|none|SECONDS", help="ID3 cover picture")
+
+    p = sub.add_parser("jobs", parents=[common], help="list your jobs", description="List your jobs.")
+    p = sub.add_parser("download", parents=[common], help="save the MP3 of a job id or fid",
+                       description="Save the MP3 of a job id or of an MP3 id (fid, as in the email).")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where it goes (default: here)")
+    p = sub.add_parser("rm", parents=[common], help="delete jobs",
+                       description="Delete jobs with their MP3 and video.")
+    p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    return parser
+
+
+def tus_metadata(args, path):
+    """filename plus the option flags given, as tus Upload-Metadata (tuspy base64-encodes them)."""
+    metadata = {"filename": os.path.basename(path)}
+    for attr, (key, write) in OPTIONS.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            metadata[key] = write(value)
+    return metadata
+
+
+class Output:
+    """stdout for results, stderr for failures and progress (bars only on a terminal)."""
+
+    def __init__(self, as_json, stdout=None, stderr=None):
+        self.as_json = as_json
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    @property
+    def bars(self):
+        return self.stderr.isatty()
+
+    def result(self, text, data):
+        if self.as_json:
+            print(json.dumps(data, ensure_ascii=False, indent=None), file=self.stdout)
+        elif text:
+            print(text, file=self.stdout)
+
+    def error(self, text):
+        print("mp3svc: %s" % text, file=self.stderr)
+
+    def bar(self, **kwargs):
+        return tqdm(file=self.stderr, disable=not self.bars, leave=False, dynamic_ncols=True, **kwargs)
+
+
+def read_password(confirm=False):
+    if os.environ.get(config.ENV_PASSWORD):
+        return os.environ[config.ENV_PASSWORD]
+    if not sys.stdin.isatty():  # `mp3svc login me@example.com < password-file`
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("No password: type one at the prompt, pipe it on stdin or set MP3SVC_PASSWORD.")
+        return password
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Password (again): ") != password:
+        raise CliError("The passwords differ; nothing was changed.")
+    return password
+
+
+# --- commands -------------------------------------------------------------------------------------
+def cmd_register(api, args, out):
+    password = read_password(confirm=True)
+    api.register(args.email, password)
+    return _login(api, args, out, password, "Registered and logged in as %s")
+
+
+def cmd_login(api, args, out):
+    return _login(api, args, out, read_password(), "Logged in as %s")
+
+
+def _login(api, args, out, password, text):
+    answer = api.login(args.email, password)
+    path = config.save_login(api.server, args.email, answer["token"], answer.get("expires_in"))
+    out.result("%s (token saved in %s)." % (text % args.email, path),
+               {"email": args.email, "server": api.server, "expires_in": answer.get("expires_in"),
+                "token_file": str(path)})
+    return 0
+
+
+def cmd_jobs(api, args, out):
+    jobs = api.jobs()
+    if out.as_json:
+        out.result(None, {"jobs": jobs})
+        return 0
+    if not jobs:
+        out.result("No jobs.", None)
+        return 0
+    rows = [("JOB ID", "STATUS", "SIZE", "CREATED", "FILE")]
+    for job in jobs:
+        status = job["status"]
+        if status == "converting" and job.get("progress") is not None:
+            status += " %d%%" % (100 * job["progress"])
+        rows.append((job["job_id"], status, _size(job.get("size")), (job.get("created_at") or "")[:19],
+                     job.get("filename") or ""))
+        if job.get("error"):
+            rows.append(("", "", "", "", "  " + job["error"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4] for r in rows)
+    out.result("\n".join(line.rstrip() for line in lines), None)
+    return 0
+
+
+def cmd_download(api, args, out):
+    fid, fallback = args.id, None
+    if len(fid) == 32:  # a job id (a fid is 24 hex digits)
+        job = api.job(fid)
+        if job["status"] != "done":
+            reason = ": " + job["error"] if job.get("error") else ""
+            raise CliError("Job %s is %s, not done%s." % (fid, job["status"], reason))
+        fid, fallback = job["mp3_id"], job.get("filename")
+    path = download(api, fid, args.output_dir, fallback)
+    out.result(path, {"id": args.id, "mp3_id": fid, "output": path})
+    return 0
+
+
+def cmd_rm(api, args, out):
+    failed = 0
+    for job_id in args.job_ids:
+        try:
+            api.delete(job_id)
+            out.result("Deleted %s." % job_id, {"job_id": job_id, "deleted": True})
+        except ApiError as err:
+            failed += 1
+            out.error("%s: %s" % (job_id, err))
+            out.result(None, {"job_id": job_id, "deleted": False, "error": err.code, "message": err.message})
+    return 1 if failed else 0
+
+
+def cmd_convert(api, args, out):
+    if args.output_dir and not os.path.isdir(args.output_dir):
+        raise CliError("%s is not a directory." % args.output_dir)
+    api.auth_headers()  # not logged in: say so once, not once per file
+    results = {}
+    pending = collections.deque()  # (file, job_id): uploaded, converting on the server meanwhile
+    store = UploadStore(config.uploads_path())
+    try:
+        for path in args.files:
+            job_id = _upload_when_allowed(api, store, path, args, out, pending, results)
+            if job_id is None and results[path]["error"] in FATAL_CODES:
+                break  # every other file would fail the same way
+            if job_id:
+                pending.append((path, job_id))
+        while pending and not any(r["error"] in ("invalid_token", "unauthorized") for r in results.values()):
+            _finish_oldest(api, pending, results, args, out)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        jobs = ", ".join(job_id for _, job_id in pending)
+        raise Interrupted((str(exc) if isinstance(exc, Interrupted) else "Interrupted.")
+                          + (" Uploaded files go on converting on the server (%s): mp3svc jobs, "
+                             "mp3svc download JOB_ID." % jobs if jobs else ""))
+    finally:
+        store.close()
+        for path, job_id in pending:
+            results.setdefault(path, {"file": path, "status": "converting", "job_id": job_id, "error": None})
+        if out.as_json:
+            out.result(None, {"files": [results.get(f) or {"file": f, "status": "not_started", "error": None}
+                                        for f in args.files]})
+    return 0 if all(results.get(f, {}).get("status") == "done" for f in args.files) else 1
+
+
+def _upload_when_allowed(api, store, path, args, out, pending, results):
+    """Upload one file; over the active-job limit, first finish the oldest job of this run.
+    Returns the job id, or None with the failure in results."""
+    if not os.path.isfile(path):
+        results[path] = _failure(path, CliError("No such file."), out, code="no_file")
+        return None
+    while True:
+        try:
+            return _upload(api, store, path, tus_metadata(args, path), out)
+        except ApiError as err:
+            if err.code == "too_many_jobs" and pending:
+                _finish_oldest(api, pending, results, args, out)
+                continue
+            results[path] = _failure(path, err, out)
+            return None
+        except (ConnectionFailed, OSError) as err:
+            results[path] = _failure(path, err, out, code="connection_failed"
+                                     if isinstance(err, ConnectionFailed) else "file_error")
+            return None
+
+
+def _upload(api, store, path, metadata, out):
+    size = os.path.getsize(path)
+    with out.bar(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                 desc="upload " + _short(os.path.basename(path))) as bar:
+        def progress(offset, _size):
+            bar.update(offset - bar.n)
+        return upload(api, store, path, metadata, progress)
+
+
+def _finish_oldest(api, pending, results, args, out):
+    path, job_id = pending[0]
+    results[path] = _finish(api, path, job_id, args, out)
+    pending.popleft()  # only now: Ctrl-C while waiting leaves it listed as converting on the server
+
+
+def _finish(api, path, job_id, args, out):
+    """Wait for the job, save its MP3; the result entry for this file."""
+    try:
+        job = wait(api, job_id, os.path.basename(path), out)
+        if job["status"] != "done":
+            raise ApiError(422, "conversion_failed", job.get("error") or "The conversion failed.")
+        directory = args.output_dir or os.path.dirname(os.path.abspath(path))
+        output = download(api, job["mp3_id"], directory, job.get("filename") or os.path.basename(path))
+    except CliError as err:
+        result = _failure(path, err, out, code="connection_failed")
+        result["job_id"] = job_id
+        return result
+    if not out.as_json:
+        out.result("%s -> %s" % (path, output), None)
+    return {"file": path, "status": "done", "job_id": job_id, "mp3_id": job["mp3_id"], "output": output,
+            "error": None}
+
+
+def _failure(path, err, out, code="error"):
+    """Say why on stderr; the result entry (the API's code and sentence when it answered)."""
+    out.error("%s: %s" % (path, err))
+    return {"file": path, "status": "failed", "error": getattr(err, "code", code),
+            "message": getattr(err, "message", str(err))}
+
+
+def wait(api, job_id, name, out):
+    """Poll the job until it is done or failed, with a progress bar; rides out a restarting gateway."""
+    polls, trouble_since = 0, None
+    with out.bar(total=100, unit="%", desc="convert " + _short(name),
+                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        while True:
+            try:
+                job = api.job(job_id)
+                trouble_since = None
+            except (ConnectionFailed, ApiError) as err:
+                if isinstance(err, ApiError) and err.status not in TRANSIENT:
+                    raise
+                trouble_since = trouble_since or time.monotonic()
+                if time.monotonic() - trouble_since > TRANSIENT_GRACE:
+                    raise
+                job = {"status": None}
+            if job["status"] in FINISHED:
+                return job
+            if job.get("progress") is not None:
+                bar.update(round(100 * job["progress"]) - bar.n)
+            time.sleep(POLL_DELAYS[min(polls, len(POLL_DELAYS) - 1)])
+            polls += 1
+
+
+def download(api, fid, directory, source_name=None):
+    """Save the MP3 with id fid into directory under the server's name (made safe); returns the path."""
+    fallback = os.path.splitext(source_name)[0] + ".mp3" if source_name else "%s.mp3" % fid
+    response = api.download(fid)
+    try:
+        name = safe_name(disposition_filename(response.headers.get("content-disposition")),
+                         fallback=safe_name(fallback))
+        return save_stream(response.iter_bytes(), directory, name)
+    finally:
+        response.close()
+
+
+def _short(name, width=30):
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def _size(n):
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return ("%d %s" if unit == "B" else "%.1f %s") % (n, unit)
+        n /= 1024
+
+
+COMMANDS = {"register": cmd_register, "login": cmd_login, "convert": cmd_convert, "jobs": cmd_jobs,
+            "download": cmd_download, "rm": cmd_rm}
+
+
+def main(argv=None, transport=None):
+    args = build_parser().parse_args(argv)
+    out = Output(getattr(args, "json", False))
+    server = config.server()
+    token, _email = config.saved_login(server)
+    api = Api(server, token, transport=transport)
+    try:
+        return COMMANDS[args.command](api, args, out)
+    except Interrupted as err:
+        out.error(str(err))
+        return 130
+    except KeyboardInterrupt:
+        out.error("Interrupted.")
+        return 130
+    except CliError as err:
+        out.error(str(err))
+        return 1
+    finally:
+        api.close()
