@@ -46,8 +46,12 @@ def test_ops_arguments_are_checked_before_mongodb(stack, rpc, db, media):
     token = stack.token_for("victim@example.com")
     job_id = stack.upload(token, media.video("ops.mp4", duration=1.0)).json()["job_id"]
     stack.wait_job(token, job_id)
+    stack.mail.wait_for(1)
     db.jobs.update_one({"_id": job_id}, {"$set": {"status": "failed"}})  # requeueable if reached
-    before = list(db.jobs.find())
+
+    def state():
+        return [(d["_id"], d["status"], d["attempts"], d["updated_at"]) for d in db.jobs.find()]
+    before = state()
     gateway, auth = rpc("gateway"), rpc("auth")
     for value in INJECTIONS:
         with pytest.raises(InvalidInput, match="job id"):
@@ -60,7 +64,7 @@ def test_ops_arguments_are_checked_before_mongodb(stack, rpc, db, media):
         if not (isinstance(value, int) and not isinstance(value, bool)):
             with pytest.raises(InvalidInput, match="limit"):
                 gateway.list_jobs("victim@example.com", limit=value)
-    assert list(db.jobs.find()) == before
+    assert state() == before
     assert [job["job_id"] for job in gateway.list_jobs("victim@example.com", 1)] == [job_id]
 
 
