@@ -32,3 +32,9 @@ class GatewaySettings(MongoSettings):
     REGISTER_RATE = Rate()
     # proxies whose X-Forwarded-For names the client (ingress, reverse proxy)
     TRUSTED_PROXIES = Networks(optional=True)
+    # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)
+    USER_QUOTA_BYTES = Number(int, minimum=1)
+    # a user's jobs uploading, queued or converting at once
+    USER_MAX_ACTIVE_JOBS = Number(int, minimum=1)
+    # finished jobs and their files are deleted this long after they finished
+    RETENTION_HOURS = Number(float, minimum=0)

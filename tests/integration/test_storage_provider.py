@@ -134,7 +134,8 @@ def write_file(files, data, bucket=VIDEOS, filename="clip.mp4", metadata=None, c
 
 
 def upload_job(gateway, data=b"v" * 1000, owner=OWNER, filename="clip.mp4", commit=True):
-    job_id, upload = gateway.begin_upload(owner, filename)
+    job_id, room = gateway.admit(owner, None, quota=1 << 40, max_active=1000)
+    job_id, upload = gateway.begin_file(job_id, owner, filename, room, quota=1 << 40)
     for piece in odd_pieces(data):
         upload.write(piece)
     if commit:
