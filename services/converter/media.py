@@ -116,16 +116,20 @@ class Encoder:
             .compile(cmd=self.ffmpeg_bin)
 
     def _audio(self, source, options):
-        """The chosen audio stream of the input, trimmed (input-side seek: sample accurate)."""
-        trim = {}
-        if options.start:
-            trim["ss"] = options.start
-        if options.end is not None:
-            trim["t"] = round(options.end - (options.start or 0), 3)
-        return self._input(source, **trim)["a:%d" % options.track]
+        return self._input(source)["a:%d" % options.track]
 
-    def _caps(self):
-        return {"t": self.max_duration + 1, "fs": int((self.max_duration + 60) * 40000)}
+    def _limits(self, options=None):
+        """Output options: the trim and the caps. The trim is on the output side (ffmpeg inserts
+        sample-accurate trim filters): an input-side seek on a pipe makes some demuxers (Matroska)
+        read the whole input looking for an index and then fail."""
+        limit = self.max_duration + 1
+        kwargs = {"fs": int((self.max_duration + 60) * 40000)}
+        if options is not None and options.start:
+            kwargs["ss"] = options.start
+        if options is not None and options.end is not None:
+            limit = min(limit, round(options.end - (options.start or 0), 3))
+        kwargs["t"] = limit
+        return kwargs
 
     def command(self, source, target, options=None, info=None, loudness=None):
         """ffmpeg argv: the chosen audio only, to MP3 (VBR quality, CBR bitrate or a copy), capped in
@@ -133,7 +137,7 @@ class Encoder:
         options = options or ConversionOptions()
         info = info or MediaInfo()
         audio = self._audio(source, options)
-        kwargs = dict(self._caps(), format="mp3", vn=None, sn=None, dn=None, map_metadata=-1,
+        kwargs = dict(self._limits(options), format="mp3", vn=None, sn=None, dn=None, map_metadata=-1,
                       map_chapters=-1, id3v2_version=0, write_id3v1=0)
         if self.copies(options, info):
             kwargs["acodec"] = "copy"
@@ -158,7 +162,7 @@ class Encoder:
     def measure_command(self, source, options):
         """First loudnorm pass: measures the chosen audio, prints JSON on stderr (hence -v info)."""
         audio = self._audio(source, options).filter("loudnorm", print_format="json", **LOUDNESS)
-        out = audio.output("-", format="null", vn=None, sn=None, dn=None, **self._caps())
+        out = audio.output("-", format="null", vn=None, sn=None, dn=None, **self._limits(options))
         return self._compile(out, "-v", "info", *self._progress_args())
 
     def _progress_args(self):
@@ -166,12 +170,12 @@ class Encoder:
 
     def cover_command(self, source, stream_index, at=None):
         """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe)."""
-        seek = {"ss": round(float(at), 3)} if at is not None else {}
-        picture = self._input(source, **seek)["%d" % int(stream_index)].filter(
+        seek = {"ss": round(float(at), 3)} if at is not None else {}  # output side, as for the trim
+        picture = self._input(source)["%d" % int(stream_index)].filter(
             "scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
             force_original_aspect_ratio="decrease")
         out = picture.output("pipe:1", format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
-                             **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
+                             **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
         return self._compile(out, "-v", "error")
 
     def probe_command(self, path, formats="mp3"):
