@@ -82,7 +82,7 @@ def test_default_vbr_with_tags_chapters_and_the_attached_picture(files, encoder,
     assert str(tag["TALB"]) == "The Album" and str(tag["TCON"]) == "Test"
     assert str(tag["TDRC"]) == "2024"
     with open(target, "rb") as handle:
-        head = handle.read(4096)
+        head = handle.read(ID3(target).size)
     assert head[:4] == b"ID3\x03" and b"TYER" in head and b"TDRC" not in head  # v2.3's year frame
     assert tag.getall("COMM")[0].text == ["hello"]
     assert chapters_ms(tag) == [(0, 2000, "One"), (2000, 4000, "Two"), (4000, 6000, "Three")]
@@ -199,8 +199,8 @@ def test_cover_from_the_video_frame(files, encoder, tmp_path):
 
 
 def test_moov_at_the_end_is_spooled_and_gets_its_options(files, encoder, tmp_path):
-    result, target = convert(encoder, files["moov_last"], tmp_path, {"start": "1", "end": "3",
-                                                                      "bitrate": "96"})
+    fields = {"start": "1", "end": "3", "bitrate": "96"}
+    result, target = convert(encoder, files["moov_last"], tmp_path, fields)
     assert abs(m.decoded_duration(target) - 2.0) <= 0.05
     assert MP3(target).info.bitrate_mode == BitrateMode.CBR
     assert chapters_ms(ID3(target)) == [(0, 1000, "One"), (1000, 2000, "Two")]
