@@ -91,4 +91,5 @@ def write(path, frames):
     tag = ID3()
     for frame in frames:
         tag.add(frame)
+    tag.update_to_v23()  # v2.4-only frames (TDRC) to their v2.3 forms (TYER); save() does not
     tpool.execute(tag.save, path, v2_version=ID3_VERSION, v1=0, padding=lambda info: 0)
