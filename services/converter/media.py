@@ -168,10 +168,13 @@ class Encoder:
     def _progress_args(self):
         return ("-progress", "pipe:1", "-stats_period", "%g" % self.progress_period)
 
-    def cover_command(self, source, stream_index, at=None):
-        """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe)."""
-        seek = {"ss": round(float(at), 3)} if at is not None else {}  # output side, as for the trim
-        picture = self._input(source)["%d" % int(stream_index)].filter(
+    def cover_command(self, source, stream_index, at=None, keyframes=False):
+        """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe),
+        at `at` seconds (output side, as for the trim). `keyframes` decodes key frames only: much
+        faster on a pipe (everything before `at` is read anyway), but there may be none after `at`."""
+        seek = {"ss": round(float(at), 3)} if at is not None else {}
+        picture = self._input(source, **({"skip_frame": "nokey"} if keyframes else {}))
+        picture = picture["%d" % int(stream_index)].filter(
             "scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
             force_original_aspect_ratio="decrease")
         out = picture.output("pipe:1", format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
@@ -305,6 +308,9 @@ class _Run:
         if info.audio and options.track >= len(info.audio):
             raise ConversionError("The upload has %d audio track(s): there is no audio_track %d."
                                   % (len(info.audio), options.track))
+        if info.duration and (options.start or 0) >= info.duration:
+            raise ConversionError("The trim starts at %s s, after the end of the media (%.3f s)."
+                                  % (options.start, info.duration))
         span = expected_span(info.duration, options)
         loudness = None
         if options.normalize:
@@ -372,11 +378,13 @@ class _Run:
                 return None
         else:
             return None
-        returncode, errors, out = self._exec(self.encoder.cover_command(source, index, at), source)
-        if returncode != 0 or not out.startswith(b"\xff\xd8"):
-            log.info("no cover picture: %s", errors.strip()[-200:])
-            return None
-        return out
+        for keyframes in ([True, False] if at else [False]):
+            argv = self.encoder.cover_command(source, index, at, keyframes)
+            returncode, errors, out = self._exec(argv, source)
+            if returncode == 0 and out.startswith(b"\xff\xd8"):
+                return out
+        log.info("no cover picture: %s", errors.strip()[-200:])
+        return None
 
     def progress(self, fraction):
         fraction = min(1.0, max(0.0, fraction))

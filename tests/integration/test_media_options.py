@@ -278,3 +278,9 @@ def test_storage_error_mid_feed_is_transient_and_immediate(files, tmp_path):
     assert time.monotonic() - started < 3
     assert "connection reset" in info.value.args[0]
     assert isinstance(info.value.__cause__, AutoReconnect)
+
+
+def test_trim_starting_after_the_end_is_the_users_fault(files, encoder, tmp_path):
+    with pytest.raises(ConversionError) as info:
+        convert(encoder, files["rich"], tmp_path, {"start": "7"})
+    assert "after the end of the media" in info.value.args[0]
