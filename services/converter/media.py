@@ -390,7 +390,10 @@ class _Run:
         fraction = min(1.0, max(0.0, fraction))
         if fraction > self.reported:
             self.reported = fraction
-            self.on_progress(fraction)
+            try:
+                self.on_progress(fraction)
+            except Exception:  # a failed progress write must not stop us reading ffmpeg's stdout
+                log.warning("progress callback failed", exc_info=True)
 
     def _progress_reader(self, span, offset, share):
         def on_line(line):
