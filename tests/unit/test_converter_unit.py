@@ -175,8 +175,8 @@ def test_convert_real_media_through_pipe_or_spool(media, tmp_path, faststart):
     with open(path, "rb") as handle:
         stored = BytesStored(handle.read())
     target = tmp_path / "out.mp3"
-    duration = Encoder(tmp_dir=str(tmp_path)).convert(stored, str(target))
-    assert abs(duration - 2.0) < 0.2
+    result = Encoder(tmp_dir=str(tmp_path)).convert(stored, str(target))
+    assert abs(result.duration - 2.0) < 0.2 and result.size == target.stat().st_size
     assert target.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3"]  # spool removed
 
