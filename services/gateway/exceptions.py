@@ -6,6 +6,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from services.auth.exceptions import Busy as AuthBusy
+from services.common.options import InvalidOption
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
     UserExists)
@@ -107,6 +108,7 @@ ERRORS = [
     (EmptyFile, 400, "empty_file"),
     (TooManyFiles, 400, "too_many_files"),
     (InvalidId, 400, "invalid_id"),
+    (InvalidOption, 400, "invalid_option"),
     (InvalidCredentials, 401, "invalid_credentials"),
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),

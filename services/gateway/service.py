@@ -83,6 +83,7 @@ class GatewayService:
             self.jobs.begin_file(job_id, owner, filename, room, quota)))  # quota while streaming
         try:
             _, size = receiver.receive(request)
+            options = schemas.options_from(receiver.text_fields(), ignore=())
         except BaseException:
             try:
                 receiver.discard(self.jobs)
@@ -90,7 +91,7 @@ class GatewayService:
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass
             raise
-        job = self.jobs.queue(job_id, size)
+        job = self.jobs.queue(job_id, size, options)
         if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
             self.jobs.discard(job_id, video_id=receiver.upload.file_id)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
