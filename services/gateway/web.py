@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 from werkzeug.utils import send_from_directory
 
+from services.auth.exceptions import InvalidCredentials
 from services.common import constants as c
-from services.gateway.entrypoints import http, json_response
+from services.gateway.entrypoints import error_response, http, json_response
 from services.gateway.exceptions import BadRequest, GatewayError, TooLarge, Unauthorized
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -139,7 +140,12 @@ class WebMixin:
         """Log in with JSON {"email", "password"}: the token goes into an HttpOnly cookie only."""
         _reject_foreign_page(request, self._web_public_urls())
         body = _json_body(request)
-        grant = self.auth.login(body.get("email"), body.get("password"))
+        try:
+            grant = self.auth.login(body.get("email"), body.get("password"))
+        except InvalidCredentials as exc:  # no Basic challenge: a browser would prompt for it
+            response = error_response(exc)
+            response.headers.pop("WWW-Authenticate", None)
+            return response
         email = self.auth.validate_token(grant["token"])["email"]  # as auth spells it
         response = json_response({"email": email, "expires_in": grant["expires_in"]})
         response.set_cookie(COOKIE_NAME, grant["token"], max_age=int(grant["expires_in"]), path="/",
