@@ -88,6 +88,10 @@ class Busy(Throttled):
     pass
 
 
+class CsrfRejected(GatewayError):
+    """A cookie-authenticated state-changing request from a page that is not ours."""
+
+
 class QuotaExceeded(GatewayError):
     pass
 
@@ -113,6 +117,7 @@ ERRORS = [
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (CsrfRejected, 403, "csrf"),
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),

@@ -21,6 +21,7 @@ from services.gateway.jobs import GatewayStore
 from services.gateway.ratelimit import RateLimits
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
+from services.gateway.web import WebMixin, check_origin, token_from_request
 from services.storage.files import parse_file_id
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ DOWNLOAD_BLOCK = 1024 * 1024
 MAX_LIST = 1000
 
 
-class GatewayService:
+class GatewayService(WebMixin):
     name = c.GATEWAY
 
     settings = GatewaySettings()
@@ -209,11 +210,13 @@ class GatewayService:
         self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
 
     def _user(self, request):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
+        state-changing requests must come from the page itself: 403 csrf otherwise)."""
+        token, _ = token_from_request(request)
+        if token is None:
             raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
-        return self.auth.validate_token(token.strip())["email"]
+        check_origin(request, (self.settings.PUBLIC_URL,))
+        return self.auth.validate_token(token)["email"]
 
     def _own_job(self, request, job_id, owner=None):
         owner = owner or self._user(request)

@@ -1,8 +1,9 @@
 """The web page: its static files, the cookie session it logs in with, and the cookie's CSRF rule.
 
 `WebMixin` is one of GatewayService's bases (nameko collects @http entrypoints from base classes);
-it uses the service's `config` and `auth` dependencies. `token_from_request` and `check_origin` are
-what the gateway's authentication uses to accept the cookie as well as a Bearer token.
+it uses the service's `settings` (PUBLIC_URL), `auth` and `limits` dependencies.
+`token_from_request` and `check_origin` are what the gateway's authentication uses to accept the
+cookie as well as a Bearer token.
 """
 import os
 from urllib.parse import urlsplit
@@ -10,13 +11,11 @@ from urllib.parse import urlsplit
 from werkzeug.utils import send_from_directory
 
 from services.auth.exceptions import InvalidCredentials
-from services.common import constants as c
-from services.gateway.entrypoints import error_response, http, json_response
-from services.gateway.exceptions import BadRequest, GatewayError, TooLarge, Unauthorized
+from services.gateway.entrypoints import error_response, http, json_body, json_response
+from services.gateway.exceptions import CsrfRejected, Unauthorized
 
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 COOKIE_NAME = "mp3svc_token"
-MAX_JSON_BYTES = 16 * 1024
 STATE_CHANGING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -28,10 +27,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-
-
-class CsrfRejected(GatewayError):
-    """A cookie-authenticated state-changing request from a page that is not ours (403 csrf)."""
 
 
 def token_from_request(request):
@@ -99,16 +94,6 @@ def _reject_foreign_page(request, public_origins):
         raise CsrfRejected("Log in from this server's own page.")
 
 
-def _json_body(request):
-    if (request.content_length or 0) > MAX_JSON_BYTES:
-        raise TooLarge("A JSON body is at most %d bytes." % MAX_JSON_BYTES)
-    request.max_content_length = MAX_JSON_BYTES  # bounds a chunked body too (413)
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict):
-        raise BadRequest('Send JSON: {"email": ..., "password": ...}.')
-    return body
-
-
 def _static(request, path):
     response = send_from_directory(WEB_DIR, path, request.environ)  # safe join; 404 outside WEB_DIR
     response.headers.update(SECURITY_HEADERS)
@@ -139,7 +124,8 @@ class WebMixin:
     def web_login(self, request):
         """Log in with JSON {"email", "password"}: the token goes into an HttpOnly cookie only."""
         _reject_foreign_page(request, self._web_public_urls())
-        body = _json_body(request)
+        body = json_body(request)
+        self.limits.hit("login", request)
         try:
             grant = self.auth.login(body.get("email"), body.get("password"))
         except InvalidCredentials as exc:  # no Basic challenge: a browser would prompt for it
@@ -163,7 +149,7 @@ class WebMixin:
         return response
 
     def _web_public_urls(self):
-        return (self.config.get(c.CFG_PUBLIC_URL),)
+        return (self.settings.PUBLIC_URL,)
 
     def _web_secure(self):
-        return (origin_of(self.config.get(c.CFG_PUBLIC_URL)) or "").startswith("https:")
+        return (origin_of(self.settings.PUBLIC_URL) or "").startswith("https:")

@@ -7,10 +7,6 @@ import os
 
 import pytest
 
-from services.common import constants as c
-from services.gateway import exceptions, web
-from services.gateway.service import GatewayService
-from tests.integration import conftest as integration
 from tests.integration.conftest import stack  # noqa: F401  (the fixture: all four services)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup-browser.sh")
@@ -18,29 +14,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="run scripts/setup-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHROMIUM = os.environ.get("BROWSER_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("SCREENSHOT_DIR") or os.path.join(ROOT, "var", "screenshots")
-
-# Until the gateway's own authentication accepts the cookie (the lead wires token_from_request and
-# check_origin into GatewayService._user and maps CsrfRejected to 403 "csrf" in exceptions.ERRORS),
-# the tests run a subclass that does exactly that. Once "csrf" is in ERRORS the real class is used.
-COOKIE_WIRED = any(code == "csrf" for _, _, code in exceptions.ERRORS)
-
-
-@pytest.fixture(autouse=True)
-def cookie_gateway(monkeypatch):
-    if COOKIE_WIRED:
-        return
-    bases = (GatewayService,) if issubclass(GatewayService, web.WebMixin) else (web.WebMixin, GatewayService)
-
-    class CookieGateway(*bases):
-        def _user(self, request):
-            token, _ = web.token_from_request(request)
-            if token is None:
-                raise exceptions.Unauthorized("Log in first.")
-            web.check_origin(request, (self.config.get(c.CFG_PUBLIC_URL),))
-            return self.auth.validate_token(token)["email"]
-
-    monkeypatch.setattr(integration, "ALL_SERVICES", (CookieGateway,) + integration.ALL_SERVICES[1:])
-    monkeypatch.setattr(exceptions, "ERRORS", [(web.CsrfRejected, 403, "csrf")] + exceptions.ERRORS)
 
 
 @pytest.fixture(scope="session")
