@@ -45,7 +45,9 @@ class Conversion:
             if video is None:
                 return self._fail(job, "The uploaded video is no longer stored.")
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
-                duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
+                result = self.encoder.convert(
+                    video, target, job.options, should_stop=lambda: self.lost,
+                    on_progress=lambda fraction: self._progress(job_id, fraction))
                 self.timings["ffmpeg"] = time.monotonic() - started
                 mp3_upload = self.store.create_mp3(job)
                 with open(target, "rb") as mp3:
@@ -54,15 +56,15 @@ class Conversion:
                             raise LeaseLost()
                         mp3_upload.write(block)
                 mp3_upload.commit()
-            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id, duration,
-                                           mp3_upload.size)
+            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id,
+                                           result.duration, mp3_upload.size)
             if finished is None:
                 raise LeaseLost()
             self.timings["stored"] = time.monotonic() - started
             self.store.drop_video(job)
             return c.DONE, finished
-        except ConversionError as exc:
-            return self._fail(job, exc.args[0])
+        except ConversionError as exc:  # the upload's fault: its video goes at once
+            return self._fail(job, exc.args[0], drop_video=True)
         except (LeaseLost, ConversionAborted):
             log.warning("job %s: lease lost to another converter; dropping our result", job_id)
             self._drop(mp3_upload)
@@ -78,9 +80,18 @@ class Conversion:
         finally:
             renewer.kill()
 
-    def _fail(self, job, reason):
+    def _fail(self, job, reason, drop_video=False):
+        """Settle the job as failed. A failure caused by the upload (not media, no audio, too long)
+        also deletes its video; one for the system's reasons (GAVE_UP) keeps it for a requeue."""
         finished = self.store.fail(job.id, self.worker, reason)
-        return (c.FAILED, finished) if finished else (None, None)
+        if finished is None:
+            return None, None
+        if drop_video:
+            try:
+                self.store.drop_video(finished)
+            except PyMongoError as exc:  # the video stays (and counts in the quota) until retention
+                log.warning("job %s: failed, but its video could not be deleted: %s", job.id, exc)
+        return c.FAILED, finished
 
     def _drop(self, upload):
         if upload is None:
@@ -92,6 +103,13 @@ class Conversion:
                 upload.abort()
         except PyMongoError:
             pass
+
+    def _progress(self, job_id, fraction):
+        """ffmpeg's progress (about once a second) onto the job record, for GET /jobs/<id>."""
+        try:
+            self.store.progress(job_id, self.worker, fraction)
+        except PyMongoError:
+            pass  # a missed progress update is no reason to stop converting
 
     def _renew(self, job_id):
         while True:

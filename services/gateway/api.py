@@ -12,6 +12,7 @@
 import functools
 import inspect
 import mimetypes
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,25 +21,32 @@ from typing import Annotated, Literal, Optional
 from nameko.web.handlers import HttpRequestHandler
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from pydantic.json_schema import models_json_schema
+from werkzeug.exceptions import NotFound as NotFoundPage
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
+from services.auth.exceptions import Busy as AuthBusy
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
-from services.auth.schemas import EMAIL_RE, PASSWORD_MAX, PASSWORD_MIN
+from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
 from services.common import constants as c
+from services.common.options import ConversionOptions, InvalidOption
 from services.gateway import exceptions as errors
 from services.gateway.schemas import JOB_ID_RE
+from services.gateway.web import COOKIE_NAME, WEB_DIR
 
 JSON = "application/json"
 TITLE = "mp3svc"
 VERSION = "1.0.0"
-BEARER, BASIC = "bearerAuth", "basicAuth"
+BEARER, BASIC, COOKIE = "bearerAuth", "basicAuth", "cookieAuth"
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
              "description": "The token from POST /login: `Authorization: Bearer <token>`."},
     BASIC: {"type": "http", "scheme": "basic", "description": "Email and password."},
+    COOKIE: {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
+             "description": "The web page's HttpOnly cookie from POST /session; a state-changing request "
+                            "it authenticates must come from the page itself (403 `csrf` otherwise)."},
 }
 
 
@@ -56,6 +64,11 @@ READ_BLOCK = 64 * 1024
 
 def docs_mimetype(name):
     return mimetypes.guess_type(name)[0] or "text/plain"
+
+
+# media types of the web page's files, as werkzeug's send_from_directory gives them
+WEB_MEDIA = tuple(sorted({mimetypes.guess_type(name)[0] or "application/octet-stream"
+                          for _, _, names in os.walk(WEB_DIR) for name in names}))
 
 
 class Undocumented(Exception):
@@ -88,10 +101,15 @@ class Unhealthy(Error):
     failing: list[Literal["auth", "broker", "mongodb"]] = Field(description="The parts not answering.")
 
 
+# auth's mailbox rule (services/auth/schemas.py EMAIL_RE) from the same pieces, as a JSON Schema pattern
+# (anchored, no named groups); auth still checks the local part's 64 characters
+EMAIL_PATTERN = r"^%s(?:\.%s)*@%s(?:\.%s)+$" % (ATOM, ATOM, LABEL, LABEL)
+
+
 class RegisterBody(Model):
     """The body of POST /register. Blanks around the address are ignored; auth checks it again."""
-    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254,
-                                            pattern=EMAIL_RE.pattern)] = Field(
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL,
+                                            pattern=EMAIL_PATTERN)] = Field(
         description="One plain mailbox, `local@domain`.")
     password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
@@ -106,9 +124,25 @@ class Token(Model):
     expires_in: int = Field(description="Seconds the token stays valid.")
 
 
-class UploadForm(Model):
-    """The multipart form of POST /upload. The conversion options join it as fields by deriving it
-    from their model as well (`class UploadForm(ConversionOptions, Model)`, services/common/options.py)."""
+def _form_fields(schema):
+    """A multipart field is present or absent, never null: drop the `null` branch of optional ones."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+        options = prop.get("anyOf")
+        if options and {"type": "null"} in options:
+            options.remove({"type": "null"})
+            if len(options) == 1:
+                prop.update(prop.pop("anyOf")[0])
+    # any other field is refused (400 `invalid_option`). Rules between fields (bitrate not with quality,
+    # end after start) are in the descriptions: schemathesis 4.32 fails on `not` beside a binary field
+    schema["additionalProperties"] = False
+
+
+class UploadForm(ConversionOptions):
+    """The multipart form of POST /upload: the file, and the conversion options as optional fields
+    (validated by services/common/options.py's model, of which this is the schema)."""
+    model_config = ConfigDict(json_schema_extra=_form_fields)
     file: bytes = Field(min_length=1, description="The video (or audio) to convert; its name is kept.")
 
 
@@ -125,12 +159,11 @@ class Job(Model):
     error: Optional[str] = Field(description="Why the job failed, for a person.")
     created_at: Optional[Timestamp]
     updated_at: Optional[Timestamp]
-    # added by the conversion-options work; optional until every job carries them
-    progress: Optional[float] = Field(None, ge=0, le=1, description="0.0 to 1.0; 1.0 when done.")
-    options: Optional[dict] = Field(None, description="The conversion options used.")
-    duration: Optional[float] = Field(None, description="Seconds of the MP3, when done.")
-    size: Optional[int] = Field(None, description="Bytes of the MP3, when done.")
-    expires_at: Optional[Timestamp] = Field(None, description="When a finished job is deleted.")
+    progress: float = Field(ge=0, le=1, description="0.0 to 1.0, live while converting; 1.0 when done.")
+    options: Optional[ConversionOptions] = Field(description="The conversion options used (those set).")
+    duration: Optional[float] = Field(description="Seconds of the MP3, when done.")
+    size: Optional[int] = Field(description="Bytes of the MP3, when done.")
+    expires_at: Optional[Timestamp] = Field(description="When a finished job and its MP3 are deleted.")
 
 
 class JobList(Model):
@@ -150,6 +183,22 @@ class DownloadHeaders(Model):
     Range: Optional[str] = Field(None, description="One byte range (`bytes=0-1023`).")
     If_None_Match: Optional[str] = Field(None, alias="If-None-Match",
                                          description="The ETag of a copy already held.")
+
+
+class SessionBody(Model):
+    """The body of POST /session (not checked here: auth answers 401 for anything that is not an
+    account's email and password)."""
+    email: str
+    password: str
+
+
+class Session(Model):
+    email: str
+    expires_in: int = Field(description="Seconds the cookie stays valid.")
+
+
+class WebPath(Model):
+    path: str = Field(description="A file of the web page.")
 
 
 class AssetPath(Model):
@@ -195,6 +244,7 @@ class Operation:
     body: Optional[type] = None        # JSON request body model
     form: Optional[type] = None        # multipart/form-data request body model
     raw: Optional[str] = None          # media type of a raw request body (tus PATCH)
+    challenge: bool = True             # whether a 401 carries WWW-Authenticate
     path: Optional[type] = None        # path parameters model
     query: Optional[type] = None       # query parameters model
     headers: Optional[type] = None     # request header parameters model
@@ -204,8 +254,11 @@ class Operation:
 
 # errors any operation may give: the worker pool full, or the process restarting
 ALWAYS = (errors.Busy,)
-# errors of every operation that checks a Bearer token (auth answers the check)
+# errors of every operation that checks a Bearer token or the page's cookie (auth answers the check)
 TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
+USER = (BEARER, COOKIE)
+# a state-changing request authenticated by the cookie must come from the page itself
+CSRF = (errors.CsrfRejected,)
 JSON_BODY = (errors.BadRequest, errors.TooLarge)
 STORAGE = (errors.StorageUnavailable,)
 
@@ -228,29 +281,39 @@ OPERATIONS = {
     "register": Operation(
         "Create an account", {201: Reply("Registered.", User)}, security=(), body=RegisterBody,
         errors=JSON_BODY + (InvalidInput, RegistrationClosed, UserExists, errors.RateLimited,
-                            errors.AuthUnavailable),
+                            errors.AuthUnavailable, AuthBusy),
         tag="users", description="Limited per client address (`REGISTER_RATE`)."),
     "login": Operation(
         "Get a token with HTTP Basic email and password", {200: Reply("A token.", Token)},
         security=(BASIC,), tag="users",
         errors=(InvalidInput, InvalidCredentials, errors.Unauthorized, TooManyAttempts, errors.RateLimited,
-                errors.AuthUnavailable),
+                errors.AuthUnavailable, AuthBusy),
         description="401 with the same body for any wrong email or password; failed logins lock the "
                     "account for a while (429 `too_many_attempts`). Limited per client address "
                     "(`LOGIN_RATE`)."),
     "upload": Operation(
-        "Upload a video to convert", {202: Reply("Stored and queued.", UploadAccepted)}, form=UploadForm,
-        errors=TOKEN + STORAGE + (errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles,
-                                  errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
-                                  errors.BrokerUnavailable),
-        description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413. A file "
-                    "that is not media with an audio stream fails the job later, with the reason."),
+        "Upload a video to convert, with conversion options",
+        {202: Reply("Stored and queued.", UploadAccepted)},
+        form=UploadForm, security=USER,
+        errors=TOKEN + STORAGE + CSRF + (
+            errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
+            errors.QuotaExceeded, errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
+            errors.TooManyJobs, errors.BrokerUnavailable),
+        description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413, over the "
+                    "user's quota 403 `quota_exceeded`, over `USER_MAX_ACTIVE_JOBS` 429 `too_many_jobs`. "
+                    "A field that is not an option, or a bad value, gets 400 `invalid_option` naming it. "
+                    "A file that is not media with an audio stream fails the job later, with the reason."),
     "list_jobs_http": Operation(
-        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, errors=TOKEN + STORAGE),
+        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, security=USER,
+        errors=TOKEN + STORAGE),
     "get_job": Operation(
-        "One job", {200: Reply("The job.", Job)}, path=JobPath,
+        "One job", {200: Reply("The job.", Job)}, path=JobPath, security=USER,
         errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound),
         description="404 for unknown ids and for other users' jobs."),
+    "delete_job": Operation(
+        "Delete a job, its MP3 and its video", {204: Reply("Deleted.", media=None)}, path=JobPath,
+        security=USER, errors=TOKEN + STORAGE + CSRF + (errors.InvalidId, errors.NotFound),
+        description="A conversion in progress stops. 404 for unknown ids and for other users' jobs."),
     "download": Operation(
         "Download an MP3", {
             200: Reply("The MP3, streamed.", media="audio/mpeg", headers=TEXT_HEADERS,
@@ -259,22 +322,48 @@ OPERATIONS = {
                        schema={"type": "string", "contentMediaType": "audio/mpeg"},
                        headers={"Content-Range": "The range sent."}),
             304: Reply("Not modified (If-None-Match).", media=None)},
-        query=DownloadQuery, headers=DownloadHeaders,
+        query=DownloadQuery, headers=DownloadHeaders, security=USER,
         errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound, errors.NotReady,
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
                     "MP3 exists). 404 for unknown ids and for other users' files."),
+    # --- the web page (services/gateway/web.py) ---
+    "web_index": Operation(
+        "The web page", {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),
+                         304: Reply("Not modified.", media=None)},
+        security=(), tag="web page"),
+    "web_static": Operation(
+        "A file of the web page", {200: Reply("The file.", media=WEB_MEDIA, schema={"type": "string"}),
+                                   304: Reply("Not modified.", media=None)},
+        path=WebPath, errors=(NotFoundPage,), security=(), tag="web page"),
+    "web_session": Operation(
+        "Who is logged in", {200: Reply("The account.", User)}, security=USER, tag="web page",
+        errors=TOKEN),
+    "web_login": Operation(
+        "Log in the web page: the token goes into an HttpOnly cookie",
+        {200: Reply("Logged in; `Set-Cookie` carries the token.", Session,
+                    headers={"Set-Cookie": "`%s`, HttpOnly, SameSite=Strict." % COOKIE_NAME})},
+        body=SessionBody, security=(), tag="web page", challenge=False,
+        errors=JSON_BODY + CSRF + (InvalidInput, InvalidCredentials, TooManyAttempts, errors.RateLimited,
+                                   errors.AuthUnavailable, AuthBusy),
+        description="Limited per client address as POST /login; 401 has no Basic challenge."),
+    "web_logout": Operation(
+        "Log out the web page: the cookie is cleared", {204: Reply("Logged out.", media=None)},
+        security=(), tag="web page", errors=CSRF),
+    # --- this document ---
     "openapi": Operation(
         "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
         security=(), tag="documentation"),
     "docs": Operation(
         "The document for a person (Swagger UI)",
-        {200: Reply("An HTML page.", media="text/html", schema={"type": "string"})},
+        {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),
+         304: Reply("Not modified.", media=None)},
         security=(), tag="documentation"),
     "docs_asset": Operation(
         "A file of the documentation page",
         {200: Reply("The file.", media=tuple(sorted({docs_mimetype(name) for name in DOCS_ASSETS})),
-                    schema={"type": "string"})},
+                    schema={"type": "string"}),
+         304: Reply("Not modified.", media=None)},
         path=AssetPath, errors=(errors.NotFound,), security=(), tag="documentation"),
 }
 LIVEZ_PATH = "/livez"
@@ -372,7 +461,7 @@ def _operation(name, operation, refs):
             response["headers"] = {key: {"description": text, "schema": {"type": "string"}}
                                    for key, text in reply.headers.items()}
         responses[str(status)] = response
-    for status, response in _errors(ALWAYS + tuple(operation.errors), refs).items():
+    for status, response in _errors(ALWAYS + tuple(operation.errors), refs, operation.challenge).items():
         if status in responses:  # a documented body for that status too (503 of /healthz)
             ok = responses[status]
             schemas = [ok["content"][JSON]["schema"], response["content"][JSON]["schema"]]
@@ -405,7 +494,7 @@ def _parameters(where, model):
     return parameters
 
 
-def _errors(exc_types, refs):
+def _errors(exc_types, refs, challenge=True):
     """status -> response object for these exception classes (codes, headers)."""
     by_status = {}
     for exc_type in exc_types:
@@ -421,10 +510,10 @@ def _errors(exc_types, refs):
         response = {"description": "Error: " + ", ".join("`%s`" % code for code in codes) + ".",
                     "content": {JSON: {"schema": schema}}}
         headers = {}
-        if status == "401":
+        if status == "401" and challenge:
             headers["WWW-Authenticate"] = {"description": "The scheme to authenticate with.",
                                            "required": True, "schema": {"type": "string"}}
-        throttled = [issubclass(t, (errors.Throttled, TooManyAttempts)) for t in types]
+        throttled = [getattr(t, "retry_after", None) is not None for t in types]  # as describe() does
         if any(throttled):
             headers["Retry-After"] = {"description": "Seconds to wait before trying again.",
                                       "required": all(throttled),

@@ -5,8 +5,11 @@ from nameko.exceptions import UnknownService
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
+from services.auth.exceptions import Busy as AuthBusy
+from services.common.options import InvalidOption
 from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
+    UserExists)
 
 
 class GatewayError(Exception):
@@ -85,6 +88,22 @@ class Busy(Throttled):
     pass
 
 
+class CsrfRejected(GatewayError):
+    """A cookie-authenticated state-changing request from a page that is not ours."""
+
+
+class QuotaExceeded(GatewayError):
+    pass
+
+
+class TooManyJobs(GatewayError):
+    """args: (message, retry_after_seconds)"""
+
+    @property
+    def retry_after(self):
+        return int(self.args[1]) if len(self.args) > 1 else 30
+
+
 # exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
 ERRORS = [
     (InvalidInput, 400, "invalid_input"),
@@ -93,10 +112,13 @@ ERRORS = [
     (EmptyFile, 400, "empty_file"),
     (TooManyFiles, 400, "too_many_files"),
     (InvalidId, 400, "invalid_id"),
+    (InvalidOption, 400, "invalid_option"),
     (InvalidCredentials, 401, "invalid_credentials"),
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (CsrfRejected, 403, "csrf"),
+    (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
@@ -105,7 +127,9 @@ ERRORS = [
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),
     (RateLimited, 429, "rate_limited"),
+    (TooManyJobs, 429, "too_many_jobs"),
     (Busy, 503, "busy"),
+    (AuthBusy, 503, "busy"),
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
@@ -138,7 +162,7 @@ def describe(exc):
                 headers["WWW-Authenticate"] = (
                     'Basic realm="mp3svc"' if isinstance(exc, InvalidCredentials)
                     else 'Bearer realm="mp3svc"')
-            if isinstance(exc, (TooManyAttempts, Throttled)):
+            if getattr(exc, "retry_after", None) is not None:
                 headers["Retry-After"] = str(exc.retry_after)
             message = MESSAGES.get(code) if status >= 500 else None
             if message is None:

@@ -3,7 +3,7 @@ import ipaddress
 
 import limits
 
-from services.common.settings import MongoSettings, Number, Setting
+from services.common.settings import MongoSettings, Number, Setting, Text
 
 
 class Rate(Setting):
@@ -22,6 +22,8 @@ class Networks(Setting):
 
 
 class GatewaySettings(MongoSettings):
+    # the page's own origin besides the Host header's (CSRF check); https: makes the cookie Secure
+    PUBLIC_URL = Text(optional=True)
     MAX_UPLOAD_BYTES = Number(int, minimum=1)
     AUTH_RPC_TIMEOUT = Number(float, minimum=0.1)
     # an upload still streaming after this long is taken for abandoned (gateway crash) and removed
@@ -32,3 +34,9 @@ class GatewaySettings(MongoSettings):
     REGISTER_RATE = Rate()
     # proxies whose X-Forwarded-For names the client (ingress, reverse proxy)
     TRUSTED_PROXIES = Networks(optional=True)
+    # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)
+    USER_QUOTA_BYTES = Number(int, minimum=1)
+    # a user's jobs uploading, queued or converting at once
+    USER_MAX_ACTIVE_JOBS = Number(int, minimum=1)
+    # finished jobs and their files are deleted this long after they finished
+    RETENTION_HOURS = Number(float, minimum=0)

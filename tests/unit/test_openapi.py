@@ -8,6 +8,8 @@ import pytest
 from nameko.web.handlers import HttpRequestHandler
 
 from services.auth.exceptions import InvalidInput
+from services.auth.schemas import clean_email
+from services.common.options import ConversionOptions
 from services.gateway import api, exceptions
 from services.gateway.entrypoints import LIVEZ, http
 from services.gateway.service import GatewayService
@@ -97,6 +99,10 @@ def test_every_error_is_from_the_table(document):
     ("post", "/login", 429, "too_many_attempts"),
     ("post", "/upload", 401, "invalid_token"),
     ("post", "/upload", 413, "too_large"),
+    ("post", "/upload", 400, "invalid_option"),
+    ("post", "/upload", 403, "quota_exceeded"),
+    ("post", "/upload", 429, "too_many_jobs"),
+    ("post", "/session", 403, "csrf"),
     ("get", "/jobs/{job_id}", 404, "not_found"),
     ("get", "/jobs/{job_id}", 400, "invalid_id"),
     ("get", "/download", 409, "not_ready"),
@@ -119,8 +125,12 @@ def test_error_headers(document):
 def test_security(document):
     ops = operations(document)
     assert ops[("post", "/login")]["security"] == [{api.BASIC: []}]
-    assert ops[("get", "/jobs")]["security"] == [{api.BEARER: []}]
-    for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs")):
+    # the token, or the web page's cookie
+    assert ops[("get", "/jobs")]["security"] == [{api.BEARER: []}, {api.COOKIE: []}]
+    assert "csrf" in error_codes(ops[("delete", "/jobs/{job_id}")], 403)
+    assert "WWW-Authenticate" not in ops[("post", "/session")]["responses"]["401"].get("headers", {})
+    for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs"),
+                   ("get", "/")):
         assert ops[public]["security"] == []
 
 
@@ -132,9 +142,13 @@ def test_upload_form_and_job_schema(document):
     job = schemas["Job"]
     assert job["properties"]["job_id"]["pattern"] == "^[0-9a-f]{32}$"
     assert set(job["properties"]["status"]["enum"]) == {"queued", "converting", "done", "failed"}
-    # the fields still to come are documented but not required
-    assert {"progress", "options", "duration", "size", "expires_at"} <= set(job["properties"])
-    assert "progress" not in job["required"]
+    assert {"progress", "options", "duration", "size", "expires_at"} <= set(job["required"])
+    # the conversion options are fields of the form, from their one model; never null there
+    assert set(ConversionOptions.model_fields) < set(form["properties"])
+    assert form["properties"]["bitrate"]["enum"][-1] == 320
+    assert not [name for name, prop in form["properties"].items()
+                if {"type": "null"} in prop.get("anyOf", ()) or "default" in prop]
+    assert form["additionalProperties"] is False
 
 
 @pytest.mark.parametrize("body, field", [
@@ -150,6 +164,19 @@ def test_upload_form_and_job_schema(document):
 def test_register_body_rejects(body, field):
     with pytest.raises(InvalidInput, match="'%s'" % field):
         api.parse(api.RegisterBody, body)
+
+
+@pytest.mark.parametrize("email", ["a@example.com", "first.last+tag@mail.example.co.uk", "x@a-b.io",
+                                   "a@b@example.com", "a b@example.com", "<a@example.com>", "a@example",
+                                   "a,b@example.com", "a..b@example.com", "\"a\"@example.com"])
+def test_email_pattern_is_auths_rule(email):
+    """The documented pattern accepts exactly what auth's clean_email accepts."""
+    try:
+        clean_email(email)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert (re.search(api.EMAIL_PATTERN, email) is not None) == accepted
 
 
 def test_register_body_accepts_what_auth_accepts():
