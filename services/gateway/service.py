@@ -16,6 +16,7 @@ from services.gateway.entrypoints import http, json_response
 from services.gateway.exceptions import (
     BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
 from services.gateway.jobs import GatewayStore
+from services.gateway.resumable import ResumableUploads
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
 from services.storage.files import parse_file_id
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_BLOCK = 1024 * 1024
 
 
-class GatewayService:
+class GatewayService(ResumableUploads):
     name = c.GATEWAY
 
     settings = GatewaySettings()
