@@ -10,13 +10,12 @@ from werkzeug.wrappers import Response
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-from services.gateway import schemas
+from services.gateway import resumable, schemas  # (resumable: `nameko run` takes any class in sight)
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_response
 from services.gateway.exceptions import (
     BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
 from services.gateway.jobs import GatewayStore
-from services.gateway.resumable import ResumableUploads
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
 from services.storage.files import parse_file_id
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_BLOCK = 1024 * 1024
 
 
-class GatewayService(ResumableUploads):
+class GatewayService(resumable.ResumableUploads):
     name = c.GATEWAY
 
     settings = GatewaySettings()
