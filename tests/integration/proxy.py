@@ -4,6 +4,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 
 class TcpProxy:
     def __init__(self, target_port, rate=None):
@@ -28,17 +30,24 @@ class TcpProxy:
             self._cut_at = self.sent + nbytes
 
     def close(self):
-        self._closed = True
-        self._listener.close()
+        """Stop accepting (connections already open run to their end)."""
+        if not self._closed:
+            self._closed = True
+            socket.create_connection(("127.0.0.1", self.port)).close()  # wakes the accept loop
 
     def _accept(self):
-        while not self._closed:
+        while True:
+            client, _ = self._listener.accept()
+            if self._closed:
+                client.close()
+                self._listener.close()
+                return
             try:
-                client, _ = self._listener.accept()
                 upstream = socket.create_connection(self.target)
             except OSError:
-                return
-            pair = (client, upstream)
+                client.close()
+                continue
+            pair = [client, upstream, 2]  # the sockets, and the pumps still running on them
             threading.Thread(target=self._pump, args=(client, upstream, pair, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, pair, False), daemon=True).start()
 
@@ -66,9 +75,29 @@ class TcpProxy:
         except (OSError, EOFError):  # (eventlet raises EOFError on a socket the other pump closed)
             pass
         finally:
-            for sock in pair:
+            # shutdown wakes the other pump with EOF; the last pump out closes the sockets (closing a
+            # socket another green thread reads confuses eventlet's hub when the fd is reused)
+            for sock in pair[:2]:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                sock.close()
+            with self._lock:
+                pair[2] -= 1
+                last = pair[2] == 0
+            if last:
+                for sock in pair[:2]:
+                    sock.close()
+
+
+@pytest.fixture(name="proxy_to")
+def proxy_fixture(stack):
+    """proxy_to(rate=None): a TcpProxy in front of the stack's gateway, closed after the test."""
+    proxies = []
+
+    def make(rate=None):
+        proxies.append(TcpProxy(int(stack.config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]), rate))
+        return proxies[-1]
+    yield make
+    for proxy in proxies:
+        proxy.close()

@@ -24,7 +24,7 @@ from tests.conftest import JWT_SECRET
 from tests.helpers import probe, wait_until
 from tests.integration.conftest import Api, bearer
 from tests.integration.processes import ProcessStack
-from tests.integration.proxy import TcpProxy
+from tests.integration.proxy import proxy_fixture  # noqa: F401 (the proxy_to fixture)
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
@@ -116,9 +116,9 @@ def test_options_advertise_the_protocol(stack):
     assert int(response.headers["Tus-Max-Size"]) == stack.config["MAX_UPLOAD_BYTES"]
 
 
-def test_dropped_mid_patch_resumes_and_converts(stack, db, video, tmp_path):
+def test_dropped_mid_patch_resumes_and_converts(stack, db, video, tmp_path, proxy_to):
     token = stack.token_for("tus@example.com")
-    proxy = TcpProxy(int(stack.config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1]))
+    proxy = proxy_to()
     size = os.path.getsize(video)
     part = 3 * CHUNK_SIZE + 12345  # PATCHes that end inside a GridFS chunk
     first = uploader(proxy.base, token, video, chunk_size=part,
@@ -166,7 +166,6 @@ def test_dropped_mid_patch_resumes_and_converts(stack, db, video, tmp_path):
     assert patch(stack.base, token, "/uploads/" + job_id, size, b"").status_code == 204
     refused = requests.delete(first.url.replace(proxy.base, stack.base), headers=dict(TUS, **bearer(token)))
     assert refused.status_code == 409 and refused.json()["error"] == "upload_finished"
-    proxy.close()
 
 
 def test_protocol_errors(stack):
