@@ -5,19 +5,19 @@ setup:
 	@scripts/setup.sh
 
 run: setup
-	.venv/bin/python -m services.devrun $(if $(CONVERTERS),--converters $(CONVERTERS),)
+	.venv/bin/python -m devtools.run $(if $(CONVERTERS),--converters $(CONVERTERS),)
 
 test: setup
 	scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup
-	scripts/with-broker.sh .venv/bin/python bench/run.py $(BENCH_ARGS)
+	scripts/with-broker.sh .venv/bin/python -m bench.run $(BENCH_ARGS)
 
 bench-scale: setup
-	scripts/with-broker.sh .venv/bin/python bench/run.py --only scale $(BENCH_ARGS)
+	scripts/with-broker.sh .venv/bin/python -m bench.run --only scale $(BENCH_ARGS)
 
 lint: setup
-	.venv/bin/python -m flake8 services tests bench
+	.venv/bin/python -m flake8 services devtools tests bench
 
 validate-deploy: setup
 	scripts/validate-deploy.sh

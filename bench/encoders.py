@@ -112,8 +112,9 @@ def main(argv=None):
         f"{args.runs} runs each, median shown{'' if args.no_nice else ', under nice -n 19'}.\n")
     for b in binaries:
         p = probe(b)
+        whitelist = "yes" if p["whitelist"] else "NO " + p["whitelist_err"]
         out(f"- `{b}`: {p['version']}; libmp3lame: {'yes' if p['libmp3lame'] else 'NO'}; "
-            f"-protocol_whitelist/-format_whitelist: {'yes' if p['whitelist'] else 'NO ' + p['whitelist_err']}")
+            f"-protocol_whitelist/-format_whitelist: {whitelist}")
     out("")
     out("| ffmpeg | mode | wall s | CPU s (user+sys) | max RSS MB | MP3 MB | runs (wall) |")
     out("|---|---|---:|---:|---:|---:|---|")

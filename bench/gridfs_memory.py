@@ -5,26 +5,25 @@ Each variant runs in its own process against MONGO_URI (default: starts nx-27017
 .venv-mongo on a free port) and prints time and peak RSS (VmHWM, reset after set-up):
 
   parser      the gateway's UploadReceiver (werkzeug multipart) into a sink: no storage
-  storage     services.storage Storage.begin_upload() + Upload.write/commit, plain Python
+  storage     services.gateway.jobs GatewayJobs.begin_upload() + Upload.write/commit, plain Python
   storage-ev  the same after eventlet.monkey_patch(), as in a nameko service
   direct-ev   chunk documents inserted one by one ({files_id, n, data}), files doc at the end,
               under eventlet: the suggested writer
-  read-ev     Storage.open_video() + iter_range(1 MiB) of the stored file, under eventlet
+  read-ev     FileStore.open() + iter_range(1 MiB) of the stored file, under eventlet
 
-Usage: .venv/bin/python bench/gridfs_memory.py [--file bench/media/clip-60m.mp4]
+Usage: .venv/bin/python -m bench.gridfs_memory [--file bench/media/clip-60m.mp4]
        [--mongo-uri URI] [--variants parser,storage,storage-ev,direct-ev,read-ev]
 """
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from bench import HERE, ROOT, gen_media
+from devtools.stack import Stack, clean_env
+
 VARIANTS = ("parser", "storage", "storage-ev", "direct-ev", "read-ev")
 
 CHILD = r'''
@@ -84,9 +83,23 @@ if variant == "parser":
 else:
     import pymongo
     from bson import Binary, ObjectId
-    from services.storage.client import Storage
-    st = Storage(pymongo.MongoClient(uri)["gridfs_memory"])
+    from services.common import constants as c
+    from services.gateway.jobs import GatewayJobs
+    st = GatewayJobs(pymongo.MongoClient(uri)["gridfs_memory"])
     st.ping()
+
+    def insert_direct():
+        """Chunk documents inserted one by one, the files document at the end."""
+        fid, n, size = ObjectId(), 0, 0
+        chunks = st.db["videos.chunks"]
+        for b in blocks():
+            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
+            n += 1
+            size += len(b)
+        st.db["videos.files"].insert_one({
+            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
+            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        return fid
     if variant in ("storage", "storage-ev"):
         reset(); t0 = time.time()
         job, up = st.begin_upload("bench@example.com", "a.mp4")
@@ -96,41 +109,19 @@ else:
         fid = up.file_id
     elif variant == "direct-ev":
         reset(); t0 = time.time()
-        fid, n, size = ObjectId(), 0, 0
-        chunks = st.db["videos.chunks"]
-        for b in blocks():
-            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
-            n += 1
-            size += len(b)
-        st.db["videos.files"].insert_one({
-            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
-            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        fid = insert_direct()
     elif variant == "read-ev":
-        fid, n, size = ObjectId(), 0, 0
-        chunks = st.db["videos.chunks"]
-        for b in blocks():
-            chunks.insert_one({"files_id": fid, "n": n, "data": Binary(b)})
-            n += 1
-            size += len(b)
-        st.db["videos.files"].insert_one({
-            "_id": fid, "length": size, "chunkSize": 1 << 20, "filename": "a.mp4",
-            "uploadDate": datetime.datetime.now(datetime.timezone.utc)})
+        fid = insert_direct()
         import gc; gc.collect()
         reset(); t0 = time.time()
-        for _ in st.open_video(fid).iter_range(0, None, 1 << 20):
+        for _ in st.files.open(c.VIDEOS_BUCKET, fid).iter_range(0, None, 1 << 20):
             pass
     elapsed = time.time() - t0
-    st.delete_video(fid)
+    st.files.delete(c.VIDEOS_BUCKET, fid)
     print("%-10s %6.1f s  peak RSS %5.0f MB" % (variant, elapsed, status("VmHWM")))
     sys.exit(0)
 print("%-10s %6.1f s  peak RSS %5.0f MB" % (variant, time.time() - t0, status("VmHWM")))
 '''.replace("ROOT", repr(ROOT), 1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main(argv=None):
@@ -140,36 +131,21 @@ def main(argv=None):
     ap.add_argument("--variants", default=",".join(VARIANTS))
     args = ap.parse_args(argv)
     if not os.path.exists(args.file):
-        sys.path.insert(0, HERE)
-        import gen_media
         gen_media.ensure(["clip-60m"])
     nx = tmp = None
     uri = args.mongo_uri
     try:
         if not uri:
             tmp = tempfile.mkdtemp(prefix="gridfs-mem-")
-            port = free_port()
-            nx = subprocess.Popen(
-                [os.path.join(ROOT, ".venv-mongo", "bin", "nx-27017"), "--data-dir", tmp,
-                 "-p", str(port), "--log-file", os.path.join(tmp, "nx.log"),
-                 "--pid-file", os.path.join(tmp, "nx.pid")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.5).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            uri = f"mongodb://127.0.0.1:{port}/"
+            nx = Stack(tmp, clean_env())
+            uri = nx.start_mongo(os.path.join(tmp, "data"))
         print(f"{os.path.basename(args.file)}: {os.path.getsize(args.file) / 1e6:.0f} MB in 1 MiB blocks")
         for v in args.variants.split(","):
             subprocess.run(["nice", "-n", "19", sys.executable, "-W", "ignore", "-c", CHILD,
                             v, uri, args.file], cwd=ROOT, check=False)
     finally:
         if nx:
-            nx.terminate()
-            nx.wait(15)
+            nx.stop()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0

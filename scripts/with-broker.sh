@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs a command with a broker (and its management API) answering at AMQP_URI: the one already
-# there, or a local RabbitMQ started here for the command's duration (see services/devrun.py).
+# there, or a local RabbitMQ started here for the command's duration (see devtools/run.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var/log
 log=var/log/broker-for-command.log
-.venv/bin/python -m services.devrun --only broker > "$log" 2>&1 &
+.venv/bin/python -m devtools.run --only broker > "$log" 2>&1 &
 broker=$!
 trap 'kill -TERM $broker 2>/dev/null; wait $broker 2>/dev/null' EXIT
 for _ in $(seq 1 600); do

@@ -2,16 +2,15 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402  (must come first: nameko's pytest plugin no longer does it)
 
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import uuid  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
 
 import pytest  # noqa: E402
 
 from tests import helpers  # noqa: E402
 from tests.configs import config_defaults  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JWT_SECRET = "test-secret-" + "x" * 40
 
 
@@ -21,17 +20,12 @@ def mongo_uri(tmp_path_factory):
     if os.environ.get("MONGO_URI"):
         yield os.environ["MONGO_URI"]
         return
-    port = helpers.free_port()
-    data = tmp_path_factory.mktemp("mongo")
-    binary = os.environ.get("NX_27017_BIN") or os.path.join(ROOT, ".venv-mongo", "bin", "nx-27017")
-    proc = subprocess.Popen(
-        [binary, "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port),
-         "--log-file", str(data / "nx.log"), "--pid-file", str(data / "nx.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    helpers.wait_for_port("127.0.0.1", port, timeout=30, proc=proc)
-    yield "mongodb://127.0.0.1:%d/" % port
-    proc.terminate()
-    proc.wait(10)
+    directory = tmp_path_factory.mktemp("mongo")
+    stack = helpers.Stack(directory, helpers.clean_env())
+    try:
+        yield stack.start_mongo(directory / "data")
+    finally:
+        stack.stop()
 
 
 @pytest.fixture
@@ -60,19 +54,18 @@ def mail_sink(tmp_path):
 POSTGRES_URI = os.environ.get("TEST_POSTGRES_URI", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def auth_db_params():
-    params = ["sqlite"]
-    if helpers.port_open("127.0.0.1", 5432) or os.environ.get("TEST_POSTGRES_URI"):
-        params.append("postgresql")
-    return params
-
-
-@pytest.fixture(params=auth_db_params())
+@pytest.fixture(params=["sqlite", "postgresql"])
 def auth_db_uri(request, tmp_path):
-    """Users database: SQLite in a temp dir, and the machine's PostgreSQL when it answers."""
+    """Users database: SQLite in a temp dir, and PostgreSQL at TEST_POSTGRES_URI (default the
+    machine's, 127.0.0.1:5432), skipped with the reason when it does not answer."""
     if request.param == "sqlite":
         yield "sqlite:///%s" % (tmp_path / "auth.db")
         return
+    server = urlparse(POSTGRES_URI)
+    host, port = server.hostname or "127.0.0.1", server.port or 5432
+    if not helpers.port_open(host, port):
+        pytest.skip("PostgreSQL does not answer at %s:%d (set TEST_POSTGRES_URI to point at one)"
+                    % (host, port))
     import sqlalchemy
     schema_db = "auth_" + uuid.uuid4().hex[:10]
     admin = sqlalchemy.create_engine(POSTGRES_URI, isolation_level="AUTOCOMMIT")

@@ -3,47 +3,12 @@ import email
 import email.policy
 import mailbox
 import os
-import socket
 import subprocess
-import sys
-import time
+
+from devtools.stack import Stack, clean_env, free_port, port_open, wait_for_port, wait_until  # noqa: F401
 
 FFMPEG = os.environ.get("FFMPEG", "ffmpeg")
 FFPROBE = os.environ.get("FFPROBE", "ffprobe")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_open(host, port, timeout=0.5):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(condition, timeout=30, interval=0.1, message="condition"):
-    """Poll `condition` until it returns a truthy value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, message))
-        time.sleep(interval)
-
-
-def wait_for_port(host, port, timeout=30, proc=None):
-    def ready():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError("process exited with %s before listening" % proc.returncode)
-        return port_open(host, port)
-    wait_until(ready, timeout, message="%s:%d to listen" % (host, port))
 
 
 def ffmpeg_version():
@@ -92,27 +57,22 @@ class MediaFactory:
 
 
 class MailSink:
-    """services.mailsink in a subprocess: real SMTP in, Maildir out."""
+    """devtools.mailsink in a subprocess (started by devtools.stack): real SMTP in, Maildir out."""
 
     def __init__(self, directory):
         self.directory = str(directory)
         self.port = free_port()
-        self.proc = None
+        self.stack = Stack(os.path.dirname(self.directory), clean_env())
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.mailsink", "--maildir", self.directory,
-             "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", self.port, timeout=20, proc=self.proc)
+        self.stack.start_mail_sink(self.directory, self.port)
 
     def start_on(self, port):
         self.port = port
         self.start()
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        self.stack.stop()
 
     @property
     def config(self):

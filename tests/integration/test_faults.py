@@ -5,7 +5,6 @@ works), a clear 503 while a part is down, and recovery without an operator.
 """
 import os
 import signal
-import subprocess
 import time
 
 import pymongo
@@ -13,12 +12,11 @@ import pytest
 import requests
 
 from tests.conftest import JWT_SECRET
-from tests.helpers import free_port, wait_for_port, wait_until
+from tests.helpers import Stack, clean_env, free_port, wait_until
 from tests.integration.conftest import Api
 from tests.integration.processes import ProcessStack
 
 pytestmark = pytest.mark.slow
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
@@ -190,21 +188,9 @@ def test_auth_unreachable_gives_503_within_the_rpc_timeout(procs):
 def test_mongodb_unreachable_then_back(tmp_path, rabbit_config, mail_sink, media, long_video):
     """A MongoDB of the test's own, stopped mid-conversion: 503 within seconds, then recovery."""
     port = free_port()
-    data = tmp_path / "mongo"
-    data.mkdir()
-    binary = os.environ.get("NX_27017_BIN") or os.path.join(ROOT, ".venv-mongo", "bin", "nx-27017")
-
-    def start_mongo():
-        proc = subprocess.Popen([binary, "--data-dir", str(data), "-p", str(port),
-                                 "--log-file", str(tmp_path / "nx.log"),
-                                 "--pid-file", str(tmp_path / "nx.pid")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port("127.0.0.1", port, 30, proc)
-        return proc
-
-    mongo = start_mongo()
-    stack = make_stack(tmp_path, rabbit_config, "mongodb://127.0.0.1:%d/" % port, "faults",
-                       mail_sink.port).start()
+    mongo = Stack(tmp_path / "mongo", clean_env())
+    uri = mongo.start_mongo(tmp_path / "mongo" / "data", port)
+    stack = make_stack(tmp_path, rabbit_config, uri, "faults", mail_sink.port).start()
     stack.mail = mail_sink
     try:
         stack.healthy()
@@ -212,8 +198,7 @@ def test_mongodb_unreachable_then_back(tmp_path, rabbit_config, mail_sink, media
         token = api.token_for("mongo@example.com")
         job_id = api.upload(token, long_video).json()["job_id"]
         wait_status(stack, job_id, "converting")
-        mongo.terminate()
-        mongo.wait(10)
+        mongo.stop()
 
         started = time.monotonic()
         health = requests.get(stack.base + "/healthz", timeout=30)
@@ -223,15 +208,14 @@ def test_mongodb_unreachable_then_back(tmp_path, rabbit_config, mail_sink, media
         assert response.json()["error"] == "storage_unavailable"
         assert time.monotonic() - started < 15
 
-        mongo = start_mongo()
+        mongo.start_mongo(tmp_path / "mongo" / "data", port)
         stack.healthy()
         exactly_once(stack, api, token, job_id)       # the interrupted job resumes by itself
         second = api.upload(token, media.video("after.mp4", duration=1.0)).json()["job_id"]
         exactly_once(stack, api, token, second)
     finally:
         stack.stop()
-        mongo.terminate()
-        mongo.wait(10)
+        mongo.stop()
 
 
 def test_broker_outage(procs, rabbit_config, rabbit_manager, long_video, media):

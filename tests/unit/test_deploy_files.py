@@ -1,5 +1,6 @@
 """Deployment files (docker/, kubernetes/): the offline validation script passes, plus the
 structural rules that schema validators cannot express."""
+import configparser
 import os
 import re
 import subprocess
@@ -7,10 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import setuptools
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("gateway", "auth", "converter", "notification")
+from devtools.stack import ROOT, SERVICES, consumer_queue
+from services.common import constants
+from services.common.settings import MongoSettings
+from services.converter.settings import ConverterSettings
+from services.gateway.settings import GatewaySettings
+
+ROOT = Path(ROOT)
 
 # The variables the services may be configured with (README "Configuration", /tmp/interfaces.md).
 CONTRACT_VARS = {
@@ -19,9 +26,10 @@ CONTRACT_VARS = {
     "MAX_UPLOAD_BYTES", "ALLOW_REGISTRATION",
 }
 EXTRA_VARS = {
-    "MONGO_DB", "CONVERTER_WORKERS", "CONVERT_TIMEOUT", "MAX_DURATION", "RABBIT_QUEUE_TYPE",
-    "AUTH_RPC_TIMEOUT",
-}
+    setting.variable for setting in (
+        MongoSettings.MONGO_DB, MongoSettings.PREFETCH_COUNT, ConverterSettings.CONVERT_TIMEOUT,
+        ConverterSettings.MAX_DURATION, MongoSettings.RABBIT_QUEUE_TYPE,
+        GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
@@ -29,7 +37,7 @@ SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_
 MUST_SET = {
     "AMQP_URI", "MONGO_URI", "AUTH_DB_URI", "JWT_SECRET", "SMTP_HOST", "PUBLIC_URL", "MAIL_FROM",
 }
-CONVERTER_QUEUE = "evt-gateway-video_uploaded--converter.handle_video_uploaded"
+CONVERTER_QUEUE = consumer_queue(constants.GATEWAY, constants.VIDEO_UPLOADED)
 FORM_OVERHEAD = 64 * 1024
 
 
@@ -94,13 +102,13 @@ def test_compose_services_use_only_documented_variables(compose):
         assert not unread, "%s sets %s, unread by config/%s.yaml" % (svc, sorted(unread), svc)
         missing = (MUST_SET & config_vars(svc)) - set(env)
         assert not missing, "%s needs %s" % (svc, sorted(missing))
-    assert compose["gateway"]["environment"]["GATEWAY_ADDRESS"] == "0.0.0.0:8080"
+    assert compose[constants.GATEWAY]["environment"]["GATEWAY_ADDRESS"] == "0.0.0.0:8080"
 
 
 def test_compose_secrets_come_from_the_environment(compose):
     password = compose["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert password.startswith("${POSTGRES_PASSWORD:?")
-    assert "${POSTGRES_PASSWORD:?" in compose["auth"]["environment"]["AUTH_DB_URI"]
+    assert "${POSTGRES_PASSWORD:?" in compose[constants.AUTH]["environment"]["AUTH_DB_URI"]
     for svc in SERVICES:
         if "JWT_SECRET" in compose[svc]["environment"]:
             assert compose[svc]["environment"]["JWT_SECRET"].startswith("${JWT_SECRET:?"), svc
@@ -115,18 +123,18 @@ def test_compose_health_checks_and_start_order(compose):
         assert "rabbitmq" in deps
         assert all(d["condition"] == "service_healthy" for d in deps.values()), name
         assert svc["read_only"] is True
-        if name != "gateway":
+        if name != constants.GATEWAY:
             probe = ["CMD", "python", "-m", "services.common.probe", name]
             assert svc["healthcheck"]["test"] == probe
-    assert "/healthz" in " ".join(compose["gateway"]["healthcheck"]["test"])
+    assert "/healthz" in " ".join(compose[constants.GATEWAY]["healthcheck"]["test"])
     assert "rs.initiate" in " ".join(compose["mongo"]["healthcheck"]["test"])
-    converter = compose["converter"]
+    converter = compose[constants.CONVERTER]
     assert "ports" not in converter and "container_name" not in converter, "converter must scale"
     assert converter["stop_grace_period"] == "1h"
 
 
 def test_compose_scale_file_adds_converters():
-    converter = load("docker/docker-compose.scale.yml")["services"]["converter"]
+    converter = load("docker/docker-compose.scale.yml")["services"][constants.CONVERTER]
     assert "replicas" in converter["deploy"]
     assert "CONVERTER_WORKERS" in converter["deploy"]["resources"]["limits"]["cpus"]
 
@@ -147,6 +155,22 @@ def test_dockerfile_runtime_stage():
     assert re.search(r"^WORKDIR /app$", final, re.M)
     assert re.search(r"^COPY config \./config$", final, re.M)
     assert "PYTHONUNBUFFERED=1" in final
+
+
+def test_image_and_package_hold_the_services_only():
+    """Dev tooling (devtools/, bench/, tests/) is neither installed nor sent to the image, and the
+    services import none of it (aiosmtpd, the mail sink's dependency, is not in the image)."""
+    allowed = [line[1:] for line in (ROOT / "docker/Dockerfile.dockerignore").read_text().split()
+               if line.startswith("!")]
+    assert "services/" in allowed
+    assert not [path for path in allowed if path.startswith(("devtools", "bench", "tests"))]
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    include = [name.strip() for name in config["options.packages.find"]["include"].split(",")]
+    packages = setuptools.find_packages(str(ROOT), include=include)
+    assert "services" in packages and {name.split(".")[0] for name in packages} == {"services"}
+    for path in (ROOT / "services").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) (devtools|aiosmtpd|tests)\b", path.read_text(), re.M), path
 
 
 def run_entrypoint(tmp_path, service, *args):
@@ -208,7 +232,7 @@ def test_every_deployment_is_probed_limited_and_hardened(base):
         for c in pod["containers"]:
             assert c["image"] == "mp3svc"
             assert c["readinessProbe"] and c["livenessProbe"], name
-            if name != "gateway":
+            if name != constants.GATEWAY:
                 assert c["livenessProbe"]["exec"]["command"] == \
                     ["python", "-m", "services.common.probe", name]
             for section in ("requests", "limits"):
@@ -243,33 +267,33 @@ def test_kubernetes_env_is_documented_and_secret_values_stay_in_the_secret(base,
 
 
 def test_converter_workers_match_cpu_and_grace_covers_a_conversion(base, configmap):
-    dep = kind(base, "Deployment")["converter"]
+    dep = kind(base, "Deployment")[constants.CONVERTER]
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     workers = int({e["name"]: e.get("value") for e in c["env"]}["CONVERTER_WORKERS"])
     assert quantity(c["resources"]["limits"]["cpu"]) == workers
     assert quantity(c["resources"]["requests"]["cpu"]) == workers
-    assert pod["terminationGracePeriodSeconds"] >= int(configmap["CONVERT_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] >= int(configmap[ConverterSettings.CONVERT_TIMEOUT.variable])
     assert "replicas" not in dep["spec"], "the HPA owns the converter's replicas"
-    hpa = kind(base, "HorizontalPodAutoscaler")["converter"]
+    hpa = kind(base, "HorizontalPodAutoscaler")[constants.CONVERTER]
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "converter"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == constants.CONVERTER
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
 def test_gateway_probes_service_and_ingress(base, configmap):
-    (c,) = kind(base, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"]
+    (c,) = kind(base, "Deployment")[constants.GATEWAY]["spec"]["template"]["spec"]["containers"]
     # ready only with its dependencies; alive as long as it serves HTTP (an outage of MongoDB or
     # the broker must not restart every gateway)
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert c["ports"] == [{"name": "http", "containerPort": 8080}]
     assert configmap["GATEWAY_ADDRESS"].endswith(":8080")
-    assert kind(base, "Service")["gateway"]["spec"]["ports"][0]["targetPort"] == "http"
-    notes = kind(base, "Ingress")["gateway"]["metadata"]["annotations"]
+    assert kind(base, "Service")[constants.GATEWAY]["spec"]["ports"][0]["targetPort"] == "http"
+    notes = kind(base, "Ingress")[constants.GATEWAY]["metadata"]["annotations"]
     prefix = "nginx.ingress.kubernetes.io/"
     body = size_bytes(notes[prefix + "proxy-body-size"])
-    assert body >= int(configmap["MAX_UPLOAD_BYTES"]) + FORM_OVERHEAD
+    assert body >= int(configmap[GatewaySettings.MAX_UPLOAD_BYTES.variable]) + FORM_OVERHEAD
     assert notes[prefix + "proxy-request-buffering"] == "off"
     assert int(notes[prefix + "proxy-read-timeout"]) >= 300
 
@@ -280,7 +304,8 @@ def test_operator_resources():
     assert cluster["apiVersion"] == "rabbitmq.com/v1beta1" and cluster["spec"]["replicas"] == 3
     policy = kind(rabbit, "Policy")["mp3svc-quorum"]["spec"]
     assert policy["applyTo"] == "quorum_queues"
-    assert re.match(policy["pattern"], CONVERTER_QUEUE) and re.match(policy["pattern"], "rpc-auth")
+    assert re.match(policy["pattern"], CONVERTER_QUEUE)
+    assert re.match(policy["pattern"], "rpc-" + constants.AUTH)
     assert not re.match(policy["pattern"], "rpc.reply-gateway-0f1e"), "reply queues are exclusive"
     assert policy["definition"]["delivery-limit"] > 1
     dlx = policy["definition"]["dead-letter-exchange"]
@@ -293,7 +318,7 @@ def test_operator_resources():
     assert mongo["kind"] == "MongoDBCommunity"
     assert mongo["spec"]["members"] == 3 and mongo["spec"]["type"] == "ReplicaSet"
     prod = (ROOT / "kubernetes/overlays/prod/kustomization.yaml").read_text()
-    assert re.search(r"path: /data/RABBIT_QUEUE_TYPE\s+value: quorum", prod)
+    assert re.search(r"path: /data/%s\s+value: quorum" % MongoSettings.RABBIT_QUEUE_TYPE.variable, prod)
 
 
 def test_keda_component_scales_on_the_converter_queue():
@@ -302,8 +327,8 @@ def test_keda_component_scales_on_the_converter_queue():
     assert "HorizontalPodAutoscaler" in component["patches"][0]["patch"]
     assert "$patch: delete" in component["patches"][0]["patch"]
     keda = load_all("kubernetes/components/keda/scaledobject.yaml")
-    scaled = kind(keda, "ScaledObject")["converter"]
-    assert scaled["spec"]["scaleTargetRef"]["name"] == "converter"
+    scaled = kind(keda, "ScaledObject")[constants.CONVERTER]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == constants.CONVERTER
     (rabbit,) = [t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq"]
     assert rabbit["metadata"]["queueName"] == CONVERTER_QUEUE
     assert "keda" not in " ".join(load("kubernetes/base/kustomization.yaml")["resources"])

@@ -1,6 +1,6 @@
 """Development mail sink: an SMTP server that stores every message in a Maildir and logs one line.
 
-    python -m services.mailsink --maildir var/mail --host 127.0.0.1 --port 1025
+    python -m devtools.mailsink --maildir var/mail --host 127.0.0.1 --port 1025
 """
 import argparse
 import email
