@@ -5,7 +5,6 @@ import datetime
 import email.utils
 import hashlib
 import os
-import signal
 
 import pymongo
 import pytest
@@ -264,9 +263,7 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
         held = first.offset
         assert 0 < held < size
 
-        for service in list(procs.procs):
-            procs.signal(service, signal.SIGKILL)
-        procs.kill_all()
+        procs.kill_all()                                  # SIGKILL, every service
         procs.start("auth", "gateway", "notification")  # the converter later: it drops converted videos
         procs.healthy()
 
