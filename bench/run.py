@@ -18,6 +18,7 @@ from bench.report import Results, report
 from bench.stack import BenchStack
 from devtools.stack import NX_27017, NotReady, tail
 from services.common import constants as c
+from services.common.settings import MongoSettings
 
 PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline"]
 QUICK_PARTS = {"1m", "baseline", "scale"}
@@ -143,7 +144,7 @@ def measure(plan, args, media, stack, results, workdir):
         log(f"baseline {name}: raw ffmpeg + raw GridFS put/get")
         results.baseline[name] = {
             "size": media[VIDEOS[name]]["size"], "ffmpeg": ffmpeg_baseline(path, workdir, nice),
-            "gridfs": gridfs_baseline(stack.env[c.CFG_MONGO_URI], args.mongo_db, path)}
+            "gridfs": gridfs_baseline(stack.env[MongoSettings.MONGO_URI.variable], args.mongo_db, path)}
     for name in plan.videos:
         measure_video(name, media[VIDEOS[name]], api, stack, results, args, workdir,
                       with_rss=plan.rss and name == RSS_VIDEO)

@@ -5,6 +5,7 @@ import datetime
 import email.utils
 import hashlib
 import os
+import socket
 
 import pymongo
 import pytest
@@ -261,21 +262,36 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
                          metadata={"filename": "crash.mkv"})
         first.upload(stop_at=size // 2)
         held = first.offset
-        assert 0 < held < size
-
-        procs.kill_all()                                  # SIGKILL, every service
-        procs.start("auth", "gateway", "notification")  # the converter later: it drops converted videos
-        procs.healthy()
-
-        resumed = uploader(procs.base, token, video, url=first.url, chunk_size=2 * CHUNK_SIZE + 999)
-        assert resumed.offset == held       # the offset and the partial chunk survived the restart
-        resumed.upload()
+        assert 0 < held < size and held % CHUNK_SIZE                # ends inside a GridFS chunk
         job_id = first.url.rsplit("/", 1)[1]
         client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
+        record = lambda: client[mongo_db].jobs.find_one({"_id": job_id})  # noqa: E731
+
+        # the next PATCH is under way (3 MiB of its body sent) when every service is SIGKILLed
+        with open(video, "rb") as handle:
+            handle.seek(held)
+            body = handle.read(3 * CHUNK_SIZE)
+        sock = socket.create_connection(("127.0.0.1", procs.port))
+        sock.sendall(("PATCH /uploads/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                      "Tus-Resumable: 1.0.0\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n"
+                      "Content-Type: application/offset+octet-stream\r\n\r\n"
+                      % (job_id, token, held, size - held)).encode() + body)
+        wait_until(lambda: record()["upload_offset"] > held, 30, message="a chunk of the PATCH recorded")
+        procs.kill_all()                                  # SIGKILL, every service, mid-PATCH
+        sock.close()
+        at_kill = record()
+        # never more claimed than stored: the offset is a chunk boundary with nothing in the tail
+        assert at_kill["upload_offset"] % CHUNK_SIZE == 0 and at_kill["upload_tail"] == b""
+        assert held < at_kill["upload_offset"] <= held + len(body)
+
+        procs.start("auth", "gateway", "notification")  # the converter later: it drops converted videos
+        procs.healthy()
+        resumed = uploader(procs.base, token, video, url=first.url, chunk_size=2 * CHUNK_SIZE + 999)
+        assert resumed.offset == at_kill["upload_offset"]     # HEAD after the restart
+        resumed.upload()
         try:
-            record = client[mongo_db].jobs.find_one({"_id": job_id})
-            assert record["status"] == "queued"
-            assert stored_sha256(client[mongo_db], record["video_id"]) == sha256(video)
+            assert record()["status"] == "queued"
+            assert stored_sha256(client[mongo_db], at_kill["video_id"]) == sha256(video)
         finally:
             client.close()
         procs.start("converter")
