@@ -132,6 +132,22 @@ def uploader(proxy, token, path, url=None, retries=0):
                     retry_delay=1, metadata={"filename": os.path.basename(path)})
 
 
+def wait_job(api, job_id, deadline):
+    """Poll GET /jobs/<id> until done or failed, riding out 503s (nx-27017 busy with the 1 GB file)."""
+    unavailable = 0
+    while time.monotonic() < deadline:
+        status, job, _ = api.call("GET", f"/jobs/{job_id}")
+        if status == 200 and job["status"] in ("done", "failed"):
+            job["unavailable"] = unavailable
+            return job
+        if status >= 500:
+            unavailable += 1
+        elif status != 200:
+            raise RuntimeError(f"GET /jobs/{job_id}: {status} {job}")
+        time.sleep(1)
+    raise RuntimeError(f"job {job_id} not finished in time")
+
+
 def run(args, workdir):
     video = os.path.join(workdir, "big-upload.mkv")
     started = time.monotonic()
@@ -182,7 +198,7 @@ def run(args, workdir):
 
         job_id = first.url.rsplit("/", 1)[1]
         waited = time.monotonic()
-        job, _, _ = api.poll_job(job_id, time.monotonic() + 1800, interval=1)
+        job = wait_job(api, job_id, time.monotonic() + 1800)
         converted = time.monotonic() - waited
         proxy.close()
         return report(size, idle, rows, sent_first, held, again, job, converted)
@@ -212,8 +228,8 @@ def report(size, idle, rows, sent_first, held, again, job, converted):
               "- **bytes sent again: %.2f MB** (everything through the proxy, HTTP headers included, minus "
               "the file); wall time interrupted + resumed %.1f s vs %.1f s straight"
               % (again / mb, interrupted, rows["straight"][0].wall),
-              "- gateway RSS idle %.0f MB; job %s, converted in %.1f s after the last byte"
-              % (idle or 0, job["status"], converted), ""]
+              "- gateway RSS idle %.0f MB; job %s %.0f s after the last byte (%d polls answered 5xx)"
+              % (idle or 0, job["status"], converted, job["unavailable"]), ""]
     return "\n".join(lines)
 
 

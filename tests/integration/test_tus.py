@@ -8,6 +8,7 @@ import os
 import socket
 
 import pymongo
+from bson import ObjectId
 import pytest
 import requests
 from tusclient.client import TusClient
@@ -105,6 +106,39 @@ def reveal_chunks(db, video_id):
         return len(list(db["videos.chunks"].find({"files_id": video_id}, {"n": 1})))
     finally:
         db["videos.files"].delete_one({"_id": video_id})
+
+
+def test_chunk_appender_across_requests_and_retries(mongo_uri, mongo_db):
+    """The storage under PATCH: pieces of any size, each by a new appender (another request, maybe
+    another gateway) from the recorded (offset, tail); a replay from an earlier record (a crash after
+    chunks were stored, before the record moved) rewrites the same chunks; read back through the store."""
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
+    try:
+        store = FileStore(client[mongo_db])
+        store.ensure_indexes()
+        data = os.urandom(5 * CHUNK_SIZE + 777)
+        video_id = ObjectId()
+        offset, tail, records = 0, b"", []
+        for piece in (100, CHUNK_SIZE, 3 * CHUNK_SIZE // 2 + 1, 10, CHUNK_SIZE + 3):
+            appender = store.append(c.VIDEOS_BUCKET, video_id, offset, tail)
+            appender.write(data[offset:offset + piece])
+            assert appender.offset == offset + piece
+            offset, tail = appender.offset, appender.tail
+            assert tail == data[offset - offset % CHUNK_SIZE:offset]
+            records.append((offset, tail))
+        replay = store.append(c.VIDEOS_BUCKET, video_id, *records[1])   # from an earlier record
+        assert replay.write(data[records[1][0]:offset]) >= 2                # chunks stored again
+        last = store.append(c.VIDEOS_BUCKET, video_id, offset, tail)
+        last.write(data[offset:])
+        assert last.finish("f.bin", {"owner": "x"}) == len(data)
+        stored = store.open(c.VIDEOS_BUCKET, video_id)
+        assert stored.length == len(data) and stored.read() == data
+        with pytest.raises(ValueError):
+            store.append(c.VIDEOS_BUCKET, video_id, 10, b"")            # a tail that does not fit
+        store.delete(c.VIDEOS_BUCKET, video_id)
+        assert store.open(c.VIDEOS_BUCKET, video_id) is None
+    finally:
+        client.close()
 
 
 def test_options_advertise_the_protocol(stack):
