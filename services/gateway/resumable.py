@@ -124,17 +124,18 @@ class ResumableUploads:
         """Stream the body into GridFS, recording the offset at each stored chunk; a client that goes
         away keeps what arrived. Returns the offset recorded."""
         saved = appender.offset
-        try:
-            while appender.offset < upload["upload_length"]:
+        while appender.offset < upload["upload_length"]:
+            try:
                 block = stream.read(min(READ_BLOCK, upload["upload_length"] - appender.offset))
-                if not block:
-                    break
-                if appender.write(block):
-                    self._save(upload, claim, saved, appender.stored, b"")
-                    saved = appender.stored
-        except (ClientDisconnected, ConnectionError, OSError) as exc:
-            log.info("upload %s: the client went away at byte %d (%s)", upload["_id"], appender.offset,
-                     type(exc).__name__)
+            except (ClientDisconnected, OSError) as exc:
+                log.info("upload %s: the client went away at byte %d (%s)", upload["_id"], appender.offset,
+                         type(exc).__name__)
+                break
+            if not block:
+                break
+            if appender.write(block):
+                self._save(upload, claim, saved, appender.stored, b"")
+                saved = appender.stored
         return saved
 
     def _save(self, upload, claim, old, new, tail):

@@ -7,7 +7,7 @@ correct on any MongoDB and keeps memory flat.
 import io
 
 from bson import Binary
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import OperationFailure
 
 from services.common.utils import utcnow
 
@@ -171,8 +171,17 @@ def put_chunk(chunks, file_id, n, data):
     doc = {"files_id": file_id, "n": n, "data": Binary(data)}
     try:
         chunks.insert_one(doc)
-    except DuplicateKeyError:
-        chunks.replace_one({"files_id": file_id, "n": n}, doc)
+        return
+    except OperationFailure:  # DuplicateKeyError; nx-27017 sends no code ("UNIQUE constraint failed")
+        existing = chunks.find_one({"files_id": file_id, "n": n})
+    if existing is None:
+        raise IOError("GridFS file %s: chunk %d could not be stored" % (file_id, n))
+    if bytes(existing["data"]) == data:  # what a retry sends: those very bytes are stored
+        return
+    # nx-27017 can neither replace nor delete one chunk of a file without its files document (a
+    # delete takes them all): there, different bytes over a stored chunk fail (never on MongoDB)
+    if not chunks.replace_one({"_id": existing["_id"]}, doc).matched_count:
+        raise IOError("GridFS file %s: chunk %d is stored with other bytes" % (file_id, n))
 
 
 class ChunkAppender:
@@ -228,6 +237,8 @@ class ChunkAppender:
             put_chunk(self._chunks, self.file_id, self._n, bytes(self._buffer))
         try:
             insert_files_doc(self._files, self.file_id, length, self.chunk_size, filename, metadata)
-        except DuplicateKeyError:  # a retry after a crash that came this far
-            pass
+        except OperationFailure:  # there already: a retry after a crash that came this far
+            # (not a `find` first: nx-27017 shows a placeholder files document while chunks arrive)
+            if (self._files.find_one({"_id": self.file_id}) or {}).get("length") != length:
+                raise
         return length
