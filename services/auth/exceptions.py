@@ -34,3 +34,17 @@ class TooManyAttempts(Exception):
     @property
     def retry_after(self):
         return int(self.args[1]) if len(self.args) > 1 else 60
+
+
+@deserialize_to_instance
+class UnknownUser(Exception):
+    """Ops: no user with that email address."""
+
+
+@deserialize_to_instance
+class Busy(Exception):
+    """Auth is hashing as many passwords as it allows at once. args: (message, retry_after_seconds)"""
+
+    @property
+    def retry_after(self):
+        return int(self.args[1]) if len(self.args) > 1 else 1

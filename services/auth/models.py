@@ -23,3 +23,12 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     window_start = mapped_column(DateTime, nullable=False)
     locked_until = mapped_column(DateTime, nullable=True)
+
+
+class DisabledUser(Base):
+    """Accounts an operator disabled: their tokens stop working and they cannot log in. A table of
+    its own, so that existing databases get it from `create_all` without a migration."""
+    __tablename__ = "disabled_users"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    disabled_at = mapped_column(DateTime, nullable=False)

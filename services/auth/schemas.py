@@ -3,15 +3,37 @@ import re
 
 from services.auth.exceptions import InvalidInput
 
-EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+# One plain mailbox, `local@domain`: the local part a dot-atom (RFC 5322: no quoted strings, no
+# spaces, commas, angle brackets or display names), the domain DNS labels with at least one dot.
+# Everything else is refused, so an account always mails exactly one recipient.
+ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = re.compile(r"(?P<local>%s(?:\.%s)*)@(?P<domain>%s(?:\.%s)+)" % (ATOM, ATOM, LABEL, LABEL),
+                      re.ASCII)
+MAX_LOCAL, MAX_EMAIL = 64, 254
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 
 
 def clean_email(email):
+    """The address as stored (domain lower-cased), or InvalidInput."""
     if not isinstance(email, str):
         raise InvalidInput("The email address is missing.")
     email = email.strip()
-    if len(email) > 254 or not EMAIL_RE.match(email):
+    match = EMAIL_RE.fullmatch(email) if len(email) <= MAX_EMAIL else None
+    if match is None or len(match.group("local")) > MAX_LOCAL:
+        raise InvalidInput("That is not a valid email address: give one plain mailbox like "
+                           "name@example.com (no display name, commas, quotes or spaces).")
+    return "%s@%s" % (match.group("local"), match.group("domain").lower())
+
+
+def lookup_email(email):
+    """An address to look an existing account up by (logins, ops): a string that may predate the
+    mailbox rule above, normalised the same way (domain lower-cased); InvalidInput otherwise."""
+    if not isinstance(email, str):
+        raise InvalidInput("The email address must be a string.")
+    email = email.strip()
+    if not 3 <= len(email) <= MAX_EMAIL or "@" not in email or CONTROL_RE.search(email):
         raise InvalidInput("That is not a valid email address.")
     local, domain = email.rsplit("@", 1)
     return "%s@%s" % (local, domain.lower())

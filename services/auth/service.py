@@ -45,4 +45,25 @@ class AuthService:
 
     @rpc
     def validate_token(self, token):
-        return {"email": self.tokens.check(token)}
+        """The token's user, while the account exists and is enabled (one indexed lookup)."""
+        return {"email": users.check_account(self.db.session, self.tokens.check(token))}
+
+    # --- ops (nameko shell); arguments are checked like HTTP input --------------------------
+    @rpc
+    def disable_user(self, email):
+        """Refuse the user's logins; their tokens stop working at once."""
+        return users.disable_user(self.db.session, email)
+
+    @rpc
+    def enable_user(self, email):
+        return users.enable_user(self.db.session, email)
+
+    @rpc
+    def delete_user(self, email):
+        """The account only: `gateway.delete_user` removes it with every job and file of theirs."""
+        return users.delete_user(self.db.session, email)
+
+    @rpc
+    def summary(self):
+        """{"users": n, "disabled": n}"""
+        return users.summary(self.db.session)

@@ -10,3 +10,5 @@ class AuthSettings(ServiceSettings):
     ALLOW_REGISTRATION = Flag()
     LOGIN_MAX_FAILURES = Number(int, minimum=1)
     LOGIN_LOCKOUT_SECONDS = Number(int, minimum=1)
+    # password hashes at once (logins, registrations); more get 503 busy at once
+    HASH_CONCURRENCY = Number(int, minimum=1, env="AUTH_HASH_CONCURRENCY")

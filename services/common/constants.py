@@ -19,6 +19,8 @@ FAILED = "failed"
 # internal state while the upload is still streaming into GridFS (never shown to users)
 UPLOADING = "uploading"
 FINISHED_STATES = (DONE, FAILED)
+# a user's jobs at once, counted against USER_MAX_ACTIVE_JOBS
+ACTIVE_STATES = (UPLOADING, QUEUED, CONVERTING)
 # a queued job whose event has not led to a conversion after this long is dispatched again (it may
 # wait its turn in the queue meanwhile: a second event is harmless, but useless)
 REDISPATCH_AFTER = 120
@@ -35,3 +37,5 @@ NOTIFY_GAVE_UP = "gave_up"
 VIDEOS_BUCKET = "videos"
 MP3S_BUCKET = "mp3s"
 JOBS_COLLECTION = "jobs"
+# one document per user: the ids of their active jobs (the USER_MAX_ACTIVE_JOBS slots)
+SLOTS_COLLECTION = "job_slots"

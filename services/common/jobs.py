@@ -8,7 +8,7 @@ import datetime
 
 from services.common import constants as c
 
-DATE_FIELDS = ("created_at", "updated_at", "finished_at", "expires_at", "lease_until", "due_at",
+DATE_FIELDS = ("created_at", "updated_at", "finished_at", "lease_until", "due_at",
                "notify_next", "notify_until")
 
 
@@ -34,6 +34,7 @@ class Job:
     error: str = None
     attempts: int = 0
     size: int = None             # bytes of the upload
+    reserved: int = 0            # bytes announced (Content-Length) while still uploading
     duration: float = None       # seconds of the MP3
     mp3_size: int = None         # bytes of the MP3
     options: dict = dataclasses.field(default_factory=dict)
@@ -41,7 +42,6 @@ class Job:
     created_at: datetime.datetime = None
     updated_at: datetime.datetime = None
     finished_at: datetime.datetime = None
-    expires_at: datetime.datetime = None
     lease_until: datetime.datetime = None
     due_at: datetime.datetime = None
     notify: str = None
@@ -65,6 +65,23 @@ class Job:
     @property
     def finished(self):
         return self.status in c.FINISHED_STATES
+
+    @property
+    def stored_bytes(self):
+        """What the job holds against its owner's USER_QUOTA_BYTES: its video while stored (the
+        announced size while uploading) and its MP3."""
+        total = 0
+        if self.video_id is not None or self.status == c.UPLOADING:
+            total += self.size if self.size is not None else (self.reserved or 0)
+        if self.mp3_id is not None:
+            total += self.mp3_size or 0
+        return total
+
+    def expires_at(self, retention_hours):
+        """When a finished job and its files are deleted (RETENTION_HOURS after it finished)."""
+        if not self.finished or self.finished_at is None:
+            return None
+        return self.finished_at + datetime.timedelta(hours=retention_hours)
 
     def event(self, **extra):
         """The identifiers an event about this job carries (never file bytes)."""

@@ -75,7 +75,9 @@ class Lease:
         """Documents whose work nobody is doing although it is due: ready ones past their due time,
         busy ones whose lease expired. Filtered by the database, the longest overdue first."""
         now = utcnow()
-        query = {"$or": [{self.state: self.ready}, self.expired(now)], self.due: {"$lt": now}}
+        # ($and spelled out: nx-27017 ignores a condition beside a top-level $or)
+        query = {"$and": [{"$or": [{self.state: self.ready}, self.expired(now)]},
+                          {self.due: {"$lt": now}}]}
         return list(self.collection.find(query).sort(self.due, 1).limit(limit))
 
     def postpone(self, doc_id, seconds):

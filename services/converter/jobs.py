@@ -61,8 +61,8 @@ class Conversion:
             self.timings["stored"] = time.monotonic() - started
             self.store.drop_video(job)
             return c.DONE, finished
-        except ConversionError as exc:
-            return self._fail(job, exc.args[0])
+        except ConversionError as exc:  # the upload's fault: its video goes at once
+            return self._fail(job, exc.args[0], drop_video=True)
         except (LeaseLost, ConversionAborted):
             log.warning("job %s: lease lost to another converter; dropping our result", job_id)
             self._drop(mp3_upload)
@@ -78,9 +78,18 @@ class Conversion:
         finally:
             renewer.kill()
 
-    def _fail(self, job, reason):
+    def _fail(self, job, reason, drop_video=False):
+        """Settle the job as failed. A failure caused by the upload (not media, no audio, too long)
+        also deletes its video; one for the system's reasons (GAVE_UP) keeps it for a requeue."""
         finished = self.store.fail(job.id, self.worker, reason)
-        return (c.FAILED, finished) if finished else (None, None)
+        if finished is None:
+            return None, None
+        if drop_video:
+            try:
+                self.store.drop_video(finished)
+            except PyMongoError as exc:  # the video stays (and counts in the quota) until retention
+                log.warning("job %s: failed, but its video could not be deleted: %s", job.id, exc)
+        return c.FAILED, finished
 
     def _drop(self, upload):
         if upload is None:

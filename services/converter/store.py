@@ -71,7 +71,7 @@ class ConverterJobs:
         return self.files.open(c.VIDEOS_BUCKET, job.video_id)
 
     def drop_video(self, job):
-        """The converted job's video is no longer needed."""
+        """The job's video is no longer needed: converted, or failed because of the upload."""
         self.files.delete(c.VIDEOS_BUCKET, job.video_id)
         self.jobs.update_one({"_id": job.id}, {"$set": {"video_id": None}})
 

@@ -1,15 +1,26 @@
-"""HTTP entrypoint whose every error, routing ones included, is the contract's JSON body."""
+"""HTTP entrypoint whose every error, routing ones included, is the contract's JSON body.
+
+Before a request gets a worker: `/livez` is answered by the WSGI app itself, and a request that
+finds the worker pool full gets 503 `busy` with Retry-After instead of waiting for a slot. Request
+bodies are bounded: JSON_MAX_BYTES unless a route declares its own limit (`max_body=None` for the
+upload, which bounds itself while streaming).
+"""
 import json
 import logging
 
+from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from services.gateway.exceptions import describe
+from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
+from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
 log = logging.getLogger(__name__)
+
+JSON_MAX_BYTES = 16 * 1024
+LIVEZ = "/livez"
 
 
 def json_response(payload, status=200, headers=None):
@@ -24,8 +35,30 @@ def error_response(exc):
     return json_response({"error": code, "message": message}, status, headers)
 
 
+def json_body(request):
+    """The request's JSON object; its size was bounded before reading (413 `too_large`)."""
+    data = request.get_data(cache=False)
+    limit = request.max_content_length
+    # werkzeug stops a chunked body at the limit without saying so: anything left is too much
+    if limit is not None and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise TooLarge("The request body is larger than %d bytes." % limit)
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # malformed, not UTF-8, or nested too deep
+        body = None
+    if not isinstance(body, dict):
+        raise BadRequest("Send a JSON object as the request body.")
+    return body
+
+
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            # liveness: the process serves HTTP; needs no worker, says nothing of dependencies
+            return json_response({"status": "ok"})(environ, start_response)
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
+            environ["wsgi.input_terminated"] = True
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
         try:
@@ -37,7 +70,7 @@ class JsonWsgiApp(WsgiApp):
         return rv(environ, start_response)
 
 
-class JsonWebServer(WebServer):
+class JsonWebServer(GatewayWebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
@@ -45,7 +78,22 @@ class JsonWebServer(WebServer):
 class HttpEntrypoint(HttpRequestHandler):
     server = JsonWebServer()
 
+    def __init__(self, method, url, max_body=JSON_MAX_BYTES, **kwargs):
+        self.max_body = max_body
+        super().__init__(method, url, **kwargs)
+
+    def handle_request(self, request):
+        request.max_content_length = self.max_body
+        # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
+        # switch happens between this check and the spawn, so the slot is still free then.
+        if self.container._worker_pool.free() < 1:
+            return error_response(Busy("The server is at capacity; try again in a few seconds.",
+                                       BUSY_RETRY_AFTER))
+        return super().handle_request(request)
+
     def response_from_exception(self, exc):
+        if isinstance(exc, ContainerBeingKilled):
+            exc = Busy("The server is restarting; try again in a few seconds.", BUSY_RETRY_AFTER)
         return error_response(exc)
 
 

@@ -5,8 +5,10 @@ from nameko.exceptions import UnknownService
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
+from services.auth.exceptions import Busy as AuthBusy
 from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
+    UserExists)
 from services.gateway import tus
 
 
@@ -74,6 +76,34 @@ class StorageUnavailable(GatewayError):
     pass
 
 
+class Throttled(GatewayError):
+    """Try again later: args are (sentence, seconds for Retry-After)."""
+
+    @property
+    def retry_after(self):
+        return self.args[1]
+
+
+class RateLimited(Throttled):
+    pass
+
+
+class Busy(Throttled):
+    pass
+
+
+class QuotaExceeded(GatewayError):
+    pass
+
+
+class TooManyJobs(GatewayError):
+    """args: (message, retry_after_seconds)"""
+
+    @property
+    def retry_after(self):
+        return int(self.args[1]) if len(self.args) > 1 else 30
+
+
 # exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
 ERRORS = [
     (InvalidInput, 400, "invalid_input"),
@@ -86,6 +116,7 @@ ERRORS = [
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
@@ -100,6 +131,10 @@ ERRORS = [
     (TooLarge, 413, "too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),
+    (RateLimited, 429, "rate_limited"),
+    (TooManyJobs, 429, "too_many_jobs"),
+    (Busy, 503, "busy"),
+    (AuthBusy, 503, "busy"),
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
@@ -114,6 +149,7 @@ MESSAGES = {
     "auth_unavailable": "The authentication service is not answering; try again shortly.",
     "broker_unavailable": "The message broker is not reachable; try again shortly.",
     "storage_unavailable": "The file store is not reachable; try again shortly.",
+    "busy": "The server is at capacity; try again in a few seconds.",
     "internal_error": "Something went wrong on our side; try again, or tell the operator.",
 }
 
@@ -131,7 +167,7 @@ def describe(exc):
                 headers["WWW-Authenticate"] = (
                     'Basic realm="mp3svc"' if isinstance(exc, InvalidCredentials)
                     else 'Bearer realm="mp3svc"')
-            if isinstance(exc, TooManyAttempts):
+            if getattr(exc, "retry_after", None) is not None:
                 headers["Retry-After"] = str(exc.retry_after)
             message = MESSAGES.get(code) if status >= 500 else None
             if message is None:

@@ -60,7 +60,8 @@ class ResumableUploads:
         filename = schemas.clean_filename(metadata.get("filename") or metadata.get("name"))
         # TODO(options): validate with services.common.options.parse_options once it is on main
         options = {key: value for key, value in metadata.items() if key not in CLIENT_KEYS}
-        job_id = self.jobs.create_upload(owner, filename, length, options)
+        job_id = self.jobs.create_upload(owner, filename, length, options, self.settings.USER_QUOTA_BYTES,
+                                         self.settings.USER_MAX_ACTIVE_JOBS)
         return Response(status=201, headers=tus.response_headers(
             location="%s/%s" % (UPLOADS, job_id), expires=self._upload_expires(utcnow())))
 
@@ -70,7 +71,7 @@ class ResumableUploads:
         upload = self._own_upload(request, upload_id)
         return Response(status=200, headers=self._state_headers(upload, length=True))
 
-    @tus_http("PATCH", UPLOAD)
+    @tus_http("PATCH", UPLOAD, max_body=None)  # bounded by Upload-Length (tus.check_chunk)
     def tus_patch(self, request, upload_id):
         tus.check_resumable(request.headers.get("Tus-Resumable"))
         tus.check_content_type(request.headers.get("Content-Type"))

@@ -3,6 +3,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+from services.common import constants as c
 from services.common.utils import isoformat
 
 MAX_FILENAME = 255
@@ -10,7 +11,9 @@ JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
-def job_to_json(job):
+def job_to_json(job, retention_hours):
+    """The contract's job fields; `expires_at` once finished (RETENTION_HOURS after)."""
+    done = job.status == c.DONE
     return {
         "job_id": job.id,
         "status": job.status,
@@ -19,6 +22,11 @@ def job_to_json(job):
         "error": job.error,
         "created_at": isoformat(job.created_at),
         "updated_at": isoformat(job.updated_at),
+        "progress": 1.0 if done else (job.progress or 0.0),
+        "options": job.options,
+        "duration": job.duration if done else None,
+        "size": job.mp3_size if done else None,
+        "expires_at": isoformat(job.expires_at(retention_hours)),
     }
 
 

@@ -7,21 +7,25 @@ from pymongo.errors import PyMongoError
 from werkzeug.wsgi import wrap_file
 from werkzeug.wrappers import Response
 
+from services.auth.exceptions import InvalidInput, UnknownUser
+from services.auth.schemas import lookup_email
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
 from services.gateway import resumable, schemas  # (resumable: `nameko run` takes any class in sight)
 from services.gateway.dependencies import AuthRpc, BrokerCheck
-from services.gateway.entrypoints import http, json_response
+from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
-    BadRequest, BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
+    BrokerUnavailable, InvalidId, NotFound, NotReady, Unauthorized, UploadExpired)
 from services.gateway.jobs import GatewayStore
+from services.gateway.ratelimit import RateLimits
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
 from services.storage.files import parse_file_id
 
 log = logging.getLogger(__name__)
 DOWNLOAD_BLOCK = 1024 * 1024
+MAX_LIST = 1000
 
 
 class GatewayService(resumable.ResumableUploads):
@@ -33,13 +37,9 @@ class GatewayService(resumable.ResumableUploads):
     jobs = GatewayStore()
     broker = BrokerCheck()
     dispatch = EventDispatcher()
+    limits = RateLimits()
 
-    # --- health -----------------------------------------------------------------------------
-    @http("GET", "/livez")
-    def livez(self, request):
-        """Liveness: the process serves HTTP. Says nothing of its dependencies (see /healthz)."""
-        return json_response({"status": "ok"})
-
+    # --- health (GET /livez is answered by the WSGI app itself, without a worker) ---------------
     @http("GET", "/healthz")
     def healthz(self, request):
         failing = {}
@@ -58,35 +58,41 @@ class GatewayService(resumable.ResumableUploads):
     # --- users --------------------------------------------------------------------------------
     @http("POST", "/register")
     def register(self, request):
-        body = request.get_json(silent=True, force=True)
-        if not isinstance(body, dict):
-            raise BadRequest('Send JSON: {"email": ..., "password": ...}.')
+        body = json_body(request)
+        self.limits.hit("register", request)
         user = self.auth.register(body.get("email"), body.get("password"))
         return json_response(user, 201)
 
     @http("POST", "/login")
     def login(self, request):
+        self.limits.hit("login", request)
         credentials = request.authorization
         if credentials is None or credentials.type != "basic":
             raise Unauthorized("Log in with HTTP Basic authentication: email and password.")
         return json_response(self.auth.login(credentials.username, credentials.password))
 
     # --- jobs ---------------------------------------------------------------------------------
-    @http("POST", "/upload")
+    @http("POST", "/upload", max_body=None)  # bounded while streaming (uploads.py)
     def upload(self, request):
         owner = self._user(request)
-        receiver = UploadReceiver(self.settings.MAX_UPLOAD_BYTES,
-                                  lambda filename: self.jobs.begin_upload(owner, filename))
+        quota = self.settings.USER_QUOTA_BYTES
+        # before a byte is stored: the active-job cap, and the quota from Content-Length
+        job_id, room = self.jobs.admit(owner, request.content_length, quota,
+                                       self.settings.USER_MAX_ACTIVE_JOBS)
+        receiver = UploadReceiver(self.settings.MAX_UPLOAD_BYTES, lambda filename: (
+            self.jobs.begin_file(job_id, owner, filename, room, quota)))  # quota while streaming
         try:
-            job_id, size = receiver.receive(request)
+            _, size = receiver.receive(request)
         except BaseException:
             try:
                 receiver.discard(self.jobs)
+                self.jobs.discard(job_id)
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass
             raise
         job = self.jobs.queue(job_id, size)
-        if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT)
+        if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
+            self.jobs.discard(job_id, video_id=receiver.upload.file_id)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
         try:
             self._dispatch_job(job)
@@ -98,11 +104,19 @@ class GatewayService(resumable.ResumableUploads):
     @http("GET", "/jobs")
     def list_jobs_http(self, request):
         owner = self._user(request)
-        return json_response({"jobs": [schemas.job_to_json(j) for j in self.jobs.for_owner(owner)]})
+        return json_response({"jobs": [self._job_json(j) for j in self.jobs.for_owner(owner)]})
 
     @http("GET", "/jobs/<string:job_id>")
     def get_job(self, request, job_id):
-        return json_response(schemas.job_to_json(self._own_job(request, job_id)))
+        return json_response(self._job_json(self._own_job(request, job_id)))
+
+    @http("DELETE", "/jobs/<string:job_id>")
+    def delete_job(self, request, job_id):
+        """The job, its MP3 and its video; a conversion in progress stops (see GatewayJobs.delete)."""
+        job = self._own_job(request, job_id)
+        if not self.jobs.delete(job.id, job.owner):
+            raise NotFound("No such job.")
+        return Response(status=204)
 
     @http("GET", "/download")
     def download(self, request):
@@ -128,19 +142,43 @@ class GatewayService(resumable.ResumableUploads):
         response.content_length = stored.length
         return response.make_conditional(request, accept_ranges=True, complete_length=stored.length)
 
-    # --- ops over RPC (nameko shell) -------------------------------------------------------------
+    # --- ops over RPC (nameko shell); arguments are checked like HTTP input -------------------
     @rpc
     def list_jobs(self, email, limit=100):
-        return [schemas.job_to_json(job) for job in self.jobs.for_owner(email, limit)]
+        """A user's jobs, newest first (at most `limit`, 1..1000)."""
+        email = lookup_email(email)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise InvalidInput("limit must be a whole number from 1 to %d." % MAX_LIST)
+        return [self._job_json(job) for job in self.jobs.for_owner(email, limit)]
 
     @rpc
     def requeue_job(self, job_id):
         """Put a failed job back in the queue; returns the job, or None when it is not failed."""
+        if not schemas.is_job_id(job_id):
+            raise InvalidInput("A job id is 32 hexadecimal characters, as a string.")
         job = self.jobs.requeue(job_id)
         if job is None:
             return None
         self._dispatch_job(job)
-        return schemas.job_to_json(job)
+        return self._job_json(job)
+
+    @rpc
+    def delete_user(self, email):
+        """The user's account with every job, video and MP3 of theirs. The account is disabled
+        first (no new upload starts), then the files go, then the account."""
+        email = lookup_email(email)
+        try:
+            self.auth.disable_user(email)
+        except UnknownUser:
+            pass  # the account is gone already: remove what is left of theirs
+        removed = self.jobs.delete_owner(email)
+        account = self.auth.delete_user(email)
+        return dict(removed, email=email, user_deleted=account["deleted"])
+
+    @rpc
+    def summary(self):
+        """Jobs by status, files and bytes stored, users (from auth)."""
+        return dict(self.jobs.summary(), users=self.auth.summary())
 
     @timer(interval=10)
     def sweep_uploads(self):
@@ -152,7 +190,20 @@ class GatewayService(resumable.ResumableUploads):
         except Exception:
             log.exception("upload sweep failed")
 
+    @timer(interval=10)
+    def sweep_expired(self):
+        """Delete finished jobs, their MP3s and videos RETENTION_HOURS after they finished."""
+        try:
+            expired = self.jobs.expire(self.settings.RETENTION_HOURS)
+            if expired:
+                log.info("deleted %d expired job(s)", expired)
+        except Exception:
+            log.exception("retention sweep failed")
+
     # --- helpers ----------------------------------------------------------------------------
+    def _job_json(self, job):
+        return schemas.job_to_json(job, self.settings.RETENTION_HOURS)
+
     def _dispatch_job(self, job):
         self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
 

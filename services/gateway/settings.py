@@ -1,5 +1,24 @@
 """What the gateway reads from its configuration (defaults: config/gateway.yaml)."""
-from services.common.settings import MongoSettings, Number
+import ipaddress
+
+import limits
+
+from services.common.settings import MongoSettings, Number, Setting
+
+
+class Rate(Setting):
+    """A rate in `limits` notation: `10/minute`, `5/hour`, `100 per day`."""
+
+    def parse(self, raw):
+        return limits.parse(str(raw).strip())
+
+
+class Networks(Setting):
+    """Comma-separated addresses or CIDR networks; empty for none."""
+
+    def parse(self, raw):
+        return tuple(ipaddress.ip_network(item.strip(), strict=False)
+                     for item in str(raw).split(",") if item.strip())
 
 
 class GatewaySettings(MongoSettings):
@@ -7,3 +26,15 @@ class GatewaySettings(MongoSettings):
     AUTH_RPC_TIMEOUT = Number(float, minimum=0.1)
     # an upload still streaming after this long is taken for abandoned (gateway crash) and removed
     UPLOAD_TIMEOUT = Number(int, minimum=60)
+    # seconds a client may stay silent mid-request (each socket read) before it is disconnected
+    CLIENT_TIMEOUT = Number(float, minimum=0.1)
+    LOGIN_RATE = Rate()
+    REGISTER_RATE = Rate()
+    # proxies whose X-Forwarded-For names the client (ingress, reverse proxy)
+    TRUSTED_PROXIES = Networks(optional=True)
+    # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)
+    USER_QUOTA_BYTES = Number(int, minimum=1)
+    # a user's jobs uploading, queued or converting at once
+    USER_MAX_ACTIVE_JOBS = Number(int, minimum=1)
+    # finished jobs and their files are deleted this long after they finished
+    RETENTION_HOURS = Number(float, minimum=0)

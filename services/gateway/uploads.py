@@ -1,17 +1,26 @@
 """Streaming multipart parser: the `file` part goes straight into GridFS as it arrives.
 
-Nothing is buffered beyond one read block; the size limit is enforced while streaming and from
-Content-Length before reading, so an oversized upload is refused before it is stored.
+Nothing is buffered beyond one read block: the decoder's buffer is bounded (a boundary-like line
+that never ends is refused, not kept), as are part headers, non-file fields and the number of parts;
+the size limit is enforced while streaming and from Content-Length before reading, so an oversized
+upload is refused before it is stored. Per upload in flight: one READ_BLOCK, the decoder's buffer
+and one GridFS chunk.
 """
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from services.gateway.exceptions import BadRequest, EmptyFile, NoFile, TooLarge, TooManyFiles
 from services.gateway.schemas import clean_filename
 
-READ_BLOCK = 1024 * 1024
+READ_BLOCK = 64 * 1024
 FORM_OVERHEAD = 64 * 1024   # room for the multipart headers and small fields around the file
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 8 * 1024  # one part's headers
+MAX_FIELD_BYTES = 4 * 1024   # one non-file field
+MAX_PARTS = 64
+# what the decoder may hold between reads: a partial header block, or the tail of a line that
+# may be the start of a boundary; a longer line without a newline is malformed input
+MAX_DECODER_BUFFER = READ_BLOCK + MAX_HEADER_BYTES
 FILE_FIELD = "file"
 
 
@@ -42,13 +51,17 @@ class UploadReceiver:
         self.job_id = None
         self.upload = None
         self.in_file = False
-        self.field_bytes = 0
+        self.field_bytes = 0      # all non-file fields
+        self.part_bytes = 0       # the current non-file field
+        self.parts = 0
+        self.files = 0
+        self.ignored_bytes = 0    # a file part in another field than `file`
 
     def receive(self, request):
         """Stream the request into storage; returns (job_id, size) with the file committed.
         On an exception the caller calls `discard()`; nothing stays behind."""
         check_length(request, self.max_bytes)
-        decoder = MultipartDecoder(boundary_of(request))
+        decoder = MultipartDecoder(boundary_of(request), max_form_memory_size=MAX_DECODER_BUFFER)
         stream = request.environ["wsgi.input"]
         try:
             while True:
@@ -56,6 +69,9 @@ class UploadReceiver:
                 decoder.receive_data(block or None)
                 if self._drain(decoder, bool(block)):
                     break
+        except RequestEntityTooLarge:
+            raise BadRequest("The multipart body is malformed: a line that looks like a boundary "
+                             "never ends.") from None
         except (ValueError, IOError) as exc:
             # malformed multipart, undecodable headers, the client went away mid-upload
             raise BadRequest("The upload could not be read (%s)." % exc) from exc
@@ -81,21 +97,35 @@ class UploadReceiver:
             self._handle(event)
 
     def _handle(self, event):
-        if isinstance(event, File) and event.name == FILE_FIELD:
-            if self.upload is not None:
+        if isinstance(event, (File, Field)):
+            self.parts += 1
+            if self.parts > MAX_PARTS:
+                raise BadRequest("The form has more than %d parts." % MAX_PARTS)
+            self.part_bytes = 0
+        if isinstance(event, File):
+            if self.files:
                 raise TooManyFiles("Send exactly one file per upload.")
-            self.job_id, self.upload = self.begin(clean_filename(event.filename))
+            self.files += 1
+            if event.name == FILE_FIELD:
+                self.job_id, self.upload = self.begin(clean_filename(event.filename))
             self.in_file = True
-        elif isinstance(event, (File, Field)):
+        elif isinstance(event, Field):
             self.in_file = False
         elif isinstance(event, Data):
-            if self.in_file:
+            if self.in_file and self.upload is None:  # a file in another field: not stored
+                self.ignored_bytes += len(event.data)
+                if self.ignored_bytes > self.max_bytes:
+                    raise too_large(self.max_bytes)
+            elif self.in_file:
                 if event.data:
                     self.upload.write(event.data)
                     if self.upload.size > self.max_bytes:
                         raise too_large(self.max_bytes)
             else:
+                self.part_bytes += len(event.data)
                 self.field_bytes += len(event.data)
+                if self.part_bytes > MAX_FIELD_BYTES:
+                    raise BadRequest("A form field is longer than %d bytes." % MAX_FIELD_BYTES)
                 if self.field_bytes > FORM_OVERHEAD:
                     raise BadRequest("The form has too much data besides the file.")
             if not event.more_data:

@@ -26,7 +26,7 @@ class Delivery:
         if job is None or not job.finished:
             return False
         message = compose(job, NotificationSettings.public_url(self.settings),
-                          self.settings.MAIL_FROM)
+                          self.settings.MAIL_FROM, self.settings.RETENTION_HOURS)
         try:
             self.mailer.send(message)
         except (smtplib.SMTPException, OSError) as exc:

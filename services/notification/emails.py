@@ -7,18 +7,23 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from services.common import constants as c
 
+EXPIRY_FORMAT = "%Y-%m-%d %H:%M UTC"
+
 templates = Environment(
     loader=PackageLoader("services.notification", "templates"),
     autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
     trim_blocks=True, lstrip_blocks=True)
 
 
-def compose(job, public_url, sender):
-    """The email for a finished job: ready (with the fid and the download URL) or failed."""
+def compose(job, public_url, sender, retention_hours=None):
+    """The email for a finished job: ready (with the fid, the download URL and, given
+    RETENTION_HOURS, when the MP3 is deleted) or failed."""
     context = {"filename": job.filename, "job_id": job.id, "public_url": public_url}
     if job.status == c.DONE:
         fid = str(job.mp3_id)
-        context.update(fid=fid, download_url="%s/download?%s" % (public_url, urlencode({"fid": fid})))
+        expires = job.expires_at(retention_hours) if retention_hours is not None else None
+        context.update(fid=fid, download_url="%s/download?%s" % (public_url, urlencode({"fid": fid})),
+                       expires=expires.strftime(EXPIRY_FORMAT) if expires else None)
         name, subject = "ready", "Your MP3 is ready: %s" % job.filename
     else:
         context.update(reason=job.error or "The conversion failed.")

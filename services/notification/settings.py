@@ -14,6 +14,7 @@ class NotificationSettings(MongoSettings):
     SMTP_TIMEOUT = Number(float, minimum=1)
     NOTIFY_LEASE_SECONDS = Number(int, minimum=10)
     NOTIFY_MAX_ATTEMPTS = Number(int, minimum=1)
+    RETENTION_HOURS = Number(float, minimum=0)
 
     @staticmethod
     def public_url(settings):

@@ -74,7 +74,8 @@ class FileStore:
                              CHUNK_SIZE, offset, tail)
 
     def open(self, bucket, file_id):
-        """A seekable `StoredFile`, or None when there is no such (committed) file."""
+        """A seekable `StoredFile`, or None when there is no such file. Only open files whose
+        record says they were committed: nx-27017 shows an empty placeholder for one in progress."""
         doc = self.db[bucket + ".files"].find_one({"_id": file_id})
         if doc is None:
             return None

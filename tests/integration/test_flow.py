@@ -3,7 +3,10 @@ import re
 
 import pytest
 
+from services.common import constants as c
+from services.common.messaging import CONSUMERS, queue_name
 from tests.helpers import probe, wait_until
+from tests.integration.sweeps import only_email
 
 
 def test_register_login_upload_email_download(stack, media, tmp_path):
@@ -22,7 +25,7 @@ def test_register_login_upload_email_download(stack, media, tmp_path):
     assert job["filename"] == "holiday clip.mp4"
     assert job["error"] is None
 
-    [mail] = stack.mail.wait_for(1)
+    mail = only_email(stack, job_id)
     assert mail["To"] == "alice@example.com"
     text = stack.mail.text_of(mail)
     fid = re.search(r"fid\): ([0-9a-f]{24})", text).group(1)
@@ -91,19 +94,19 @@ def test_flow_on_quorum_queues(quorum_config, stack, media, rabbit_manager, rabb
     """As on a RabbitMQ cluster: the event queues are quorum queues; the converter prefetches
     CONVERTER_WORKERS messages."""
     token = stack.token_for("quorum@example.com")
-    job = stack.wait_job(token, stack.upload(token, media.video("q.mp4", duration=1.0))
-                         .json()["job_id"])
-    assert job["status"] == "done"
-    stack.mail.wait_for(1)
+    job_id = stack.upload(token, media.video("q.mp4", duration=1.0)).json()["job_id"]
+    assert stack.wait_job(token, job_id)["status"] == "done"
+    only_email(stack, job_id)
     vhost = rabbit_config["vhost"]
     queues = {q["name"]: q for q in rabbit_manager.get_queues(vhost)}
-    for name in ("evt-gateway-video_uploaded--converter.handle_video_uploaded",
-                 "evt-converter-mp3_ready--notification.handle_mp3_ready",
-                 "evt-converter-conversion_failed--notification.handle_conversion_failed"):
+    names = [queue_name(source, event, service, method)
+             for (source, event), consumers in CONSUMERS.items() for service, method in consumers]
+    assert len(names) == 3
+    for name in names:
         assert queues[name]["type"] == "quorum", name
         assert queues[name]["durable"] is True
     # the management API's consumer details lag a few seconds behind
-    details = wait_until(lambda: rabbit_manager.get_queue(
-        vhost, "evt-gateway-video_uploaded--converter.handle_video_uploaded")["consumer_details"],
-        30, interval=0.5, message="consumer details")
+    converter_queue = queue_name(c.GATEWAY, c.VIDEO_UPLOADED, c.CONVERTER, "handle_video_uploaded")
+    details = wait_until(lambda: rabbit_manager.get_queue(vhost, converter_queue)["consumer_details"],
+                         30, interval=0.5, message="consumer details")
     assert [d["prefetch_count"] for d in details] == [3]

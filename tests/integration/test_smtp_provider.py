@@ -8,8 +8,11 @@ from nameko.testing.services import dummy, entrypoint_hook
 from nameko.testing.utils import get_extension
 
 from services.common import constants as c
+from services.common.jobs import Job
+from services.common.settings import ConfigurationError
 from services.notification.dependencies import Mailer, SMTPMailer
 from services.notification.emails import compose
+from tests.configs import config_defaults
 from tests.helpers import MailSink, free_port
 
 PUBLIC = "http://mp3.test:8080"
@@ -30,16 +33,20 @@ class MailProbe:
 
 
 def start(container_factory, smtp):
-    container = container_factory(MailProbe, {"SMTP": smtp})
+    """A container configured as `nameko run` would be from config/notification.yaml, with the
+    SMTP_* settings given in `smtp` (e.g. {"HOST": ...} for SMTP_HOST)."""
+    config = config_defaults()
+    config.update({"SMTP_" + key: value for key, value in smtp.items()})
+    container = container_factory(MailProbe, config)
     container.start()
     return container
 
 
 def ready_job(**fields):
-    job = {"_id": "e" * 32, "owner": "alice@example.com", "filename": "Caf\u00e9 clip.mp4",
-           "status": c.DONE, "mp3_id": ObjectId(), "error": None}
-    job.update(fields)
-    return job
+    values = {"id": "e" * 32, "owner": "alice@example.com", "filename": "Caf\u00e9 clip.mp4",
+              "status": c.DONE, "mp3_id": ObjectId(), "error": None}
+    values.update(fields)
+    return Job(**values)
 
 
 def test_a_composed_email_arrives_with_both_parts(container_factory, mail_sink):
@@ -55,7 +62,7 @@ def test_a_composed_email_arrives_with_both_parts(container_factory, mail_sink):
     assert received["From"] == "mp3svc <mp3svc@localhost>"
     assert received["Message-ID"] == message["Message-ID"]
     text = MailSink.text_of(received)
-    fid = str(job["mp3_id"])
+    fid = str(job.mp3_id)
     assert fid in text and "%s/download?fid=%s" % (PUBLIC, fid) in text
     html = received.get_body(preferencelist=("html",)).get_content()
     assert "%s/download?fid=%s" % (PUBLIC, fid) in html
@@ -90,6 +97,13 @@ def test_defaults_point_at_the_local_sink(container_factory):
     mailer = get_extension(container, SMTPMailer).mailer
     assert (mailer.host, mailer.port, mailer.username, mailer.starttls) == \
         ("127.0.0.1", 1025, None, False)
+
+
+@pytest.mark.parametrize("key, value", [("PORT", "smtp"), ("PORT", 70000), ("STARTTLS", "maybe"),
+                                        ("HOST", "")])
+def test_a_malformed_setting_stops_the_container_naming_it(container_factory, key, value):
+    with pytest.raises(ConfigurationError, match="SMTP_" + key):
+        start(container_factory, {key: value})
 
 
 def test_closed_port_fails_promptly(container_factory):

@@ -36,8 +36,10 @@ def b64(text):
 
 @pytest.fixture
 def video(media):
-    """About 10.6 MB (60 s of PCM sound in Matroska): ten GridFS chunks and a partial one."""
-    return media.video("tus-lecture.mkv", duration=60, size="32x32", rate=1, acodec="pcm_s16le")
+    """About 10 MB (PCM sound in Matroska): ten GridFS chunks and a partial one."""
+    path = media.video("tus-lecture.mkv", duration=120, size="32x32", rate=1, acodec="pcm_s16le")
+    assert 9 * CHUNK_SIZE < os.path.getsize(path) < 40 * CHUNK_SIZE
+    return path
 
 
 @pytest.fixture
@@ -305,6 +307,7 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
         with open(video, "rb") as handle:
             handle.seek(held)
             body = handle.read(3 * CHUNK_SIZE)
+        assert held + len(body) < size
         sock = socket.create_connection(("127.0.0.1", procs.port))
         sock.sendall(("PATCH /uploads/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                       "Tus-Resumable: 1.0.0\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n"

@@ -257,6 +257,7 @@ def _hand_made(header, claims, key=None):
 
 
 def test_a_well_formed_token_validates(service):
+    service.create_user("kate@example.com", PASSWORD)
     token = jwt.encode(_claims(), SECRET, algorithm="HS256")
     assert service.validate_token(token) == {"email": "kate@example.com"}
     assert ALGORITHM == "HS256"

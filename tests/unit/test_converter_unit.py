@@ -268,7 +268,8 @@ def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
     h.storage.create_mp3.assert_not_called()
     h.storage.release.assert_not_called()
-    h.storage.drop_video.assert_not_called()  # kept so an operator can requeue
+    # the upload's fault: its video is deleted at once (not kept for a requeue, not in the quota)
+    h.storage.drop_video.assert_called_once_with(job)
 
 
 def test_conversion_error_but_lease_lost_meanwhile_settles_nothing(tmp_path):
@@ -334,6 +335,7 @@ def test_too_many_attempts_gives_up(tmp_path, attempts):
     assert job.error == GAVE_UP
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, GAVE_UP)
     h.encoder.convert.assert_not_called()
+    h.storage.drop_video.assert_not_called()  # the system's fault: kept for an operator's requeue
 
 
 def test_last_allowed_attempt_still_converts(tmp_path):

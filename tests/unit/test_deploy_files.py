@@ -23,7 +23,8 @@ ROOT = Path(ROOT)
 CONTRACT_VARS = {
     "GATEWAY_ADDRESS", "PUBLIC_URL", "AMQP_URI", "MONGO_URI", "AUTH_DB_URI", "SMTP_HOST",
     "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS", "MAIL_FROM", "JWT_SECRET",
-    "MAX_UPLOAD_BYTES", "ALLOW_REGISTRATION",
+    "MAX_UPLOAD_BYTES", "ALLOW_REGISTRATION", "USER_QUOTA_BYTES", "USER_MAX_ACTIVE_JOBS",
+    "RETENTION_HOURS",
 }
 EXTRA_VARS = {
     setting.variable for setting in (
@@ -31,6 +32,7 @@ EXTRA_VARS = {
         ConverterSettings.MAX_DURATION, MongoSettings.RABBIT_QUEUE_TYPE,
         GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
+DOCUMENTED |= {"CLIENT_TIMEOUT", "LOGIN_RATE", "REGISTER_RATE", "TRUSTED_PROXIES"}  # issue 9 (edge)
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)

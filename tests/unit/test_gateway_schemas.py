@@ -171,37 +171,54 @@ def _job(**fields):
     return Job.from_doc(doc)
 
 
+RETENTION = 168
+
+
 def test_job_to_json_has_exactly_the_contract_fields():
-    body = job_to_json(_job())
+    body = job_to_json(_job(), RETENTION)
     assert body == {
         "job_id": "a" * 32, "status": "queued", "filename": "clip.mp4", "mp3_id": None,
         "error": None, "created_at": "2024-05-01T12:00:00.000Z",
-        "updated_at": "2024-05-01T12:00:01.250Z"}
+        "updated_at": "2024-05-01T12:00:01.250Z", "progress": 0.0, "options": {},
+        "duration": None, "size": None, "expires_at": None}
+
+
+def test_job_to_json_expires_retention_hours_after_it_finished():
+    finished = datetime.datetime(2024, 5, 1, 13, 0, 0)
+    done = _job(status="done", mp3_id=ObjectId(), finished_at=finished, duration=3.5,
+                mp3_size=1234, size=99999, progress=1.0)
+    body = job_to_json(done, 1.5)
+    assert body["expires_at"] == "2024-05-01T14:30:00.000Z"
+    assert (body["progress"], body["duration"], body["size"]) == (1.0, 3.5, 1234)
+    assert job_to_json(done, RETENTION)["expires_at"] == "2024-05-08T13:00:00.000Z"
+    failed = _job(status="failed", finished_at="2024-05-01 13:00:00.000000", error="x")
+    assert job_to_json(failed, 0.0005)["expires_at"] == "2024-05-01T13:00:01.800Z"
+    assert job_to_json(_job(status="converting", finished_at=finished), 1)["expires_at"] is None
 
 
 def test_job_to_json_done_and_failed():
     mp3_id = ObjectId()
-    done = job_to_json(_job(status="done", mp3_id=mp3_id))
+    done = job_to_json(_job(status="done", mp3_id=mp3_id), RETENTION)
     assert done["mp3_id"] == str(mp3_id) and isinstance(done["mp3_id"], str)
-    failed = job_to_json(_job(status="failed", error="The file is not media."))
+    failed = job_to_json(_job(status="failed", error="The file is not media."), RETENTION)
     assert failed["status"] == "failed" and failed["error"] == "The file is not media."
     assert failed["mp3_id"] is None
 
 
 def test_job_to_json_never_leaks_internal_fields():
-    body = job_to_json(_job())
+    body = job_to_json(_job(), RETENTION)
     for internal in ("owner", "video_id", "lease_owner", "attempts", "_id"):
         assert internal not in body
 
 
 def test_job_to_json_accepts_string_dates_and_missing_dates():
-    body = job_to_json(_job(created_at="2024-05-01T12:00:00.000", updated_at=None))
+    body = job_to_json(_job(created_at="2024-05-01T12:00:00.000", updated_at=None), RETENTION)
     assert body["created_at"] == "2024-05-01T12:00:00.000Z"
     assert body["updated_at"] is None
 
 
 def test_job_to_json_dates_have_one_format_whatever_the_server_returns():
-    body = job_to_json(_job(updated_at="2024-05-01 12:00:01.250000"))
+    body = job_to_json(_job(updated_at="2024-05-01 12:00:01.250000"), RETENTION)
     assert body["updated_at"] == "2024-05-01T12:00:01.250Z"
 
 
@@ -241,8 +258,9 @@ def test_mp3_filename(source, expected):
 def _instance(exc_type):
     if exc_type is UnknownService:
         return UnknownService("auth")
-    if exc_type is auth_errors.TooManyAttempts:
-        return exc_type("Too many failed logins; try again later.", 42)
+    if exc_type in (auth_errors.TooManyAttempts, gw.TooManyJobs, auth_errors.Busy) \
+            or issubclass(exc_type, gw.Throttled):
+        return exc_type("A sentence for a person.", 42)
     return exc_type("A sentence for a person.")
 
 
@@ -254,11 +272,13 @@ def test_describe_every_error_row(exc_type, status, code):
     assert isinstance(message, str) and message
     if status >= 500:
         assert message == gw.MESSAGES[code]  # no internals for a 5xx
-    elif exc_type is not auth_errors.TooManyAttempts:
+    else:
         assert message == "A sentence for a person."
+    if exc_type in (auth_errors.TooManyAttempts, gw.TooManyJobs, auth_errors.Busy):
+        assert headers["Retry-After"] == "42"
     if status == 401:
         assert headers["WWW-Authenticate"].endswith('realm="mp3svc"')
-    if status == 429:
+    if status == 429 or code == "busy":
         assert headers == {"Retry-After": "42"}
 
 

@@ -1,0 +1,118 @@
+"""The gateway's HTTP server: nameko's WebServer (eventlet.wsgi) with the limits an open port needs.
+
+- every socket read waits at most CLIENT_TIMEOUT seconds: a client silent mid-request (headers,
+  body or an idle keep-alive) is disconnected;
+- connections are green threads, capped a little above the worker pool (`max_workers`): past the
+  cap a connection gets a canned 503 `busy` at once instead of waiting in the accept queue, and the
+  process never runs out of file descriptors (an accept error would stop nameko's accept loop);
+- any line the server reads itself (a chunk-size line of a chunked body) is bounded.
+"""
+import errno
+import logging
+import resource
+import socket
+from functools import partial
+
+import eventlet
+from eventlet import wsgi
+from nameko.web.server import HttpOnlyProtocol, WebServer
+
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+SPARE_CONNECTIONS = 64      # connections above max_workers: /livez and 503 `busy` still get through
+MAX_LINE = 64 * 1024        # longest line eventlet may read from the body (chunk sizes, trailers)
+BUSY_RETRY_AFTER = 5
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Retry-After: %d\r\nContent-Length: %d\r\n\r\n%s")
+BUSY_BODY = (b'{"error": "busy", "message": "The server is at capacity; try again in a few seconds."}')
+
+
+class BoundedLines:
+    """A socket file whose readline() never returns (or buffers) more than MAX_LINE bytes."""
+
+    def __init__(self, rfile):
+        self._rfile = rfile
+
+    def readline(self, size=-1):
+        if size is None or size < 0 or size > MAX_LINE:
+            size = MAX_LINE
+        return self._rfile.readline(size)
+
+    def __getattr__(self, name):
+        return getattr(self._rfile, name)
+
+
+class GatewayProtocol(HttpOnlyProtocol):
+    def setup(self):
+        super().setup()
+        self.rfile = BoundedLines(self.rfile)
+
+
+def raise_fd_limit(wanted):
+    """Raise the soft open-files limit towards the hard one when `wanted` descriptors need it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            target = soft
+        if target < wanted:
+            log.warning("open-files limit %d is below the %d connections the gateway accepts",
+                        target, wanted)
+
+
+class GatewayWebServer(WebServer):
+    def setup(self):
+        settings = GatewaySettings.of(self.container)
+        self.client_timeout = settings.CLIENT_TIMEOUT
+        self.max_connections = self.container.max_workers + SPARE_CONNECTIONS
+        self.connections = 0
+        raise_fd_limit(self.max_connections + 256)   # + MongoDB, AMQP, logs
+        super().setup()
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=GatewayProtocol, debug=False):
+        return wsgi.Server(sock, sock.getsockname(), wsgi_app, protocol=protocol, debug=debug,
+                           log=logging.getLogger(__name__), socket_timeout=self.client_timeout,
+                           keepalive=self.client_timeout)
+
+    def run(self):
+        while self._is_accepting:
+            try:
+                sock, addr = self._sock.accept()
+            except OSError as exc:  # EMFILE and the like: keep accepting once descriptors free up
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
+                                     errno.ECONNABORTED):
+                    raise
+                log.warning("accept failed: %s", exc)
+                eventlet.sleep(0.1)
+                continue
+            sock.settimeout(self.client_timeout)
+            if self.connections >= self.max_connections:
+                self.container.spawn_managed_thread(partial(self.refuse, sock))
+            else:
+                self.connections += 1
+                self.container.spawn_managed_thread(partial(self.serve, sock, addr))
+
+    def serve(self, sock, addr):
+        try:
+            self.process_request(sock, addr)
+        finally:
+            self.connections -= 1
+
+    def refuse(self, sock):
+        """503 `busy` without reading the request; the socket is closed after a short drain so the
+        client reads the answer rather than a reset."""
+        try:
+            with eventlet.Timeout(2, False):
+                sock.sendall(BUSY_RESPONSE % (BUSY_RETRY_AFTER, len(BUSY_BODY), BUSY_BODY))
+                sock.shutdown(socket.SHUT_WR)
+                while sock.recv(65536):
+                    pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
