@@ -251,6 +251,30 @@ def test_protocol_errors(stack):
     error(head(stack.base, token, "/uploads/nothex"), 400, "invalid_id")
 
 
+@pytest.fixture
+def tight(service_config):
+    service_config.update(USER_QUOTA_BYTES=3 * CHUNK_SIZE, USER_MAX_ACTIVE_JOBS=2)
+
+
+def test_quota_and_active_jobs_as_for_post_upload(tight, stack):
+    token = stack.token_for("tight@example.com")
+    over = create(stack.base, token, 3 * CHUNK_SIZE + 1)
+    assert over.status_code == 403 and over.json()["error"] == "quota_exceeded"
+    assert over.headers["Tus-Resumable"] == "1.0.0"
+    first = create(stack.base, token, 2 * CHUNK_SIZE)
+    assert first.status_code == 201
+    # an upload in progress holds its whole Upload-Length against the quota, and a slot
+    assert create(stack.base, token, 2 * CHUNK_SIZE).json()["error"] == "quota_exceeded"
+    assert create(stack.base, token, CHUNK_SIZE).status_code == 201
+    busy = create(stack.base, token, 10)
+    assert busy.status_code == 429 and busy.json()["error"] == "too_many_jobs"
+    assert int(busy.headers["Retry-After"]) > 0
+    # termination gives both back
+    assert requests.delete(stack.url(first.headers["Location"]),
+                           headers=dict(TUS, **bearer(token))).status_code == 204
+    assert create(stack.base, token, 2 * CHUNK_SIZE).status_code == 201
+
+
 def test_termination_leaves_nothing(stack, db):
     token = stack.token_for("quit@example.com")
     location = create(stack.base, token, 5 * CHUNK_SIZE).headers["Location"]
