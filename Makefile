@@ -8,6 +8,7 @@ run: setup
 	.venv/bin/python -m devtools.run $(if $(CONVERTERS),--converters $(CONVERTERS),)
 
 test: setup
+	scripts/setup-browser.sh
 	scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup

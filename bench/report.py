@@ -22,6 +22,7 @@ class Results:
     scale: list = dataclasses.field(default_factory=list)      # one run_batch result per layout
     moviepy: dict = None
     moviepy_ffmpeg: dict = None
+    options: str = None     # bench/options.py's markdown table
     errors: list = dataclasses.field(default_factory=list)
     bugs: list = dataclasses.field(default_factory=list)       # contract deviations observed
 
@@ -199,6 +200,11 @@ def add_ratios(results):
             video["ratio_convert"] = converting / ffmpeg_wall
 
 
+def options_section(results):
+    yield "## Conversion options (each as a ratio to the default conversion)\n"
+    yield results.options
+
+
 def report(results, nice):
     """The markdown report of a run."""
     add_ratios(results)
@@ -209,7 +215,8 @@ def report(results, nice):
              f"{'everything under nice -n 19' if nice else 'not niced'}.\n"]
     sections = ((results.baseline, baselines_section), (results.videos, videos_section),
                 (results.rss, rss_section), (results.scale, scale_section),
-                (results.moviepy, moviepy_section), (True, targets_section))
+                (results.moviepy, moviepy_section), (results.options, options_section),
+                (True, targets_section))
     for present, section in sections:
         if present:
             lines += section(results)

@@ -20,7 +20,10 @@ from devtools.stack import NX_27017, NotReady, tail
 from services.common import constants as c
 from services.common.settings import MongoSettings
 
-PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline"]
+MONGO_URI = MongoSettings.MONGO_URI.variable
+
+PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline", "options"]
+OPTIONS_VIDEO = "10m"
 QUICK_PARTS = {"1m", "baseline", "scale"}
 BATCH_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (converter processes, CONVERTER_WORKERS)
 
@@ -67,6 +70,8 @@ class Plan:
             self.media |= set(VIDEOS)
         if self.moviepy:
             self.media.add(MOVIEPY_VIDEO)
+        if "options" in parts:
+            self.media.add(OPTIONS_VIDEO)
         self.baselines = []
         if "baseline" in parts:
             self.baselines = self.videos or [name for name in VIDEOS if name in self.media] or ["1m"]
@@ -144,7 +149,7 @@ def measure(plan, args, media, stack, results, workdir):
         log(f"baseline {name}: raw ffmpeg + raw GridFS put/get")
         results.baseline[name] = {
             "size": media[VIDEOS[name]]["size"], "ffmpeg": ffmpeg_baseline(path, workdir, nice),
-            "gridfs": gridfs_baseline(stack.env[MongoSettings.MONGO_URI.variable], args.mongo_db, path)}
+            "gridfs": gridfs_baseline(stack.env[MONGO_URI], args.mongo_db, path)}
     for name in plan.videos:
         measure_video(name, media[VIDEOS[name]], api, stack, results, args, workdir,
                       with_rss=plan.rss and name == RSS_VIDEO)
@@ -159,6 +164,9 @@ def measure(plan, args, media, stack, results, workdir):
             except (RuntimeError, NotReady) as exc:
                 results.errors.append(f"batch {converters}x{workers}: {exc}")
                 break
+    if "options" in args.parts:
+        log("conversion options on the %s video" % OPTIONS_VIDEO)
+        results.options = options_table(media[VIDEOS[OPTIONS_VIDEO]]["path"], nice)
     if plan.moviepy:
         stack.stop_all()
         src = media[VIDEOS[MOVIEPY_VIDEO]]["path"]
@@ -168,6 +176,13 @@ def measure(plan, args, media, stack, results, workdir):
             results.moviepy = moviepy_row(src, nice, args.moviepy_venv)
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             results.errors.append(f"moviepy: {exc}")
+
+
+def options_table(path, nice):
+    """bench/options.py in its own process (it runs the Encoder under eventlet): a markdown table."""
+    argv = [sys.executable, os.path.join(HERE, "options.py"), path, "--runs", "3"]
+    return subprocess.run((["nice", "-n", "19"] if nice else []) + argv, check=True,
+                          capture_output=True, text=True).stdout
 
 
 def main(argv=None):

@@ -16,6 +16,8 @@ from devtools.stack import LOCAL, SERVICES, Stack, clean_env, consumer_queue, fr
 from services.common import constants as c
 from services.common.settings import MongoSettings
 
+MONGO_URI = MongoSettings.MONGO_URI.variable
+
 CONVERTER_QUEUE = consumer_queue(c.GATEWAY, c.VIDEO_UPLOADED)
 CONVERTER_GRACE = 15
 
@@ -46,7 +48,7 @@ class BenchStack(Stack):
 
     def start_backing(self):
         if self.args.mongo_uri:
-            self.env[MongoSettings.MONGO_URI.variable] = self.args.mongo_uri
+            self.env[MONGO_URI] = self.args.mongo_uri
         else:
             self.start_mongo(os.path.join(self.workdir, "mongo"), binary=self.args.nx)
         self.env["AMQP_URI"] = self.args.amqp_uri or self._fresh_vhost()
@@ -58,8 +60,7 @@ class BenchStack(Stack):
             "GATEWAY_ADDRESS": f"{LOCAL}:{self.gateway_port}", "PUBLIC_URL": self.base,
             "JWT_SECRET": secrets.token_urlsafe(48), "ALLOW_REGISTRATION": "true",
             "HEARTBEAT_DIR": self.workdir})
-        log(f"backing services: MONGO_URI={self.env[MongoSettings.MONGO_URI.variable]} "
-            f"AMQP vhost={self.vhost or '/'} "
+        log(f"backing services: MONGO_URI={self.env[MONGO_URI]} AMQP vhost={self.vhost or '/'} "
             f"smtp={smtp_port}")
 
     def _fresh_vhost(self):

@@ -17,7 +17,7 @@ import time
 from urllib.parse import urlparse
 
 from devtools.stack import LOCAL, ROOT, NotReady, Stack, port_open
-from services.common import constants as c
+from services.auth.settings import AuthSettings
 from services.common.settings import MongoSettings
 
 VAR = os.path.join(ROOT, "var")
@@ -72,7 +72,7 @@ def ensure_mail(stack):
 
 
 def ensure_secret(stack):
-    if stack.env.get(c.CFG_JWT_SECRET):
+    if stack.env.get(AuthSettings.JWT_SECRET.variable):
         return
     path = os.path.join(VAR, "jwt_secret")
     if not os.path.exists(path):
@@ -81,7 +81,7 @@ def ensure_secret(stack):
             handle.write(secrets.token_hex(32))
         say("generated a JWT secret in var/jwt_secret")
     with open(path) as handle:
-        stack.env[c.CFG_JWT_SECRET] = handle.read().strip()
+        stack.env[AuthSettings.JWT_SECRET.variable] = handle.read().strip()
 
 
 def start_services(stack, converters):

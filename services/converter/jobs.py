@@ -45,7 +45,9 @@ class Conversion:
             if video is None:
                 return self._fail(job, "The uploaded video is no longer stored.")
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
-                duration = self.encoder.convert(video, target, should_stop=lambda: self.lost)
+                result = self.encoder.convert(
+                    video, target, job.options, should_stop=lambda: self.lost,
+                    on_progress=lambda fraction: self._progress(job_id, fraction))
                 self.timings["ffmpeg"] = time.monotonic() - started
                 mp3_upload = self.store.create_mp3(job)
                 with open(target, "rb") as mp3:
@@ -54,8 +56,8 @@ class Conversion:
                             raise LeaseLost()
                         mp3_upload.write(block)
                 mp3_upload.commit()
-            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id, duration,
-                                           mp3_upload.size)
+            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id,
+                                           result.duration, mp3_upload.size)
             if finished is None:
                 raise LeaseLost()
             self.timings["stored"] = time.monotonic() - started
@@ -101,6 +103,13 @@ class Conversion:
                 upload.abort()
         except PyMongoError:
             pass
+
+    def _progress(self, job_id, fraction):
+        """ffmpeg's progress (about once a second) onto the job record, for GET /jobs/<id>."""
+        try:
+            self.store.progress(job_id, self.worker, fraction)
+        except PyMongoError:
+            pass  # a missed progress update is no reason to stop converting
 
     def _renew(self, job_id):
         while True:

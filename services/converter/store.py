@@ -38,10 +38,14 @@ class ConverterJobs:
         """The job, now ours to convert; None when it is not queued (nor abandoned by a converter).
         Once its lease expires the job is due again at once (see `due`)."""
         return Job.from_doc(self.lease.claim(job_id, worker, seconds, {
-            "error": None, "updated_at": utcnow()}))
+            "error": None, "progress": 0.0, "updated_at": utcnow()}))
 
     def renew(self, job_id, worker, seconds):
         return self.lease.renew(job_id, worker, seconds)
+
+    def progress(self, job_id, worker, fraction):
+        self.jobs.update_one(self.lease.held(job_id, worker),
+                             {"$set": {"progress": round(min(max(fraction, 0.0), 1.0), 3)}})
 
     def complete(self, job_id, worker, mp3_id, duration, size):
         return self._finish(job_id, worker, {

@@ -6,6 +6,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from services.auth.exceptions import Busy as AuthBusy
+from services.common.options import InvalidOption
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
     UserExists)
@@ -92,6 +93,10 @@ class Busy(Throttled):
     pass
 
 
+class CsrfRejected(GatewayError):
+    """A cookie-authenticated state-changing request from a page that is not ours."""
+
+
 class QuotaExceeded(GatewayError):
     pass
 
@@ -112,10 +117,12 @@ ERRORS = [
     (EmptyFile, 400, "empty_file"),
     (TooManyFiles, 400, "too_many_files"),
     (InvalidId, 400, "invalid_id"),
+    (InvalidOption, 400, "invalid_option"),
     (InvalidCredentials, 401, "invalid_credentials"),
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (CsrfRejected, 403, "csrf"),
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),

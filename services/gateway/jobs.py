@@ -102,12 +102,13 @@ class GatewayJobs:
             raise UploadExpired("The upload was cancelled; send it again.")
         return job_id, QuotaUpload(upload, room, quota)
 
-    def queue(self, job_id, size):
-        """The uploaded job made visible and queued; None when it was swept as abandoned."""
+    def queue(self, job_id, size, options):
+        """The uploaded job made visible and queued with its conversion options; None when it was
+        swept as abandoned."""
         now = utcnow()
         return Job.from_doc(self.jobs.find_one_and_update(
             {"_id": job_id, "status": c.UPLOADING},
-            {"$set": {"status": c.QUEUED, "size": size, "updated_at": now,
+            {"$set": {"status": c.QUEUED, "size": size, "options": options, "updated_at": now,
                       "due_at": redispatch_time(now)}},
             return_document=ReturnDocument.AFTER))
 

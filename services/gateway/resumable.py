@@ -58,8 +58,8 @@ class ResumableUploads:
             raise EmptyFile("The upload is empty (Upload-Length: 0).")
         metadata = tus.parse_metadata(request.headers.get("Upload-Metadata"))
         filename = schemas.clean_filename(metadata.get("filename") or metadata.get("name"))
-        # TODO(options): validate with services.common.options.parse_options once it is on main
-        options = {key: value for key, value in metadata.items() if key not in CLIENT_KEYS}
+        options = schemas.options_from(
+            {key: value for key, value in metadata.items() if key not in CLIENT_KEYS}, ignore=())
         job_id = self.jobs.create_upload(owner, filename, length, options, self.settings.USER_QUOTA_BYTES,
                                          self.settings.USER_MAX_ACTIVE_JOBS)
         return Response(status=201, headers=tus.response_headers(

@@ -4,6 +4,7 @@ import unicodedata
 from urllib.parse import quote
 
 from services.common import constants as c
+from services.common.options import FIELDS, InvalidOption, parse_options
 from services.common.utils import isoformat
 
 MAX_FILENAME = 255
@@ -28,6 +29,17 @@ def job_to_json(job, retention_hours):
         "size": job.mp3_size if done else None,
         "expires_at": isoformat(job.expires_at(retention_hours)),
     }
+
+
+def options_from(fields, ignore):
+    """The conversion options among a client's fields (form fields, tus metadata), validated and
+    normalised; a field that is neither an option nor in `ignore` is refused (a typo would
+    otherwise be silently dropped)."""
+    for name in fields:
+        if name not in FIELDS and name not in ignore:
+            raise InvalidOption(name, "'%s' is not an option; the options are: %s."
+                                % (name[:64], ", ".join(FIELDS)))
+    return parse_options(fields)
 
 
 def clean_filename(raw):

@@ -12,7 +12,9 @@ from services.auth.schemas import lookup_email
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-from services.gateway import resumable, schemas  # (resumable: `nameko run` takes any class in sight)
+# (the mixins' modules, not their classes: `nameko run` takes any class in sight with entrypoints
+# for a service, and a mixin has no name)
+from services.gateway import resumable, schemas, web
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
@@ -28,7 +30,7 @@ DOWNLOAD_BLOCK = 1024 * 1024
 MAX_LIST = 1000
 
 
-class GatewayService(resumable.ResumableUploads):
+class GatewayService(web.WebMixin, resumable.ResumableUploads):
     name = c.GATEWAY
 
     settings = GatewaySettings()
@@ -83,6 +85,7 @@ class GatewayService(resumable.ResumableUploads):
             self.jobs.begin_file(job_id, owner, filename, room, quota)))  # quota while streaming
         try:
             _, size = receiver.receive(request)
+            options = schemas.options_from(receiver.text_fields(), ignore=())
         except BaseException:
             try:
                 receiver.discard(self.jobs)
@@ -90,7 +93,7 @@ class GatewayService(resumable.ResumableUploads):
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass
             raise
-        job = self.jobs.queue(job_id, size)
+        job = self.jobs.queue(job_id, size, options)
         if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
             self.jobs.discard(job_id, video_id=receiver.upload.file_id)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
@@ -208,11 +211,13 @@ class GatewayService(resumable.ResumableUploads):
         self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
 
     def _user(self, request):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
+        state-changing requests must come from the page itself: 403 csrf otherwise)."""
+        token, _ = web.token_from_request(request)
+        if token is None:
             raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
-        return self.auth.validate_token(token.strip())["email"]
+        web.check_origin(request, (self.settings.PUBLIC_URL,))
+        return self.auth.validate_token(token)["email"]
 
     def _own_job(self, request, job_id, owner=None):
         owner = owner or self._user(request)

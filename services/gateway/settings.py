@@ -3,7 +3,7 @@ import ipaddress
 
 import limits
 
-from services.common.settings import MongoSettings, Number, Setting
+from services.common.settings import MongoSettings, Number, Setting, Text
 
 
 class Rate(Setting):
@@ -22,6 +22,8 @@ class Networks(Setting):
 
 
 class GatewaySettings(MongoSettings):
+    # the page's own origin besides the Host header's (CSRF check); https: makes the cookie Secure
+    PUBLIC_URL = Text(optional=True)
     MAX_UPLOAD_BYTES = Number(int, minimum=1)
     AUTH_RPC_TIMEOUT = Number(float, minimum=0.1)
     # an upload still streaming after this long is taken for abandoned (gateway crash) and removed

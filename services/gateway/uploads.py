@@ -56,6 +56,8 @@ class UploadReceiver:
         self.parts = 0
         self.files = 0
         self.ignored_bytes = 0    # a file part in another field than `file`
+        self.fields = {}          # the non-file fields: name -> text
+        self.field_name = None
 
     def receive(self, request):
         """Stream the request into storage; returns (job_id, size) with the file committed.
@@ -81,6 +83,13 @@ class UploadReceiver:
             raise EmptyFile("The uploaded file is empty.")
         self.upload.commit()
         return self.job_id, self.upload.size
+
+    def text_fields(self):
+        """The non-file fields as text (UTF-8, as browsers and curl send them)."""
+        try:
+            return {name: value.decode("utf-8") for name, value in self.fields.items()}
+        except UnicodeDecodeError:
+            raise BadRequest("The form fields must be UTF-8 text.") from None
 
     def _drain(self, decoder, more_coming):
         """Handle the events decoded so far; True once the form is complete."""
@@ -111,6 +120,10 @@ class UploadReceiver:
             self.in_file = True
         elif isinstance(event, Field):
             self.in_file = False
+            if event.name in self.fields:
+                raise BadRequest("The form field '%s' is given twice." % event.name[:64])
+            self.field_name = event.name
+            self.fields[event.name] = b""
         elif isinstance(event, Data):
             if self.in_file and self.upload is None:  # a file in another field: not stored
                 self.ignored_bytes += len(event.data)
@@ -128,6 +141,7 @@ class UploadReceiver:
                     raise BadRequest("A form field is longer than %d bytes." % MAX_FIELD_BYTES)
                 if self.field_bytes > FORM_OVERHEAD:
                     raise BadRequest("The form has too much data besides the file.")
+                self.fields[self.field_name] += event.data
             if not event.more_data:
                 self.in_file = False
 

@@ -11,6 +11,7 @@ import pymongo
 import pytest
 import requests
 
+from services.common.options import parse_options
 from services.storage.files import CHUNK_SIZE
 from tests.helpers import probe, wait_until
 from tests.integration.conftest import bearer
@@ -91,7 +92,7 @@ def test_register_login_convert_jobs_download(cli, stack, media, tmp_path, db):
     for result, source in zip(files, (first, second)):
         assert result["output"] == str(music / (os.path.basename(source).rsplit(".", 1)[0] + ".mp3"))
         assert abs(probe(result["output"])[1] - probe(source)[1]) <= 0.1
-        assert db.jobs.find_one({"_id": result["job_id"]})["options"] == {"bitrate": "192"}
+        assert db.jobs.find_one({"_id": result["job_id"]})["options"] == parse_options({"bitrate": "192"})
 
     bad = tmp_path / "notes.mp4"
     bad.write_bytes(b"these are my notes, not a video\n" * 2000)

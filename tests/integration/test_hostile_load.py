@@ -25,7 +25,9 @@ FILE_HEAD = ('--%s\r\nContent-Disposition: form-data; name="file"; filename="a.m
 def start_gateway(tmp_path, rabbit_config, mongo_uri, mongo_db, **env):
     settings = {"AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri, "MONGO_DB": mongo_db,
                 "JWT_SECRET": JWT_SECRET, "CLIENT_TIMEOUT": CLIENT_TIMEOUT, "AUTH_RPC_TIMEOUT": 20,
-                "MAX_UPLOAD_BYTES": 1024 * 1024 * 1024}
+                "MAX_UPLOAD_BYTES": 1024 * 1024 * 1024,
+                # one user holds every connection here; the per-user caps are test_quotas' subject
+                "USER_MAX_ACTIVE_JOBS": 1000, "USER_QUOTA_BYTES": 1 << 50}
     settings.update(env)
     stack = ProcessStack(tmp_path, settings).start("auth", "gateway")
     try:

@@ -198,8 +198,6 @@ def long_media_config(service_config):
     return service_config
 
 
-@pytest.mark.xfail(strict=False, reason="needs the converter's probe-before-encode (media.py, branch "
-                   "wip-media); until then the 5 h file is encoded up to MAX_DURATION first (~40 s)")
 def test_five_hour_silence_fails_within_seconds(long_media_config, stack, db, tmp_path_factory):
     """MAX_DURATION (default 4 h) judged from a probe of the input, not after encoding 4 hours."""
     path = silent_flac(tmp_path_factory.mktemp("long"), "five-hours.flac", 5 * 3600)

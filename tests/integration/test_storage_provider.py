@@ -145,7 +145,7 @@ def upload_job(gateway, data=b"v" * 1000, owner=OWNER, filename="clip.mp4", comm
 
 def queued_job(gateway, data=b"v" * 1000, owner=OWNER):
     job_id, upload = upload_job(gateway, data, owner)
-    job = gateway.queue(job_id, upload.size)
+    job = gateway.queue(job_id, upload.size, {})
     assert job.status == c.QUEUED
     return job_id
 
@@ -352,7 +352,7 @@ def test_gateway_upload_lifecycle(gateway, db):
     stored = db[c.JOBS_COLLECTION].find_one({"_id": job_id})
     assert stored["status"] == c.UPLOADING and stored["video_id"] == upload.file_id
 
-    job = gateway.queue(job_id, upload.size)
+    job = gateway.queue(job_id, upload.size, {})
     assert isinstance(job, Job)
     assert (job.id, job.owner, job.filename, job.status, job.size, job.video_id) == \
         (job_id, OWNER, "Caf\u00e9.mp4", c.QUEUED, 5000, upload.file_id)
@@ -362,8 +362,8 @@ def test_gateway_upload_lifecycle(gateway, db):
     assert gateway.get(job_id) == job
     assert gateway.for_owner(OWNER) == [job]
     assert gateway.for_owner("someone@example.com") == []
-    assert gateway.queue(job_id, 10) is None  # only from uploading
-    assert gateway.queue("0" * 32, 10) is None
+    assert gateway.queue(job_id, 10, {}) is None  # only from uploading
+    assert gateway.queue("0" * 32, 10, {}) is None
 
 
 def test_gateway_for_owner_newest_first_with_a_limit(gateway, db):
@@ -376,7 +376,7 @@ def test_gateway_for_owner_newest_first_with_a_limit(gateway, db):
 
 def test_gateway_discard_removes_job_and_video(gateway, db):
     job_id, upload = upload_job(gateway, os.urandom(2 * MiB + 1))
-    gateway.queue(job_id, upload.size)
+    gateway.queue(job_id, upload.size, {})
     gateway.discard(job_id)
     assert gateway.get(job_id) is None
     assert db[c.JOBS_COLLECTION].find_one({"_id": job_id}) is None

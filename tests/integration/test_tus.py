@@ -17,6 +17,7 @@ from tusclient.uploader import Uploader
 
 from services.auth.service import AuthService
 from services.common import constants as c
+from services.common.options import parse_options
 from services.converter.service import ConverterService
 from services.gateway.service import GatewayService
 from services.notification.service import NotificationService
@@ -184,7 +185,7 @@ def test_dropped_mid_patch_resumes_and_converts(stack, db, video, tmp_path, prox
 
     record = db.jobs.find_one({"_id": job_id})
     assert record["status"] == "queued" and record["size"] == size
-    assert record["options"] == {"bitrate": "192"}         # TODO: parsed once options land
+    assert record["options"] == parse_options({"bitrate": "192"})  # as POST /upload stores them
     assert stored_sha256(db, record["video_id"]) == sha256(video)
     assert stack.job(token, job_id).json()["status"] == "queued"
 
@@ -248,6 +249,8 @@ def test_protocol_errors(stack):
     error(create(stack.base, token, 10, **{"Upload-Metadata": "filename ***"}), 400, "invalid_header")
     error(create(stack.base, token, "", **{"Upload-Length": ""}), 400, "invalid_header")
     error(create(stack.base, None, 10), 401, "unauthorized")
+    error(create(stack.base, token, 10, {"filename": "a.mp4", "bitrate": "7"}), 400, "invalid_option")
+    error(create(stack.base, token, 10, {"filename": "a.mp4", "bitrat": "128"}), 400, "invalid_option")
     error(head(stack.base, token, "/uploads/nothex"), 400, "invalid_id")
 
 

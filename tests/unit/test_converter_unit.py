@@ -17,7 +17,8 @@ from services.common.jobs import Job
 from services.common.leases import backoff
 from services.converter.jobs import GAVE_UP, Conversion
 from services.converter.media import (
-    FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, explain, needs_seeking)
+    FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, Result, explain,
+    needs_seeking)
 from services.converter.service import ConverterService
 from services.converter.settings import ConverterSettings
 from services.storage.files import Upload
@@ -175,8 +176,8 @@ def test_convert_real_media_through_pipe_or_spool(media, tmp_path, faststart):
     with open(path, "rb") as handle:
         stored = BytesStored(handle.read())
     target = tmp_path / "out.mp3"
-    duration = Encoder(tmp_dir=str(tmp_path)).convert(stored, str(target))
-    assert abs(duration - 2.0) < 0.2
+    result = Encoder(tmp_dir=str(tmp_path)).convert(stored, str(target))
+    assert abs(result.duration - 2.0) < 0.2 and result.size == target.stat().st_size
     assert target.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp3"]  # spool removed
 
@@ -223,10 +224,11 @@ class Harness:
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
 
-        def convert(video, target, should_stop, **options):
+        def convert(video, target, options, should_stop, on_progress):
             with open(target, "wb") as out:
                 out.write(self.mp3)
-            return 3.5
+            on_progress(0.5)
+            return Result(duration=3.5, size=len(self.mp3), passthrough=False, normalized="")
         self.encoder.convert.side_effect = convert
         self.conversion = Conversion(self.storage, self.encoder, lease=30, max_attempts=5)
 
@@ -247,6 +249,13 @@ def test_conversion_done(tmp_path):
     h.storage.drop_video.assert_called_once_with(h.job)
     h.storage.fail.assert_not_called()
     assert list(tmp_path.iterdir()) == []  # the temporary MP3 is gone
+
+
+def test_conversion_passes_options_and_records_progress(tmp_path):
+    h = Harness(tmp_path, job=make_job(options={"bitrate": 128}))
+    assert h.conversion.run(JOB_ID)[0] == c.DONE
+    assert h.encoder.convert.call_args.args[2] == {"bitrate": 128}
+    h.storage.progress.assert_called_once_with(JOB_ID, h.conversion.worker, 0.5)
 
 
 def test_conversion_not_claimed_does_nothing(tmp_path):
@@ -358,12 +367,12 @@ def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
 def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
     h = Harness(tmp_path)
 
-    def convert(video, target, should_stop, **options):
+    def convert(video, target, options, should_stop, on_progress):
         with open(target, "wb") as out:
             out.write(b"ID3" + b"\x00" * 100)
         h.conversion.lost = True  # what the renewer does when renew_lease matches nothing
         assert should_stop()
-        return 1.0
+        return Result(duration=1.0, size=103, passthrough=False, normalized="")
     h.encoder.convert.side_effect = convert
     assert h.conversion.run(JOB_ID) == (None, None)
     h.grid_in.abort.assert_called_once_with()

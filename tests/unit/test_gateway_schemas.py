@@ -15,6 +15,7 @@ from services.gateway import exceptions as gw
 from services.gateway.schemas import (
     MAX_FILENAME, clean_filename, content_disposition, is_job_id, job_to_json)
 from services.common.jobs import Job
+from services.common.options import InvalidOption
 from services.converter.store import mp3_filename
 
 
@@ -261,6 +262,8 @@ def _instance(exc_type):
     if exc_type in (auth_errors.TooManyAttempts, gw.TooManyJobs, auth_errors.Busy) \
             or issubclass(exc_type, gw.Throttled):
         return exc_type("A sentence for a person.", 42)
+    if exc_type is InvalidOption:
+        return exc_type("bitrate", "A sentence for a person.")
     return exc_type("A sentence for a person.")
 
 

