@@ -12,8 +12,8 @@ from services.auth.schemas import lookup_email
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-# (the mixins' modules, not their classes: `nameko run` takes any class in sight with entrypoints
-# for a service, and a mixin has no name)
+# (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
+# in this module for a service, and a mixin is not one)
 from services.gateway import resumable, schemas, web
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_body, json_response
