@@ -12,8 +12,9 @@ from services.auth.schemas import lookup_email
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-from services.gateway import schemas, web  # (a module: `nameko run` takes every service class
-#                                              it finds in this one, and WebMixin is not one)
+# (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
+# in this module for a service, and a mixin is not one)
+from services.gateway import resumable, schemas, web
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
@@ -29,7 +30,7 @@ DOWNLOAD_BLOCK = 1024 * 1024
 MAX_LIST = 1000
 
 
-class GatewayService(web.WebMixin):
+class GatewayService(web.WebMixin, resumable.ResumableUploads):
     name = c.GATEWAY
 
     settings = GatewaySettings()
