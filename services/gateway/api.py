@@ -33,6 +33,7 @@ from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD
 from services.common import constants as c
 from services.common.options import ConversionOptions, InvalidOption
 from services.gateway import exceptions as errors
+from services.gateway import tus
 from services.gateway.schemas import JOB_ID_RE
 from services.gateway.web import COOKIE_NAME, WEB_DIR
 
@@ -201,6 +202,32 @@ class WebPath(Model):
     path: str = Field(description="A file of the web page.")
 
 
+# --- tus 1.0.0 (services/gateway/resumable.py) ---
+Digits = Annotated[str, Field(pattern=r"^[0-9]{1,19}$")]
+
+
+class TusVersion(Model):
+    Tus_Resumable: Literal[tus.TUS_RESUMABLE] = Field(
+        alias="Tus-Resumable", description="The protocol version (412 otherwise).")
+
+
+class TusCreate(TusVersion):
+    Upload_Length: Digits = Field(alias="Upload-Length", description="Bytes of the whole file.")
+    Upload_Metadata: Optional[str] = Field(
+        None, alias="Upload-Metadata",
+        description="`key base64value` pairs, comma-separated: `filename`, and any conversion option "
+                    "(the fields of POST /upload); a bad option gets 400 `invalid_option`.")
+
+
+class TusPatch(TusVersion):
+    Upload_Offset: Digits = Field(alias="Upload-Offset",
+                                  description="Bytes the server holds (from HEAD); 409 otherwise.")
+
+
+class UploadPath(Model):
+    upload_id: JobId
+
+
 class AssetPath(Model):
     asset: Literal[tuple(DOCS_ASSETS)] = Field(description="A file of the documentation page.")
 
@@ -259,6 +286,8 @@ TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
 USER = (BEARER, COOKIE)
 # a state-changing request authenticated by the cookie must come from the page itself
 CSRF = (errors.CsrfRejected,)
+# every tus request but OPTIONS names the protocol version
+TUS = (tus.UnsupportedVersion,)
 JSON_BODY = (errors.BadRequest, errors.TooLarge)
 STORAGE = (errors.StorageUnavailable,)
 
@@ -327,6 +356,43 @@ OPERATIONS = {
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
                     "MP3 exists). 404 for unknown ids and for other users' files."),
+    # --- resumable uploads: tus 1.0.0 (services/gateway/resumable.py) ---
+    "tus_options": Operation(
+        "What the tus server supports", {204: Reply("Advertised in the headers.", media=None, headers={
+            "Tus-Version": "Versions spoken.", "Tus-Extension": "`%s`." % tus.TUS_EXTENSION,
+            "Tus-Max-Size": "`MAX_UPLOAD_BYTES`."})},
+        security=(), tag="resumable uploads"),
+    "tus_create": Operation(
+        "Start a resumable upload",
+        {201: Reply("Created: PATCH the bytes to `Location`.", media=None, headers={
+            "Location": "`/uploads/<job_id>`: the upload id is the job id.",
+            "Upload-Expires": "When the unfinished upload is removed (`UPLOAD_TIMEOUT`)."})},
+        headers=TusCreate, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (tus.InvalidHeader, tus.TooLarge, errors.EmptyFile,
+                                               InvalidOption, errors.QuotaExceeded, errors.TooManyJobs),
+        description="The same token, limits, quotas and errors as POST /upload."),
+    "tus_head": Operation(
+        "How many bytes of an upload the server holds",
+        {200: Reply("The offset.", media=None, headers={
+            "Upload-Offset": "Bytes held.", "Upload-Length": "Bytes of the whole file.",
+            "Upload-Expires": "When the unfinished upload is removed."})},
+        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + TUS + (errors.InvalidId, errors.NotFound),
+        description="404 for unknown, expired or other users' uploads."),
+    "tus_patch": Operation(
+        "Append bytes at Upload-Offset",
+        {204: Reply("Stored; the last byte queues the job (GET /jobs/<id>).", media=None, headers={
+            "Upload-Offset": "Bytes held now.", "Upload-Expires": "When the unfinished upload is removed."})},
+        path=UploadPath, headers=TusPatch, raw=tus.OFFSET_CONTENT_TYPE, security=USER,
+        tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (
+            tus.InvalidHeader, tus.WrongContentType, tus.OffsetMismatch, tus.TooLarge, errors.InvalidId,
+            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.QuotaExceeded,
+            errors.BrokerUnavailable)),
+    "tus_terminate": Operation(
+        "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
+        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (errors.InvalidId, errors.NotFound, errors.UploadFinished)),
     # --- the web page (services/gateway/web.py) ---
     "web_index": Operation(
         "The web page", {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),

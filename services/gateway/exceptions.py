@@ -10,6 +10,7 @@ from services.common.options import InvalidOption
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
     UserExists)
+from services.gateway import tus
 
 
 class GatewayError(Exception):
@@ -42,6 +43,10 @@ class UploadExpired(GatewayError):
 
 class UnsupportedMediaType(GatewayError):
     pass
+
+
+class UploadFinished(GatewayError):
+    """A resumable upload that is complete already (it is a job now) cannot be terminated."""
 
 
 class InvalidId(GatewayError):
@@ -123,6 +128,13 @@ ERRORS = [
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
     (UploadExpired, 408, "upload_timeout"),
+    # resumable uploads (tus)
+    (tus.InvalidHeader, 400, "invalid_header"),
+    (tus.UnsupportedVersion, 412, "unsupported_version"),
+    (tus.WrongContentType, 415, "unsupported_media_type"),
+    (tus.OffsetMismatch, 409, "offset_mismatch"),
+    (tus.TooLarge, 413, "too_large"),
+    (UploadFinished, 409, "upload_finished"),
     (TooLarge, 413, "too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
     (TooManyAttempts, 429, "too_many_attempts"),

@@ -5,6 +5,7 @@ import collections
 import datetime
 import uuid
 
+from bson import Binary, ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -128,6 +129,72 @@ class GatewayJobs:
         for job_id in abandoned:
             self.discard(job_id)
         return len(abandoned)
+
+    # resumable uploads (tus) -------------------------------------------------------------------
+    # A resumable upload is an `uploading` job with upload_length, upload_offset and upload_tail (the
+    # bytes past the video's last full GridFS chunk). Offset and tail move together in one update,
+    # after the chunks they claim are stored; upload_writer names the one PATCH allowed to move them.
+    def create_upload(self, owner, filename, length, options, quota, max_active):
+        """The job record of a new resumable upload of `length` bytes (hidden until complete),
+        admitted as `admit` admits a POST /upload: the active-job cap, and the quota from the
+        length, counted as reserved while it uploads. Its id."""
+        job_id, _ = self.admit(owner, length, quota, max_active)
+        # (no upload_tail yet: nx-27017 cannot $set an ObjectId and bytes in one update)
+        found = self.jobs.update_one({"_id": job_id, "status": c.UPLOADING}, {"$set": {
+            "filename": filename, "video_id": ObjectId(), "options": options, "updated_at": utcnow(),
+            "upload_length": length, "upload_offset": 0, "upload_writer": None}})
+        if found.matched_count != 1:  # its owner was deleted meanwhile
+            raise UploadExpired("The upload was cancelled; send it again.")
+        return job_id
+
+    def find_upload(self, job_id, owner, tail=False):
+        """The record of owner's resumable upload (in progress or complete), or None."""
+        return self.jobs.find_one({"_id": job_id, "owner": owner, "upload_length": {"$exists": True}},
+                                  projection=None if tail else {"upload_tail": 0})
+
+    def claim_upload(self, job_id, offset):
+        """Make the calling PATCH the upload's writer from offset: its claim, or None when the upload
+        moved on or went away meanwhile."""
+        claim = uuid.uuid4().hex
+        result = self.jobs.update_one(
+            {"_id": job_id, "status": c.UPLOADING, "upload_offset": offset},
+            {"$set": {"upload_writer": claim, "updated_at": utcnow()}})
+        return claim if result.matched_count else None
+
+    def upload_appender(self, upload):
+        """A `ChunkAppender` continuing the upload's video at its recorded offset."""
+        return self.files.append(c.VIDEOS_BUCKET, upload["video_id"], upload["upload_offset"],
+                                 bytes(upload.get("upload_tail") or b""))
+
+    def save_offset(self, job_id, claim, old, new, tail):
+        """Record the bytes held (chunks stored plus tail); False when the claim is lost."""
+        result = self.jobs.update_one(
+            {"_id": job_id, "status": c.UPLOADING, "upload_writer": claim, "upload_offset": old},
+            {"$set": {"upload_offset": new, "upload_tail": Binary(tail), "updated_at": utcnow()}})
+        return bool(result.matched_count)
+
+    def finish_upload(self, upload, appender, claim):
+        """Store the video's last chunk and files document, then queue the job as `queue` does;
+        None when the upload was terminated, swept or taken over meanwhile."""
+        size = appender.finish(upload["filename"], {"owner": upload["owner"], "job_id": upload["_id"]})
+        now = utcnow()
+        return Job.from_doc(self.jobs.find_one_and_update(
+            {"_id": upload["_id"], "status": c.UPLOADING, "upload_writer": claim},
+            {"$set": {"status": c.QUEUED, "size": size, "updated_at": now, "due_at": redispatch_time(now),
+                      "upload_offset": size, "upload_tail": Binary(b"")}},
+            return_document=ReturnDocument.AFTER))
+
+    def terminate_upload(self, job_id):
+        """Remove an upload still in progress with every chunk stored; False when it is not."""
+        doc = self.jobs.find_one_and_delete({"_id": job_id, "status": c.UPLOADING})
+        if doc is None:
+            return False
+        self._remove_files(doc)
+        self._free_slot(doc["owner"], job_id)
+        return True
+
+    def drop_video(self, video_id):
+        self.files.delete(c.VIDEOS_BUCKET, video_id)
 
     # quota and active-job slots ----------------------------------------------------------------
     def usage(self, owner, exclude=None):

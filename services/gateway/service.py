@@ -12,7 +12,9 @@ from services.auth.schemas import lookup_email
 from services.common import constants as c
 from services.common.messaging import EventDispatcher
 from services.common.heartbeat import Heartbeat
-from services.gateway import api, schemas
+# (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
+# in this module for a service, and a mixin is not one)
+from services.gateway import api, resumable, schemas, web
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import (
@@ -21,7 +23,6 @@ from services.gateway.jobs import GatewayStore
 from services.gateway.ratelimit import RateLimits
 from services.gateway.settings import GatewaySettings
 from services.gateway.uploads import UploadReceiver
-from services.gateway.web import WebMixin, check_origin, token_from_request
 from services.storage.files import parse_file_id
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ DOWNLOAD_BLOCK = 1024 * 1024
 MAX_LIST = 1000
 
 
-class GatewayService(WebMixin):
+class GatewayService(web.WebMixin, resumable.ResumableUploads):
     name = c.GATEWAY
 
     settings = GatewaySettings()
@@ -226,10 +227,10 @@ class GatewayService(WebMixin):
     def _user(self, request):
         """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
         state-changing requests must come from the page itself: 403 csrf otherwise)."""
-        token, _ = token_from_request(request)
+        token, _ = web.token_from_request(request)
         if token is None:
             raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
-        check_origin(request, (self.settings.PUBLIC_URL,))
+        web.check_origin(request, (self.settings.PUBLIC_URL,))
         return self.auth.validate_token(token)["email"]
 
     def _own_job(self, request, job_id, owner=None):

@@ -6,7 +6,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from services.common import constants as c
-from services.storage.gridio import FileWriter, StoredFile, delete_file
+from services.storage.gridio import ChunkAppender, FileWriter, StoredFile, delete_file
 
 CHUNK_SIZE = 1024 * 1024
 TOUCH_EVERY = 64 * 1024 * 1024
@@ -66,6 +66,12 @@ class FileStore:
         writer = FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
                             filename, metadata, CHUNK_SIZE)
         return Upload(writer, touch)
+
+    def append(self, bucket, file_id, offset, tail):
+        """A `ChunkAppender` continuing the uncommitted file file_id at offset (resumable uploads);
+        `tail` is what the previous appender's `tail` was when it stopped at that offset."""
+        return ChunkAppender(self.db[bucket + ".files"], self.db[bucket + ".chunks"], file_id,
+                             CHUNK_SIZE, offset, tail)
 
     def open(self, bucket, file_id):
         """A seekable `StoredFile`, or None when there is no such file. Only open files whose

@@ -145,11 +145,8 @@ class FileWriter:
         if self._buffer:
             self._insert(bytes(self._buffer))
             self._buffer = bytearray()
-        # (nx-27017 keeps a placeholder files document while chunks arrive; this insert
-        # replaces it there, and is a plain insert on MongoDB)
-        self._files.insert_one({
-            "_id": self.file_id, "length": self.length, "chunkSize": self._chunk_size,
-            "uploadDate": utcnow(), "filename": self._filename, "metadata": self._metadata})
+        insert_files_doc(self._files, self.file_id, self.length, self._chunk_size, self._filename,
+                         self._metadata)
 
     def abort(self):
         self._buffer = bytearray()
@@ -158,3 +155,90 @@ class FileWriter:
     def _insert(self, data):
         self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
         self._n += 1
+
+
+def insert_files_doc(files, file_id, length, chunk_size, filename, metadata):
+    """The files document that makes a file whose chunks are all stored exist (written last)."""
+    # (nx-27017 keeps a placeholder files document while chunks arrive; this insert
+    # replaces it there, and is a plain insert on MongoDB)
+    files.insert_one({
+        "_id": file_id, "length": length, "chunkSize": chunk_size,
+        "uploadDate": utcnow(), "filename": filename, "metadata": metadata})
+
+
+def put_chunk(chunks, file_id, n, data):
+    """Store chunk n of a file, replacing the one an interrupted earlier attempt may have left."""
+    doc = {"files_id": file_id, "n": n, "data": Binary(data)}
+    try:
+        chunks.insert_one(doc)
+        return
+    except OperationFailure:  # DuplicateKeyError; nx-27017 sends no code ("UNIQUE constraint failed")
+        existing = chunks.find_one({"files_id": file_id, "n": n})
+    if existing is None:
+        raise IOError("GridFS file %s: chunk %d could not be stored" % (file_id, n))
+    if bytes(existing["data"]) == data:  # what a retry sends: those very bytes are stored
+        return
+    # nx-27017 can neither replace nor delete one chunk of a file without its files document (a
+    # delete takes them all): there, different bytes over a stored chunk fail (never on MongoDB)
+    if not chunks.replace_one({"_id": existing["_id"]}, doc).matched_count:
+        raise IOError("GridFS file %s: chunk %d is stored with other bytes" % (file_id, n))
+
+
+class ChunkAppender:
+    """Continues a GridFS file at byte `offset`, one request (tus PATCH) after another, in any process.
+
+    Full chunks are stored as they fill, each replacing what an interrupted attempt left there, so a
+    retry from an earlier offset is harmless. The bytes of the unfinished last chunk (`tail`,
+    `offset % chunk_size` of them) are the caller's to keep between requests (next to the offset, in
+    one atomic update) and to give back to the next appender. `finish()` stores the tail as the last
+    chunk and then the files document. Memory: one chunk plus one written block.
+    """
+
+    def __init__(self, files, chunks, file_id, chunk_size, offset, tail):
+        if len(tail) != offset % chunk_size:
+            raise ValueError("the tail must hold the %d bytes past the last full chunk"
+                             % (offset % chunk_size))
+        self._files = files
+        self._chunks = chunks
+        self.file_id = file_id
+        self.chunk_size = chunk_size
+        self._n = offset // chunk_size
+        self._buffer = bytearray(tail)
+
+    @property
+    def offset(self):
+        """Bytes received: stored chunks plus the tail."""
+        return self._n * self.chunk_size + len(self._buffer)
+
+    @property
+    def stored(self):
+        """Bytes in stored chunks (a chunk boundary)."""
+        return self._n * self.chunk_size
+
+    @property
+    def tail(self):
+        return bytes(self._buffer)
+
+    def write(self, data):
+        """Append data; returns how many chunks got stored."""
+        self._buffer += data
+        stored = 0
+        while len(self._buffer) >= self.chunk_size:
+            put_chunk(self._chunks, self.file_id, self._n, bytes(self._buffer[:self.chunk_size]))
+            del self._buffer[:self.chunk_size]
+            self._n += 1
+            stored += 1
+        return stored
+
+    def finish(self, filename, metadata):
+        """The last (partial) chunk and the files document: the file exists from now on."""
+        length = self.offset
+        if self._buffer:
+            put_chunk(self._chunks, self.file_id, self._n, bytes(self._buffer))
+        try:
+            insert_files_doc(self._files, self.file_id, length, self.chunk_size, filename, metadata)
+        except OperationFailure:  # there already: a retry after a crash that came this far
+            # (not a `find` first: nx-27017 shows a placeholder files document while chunks arrive)
+            if (self._files.find_one({"_id": self.file_id}) or {}).get("length") != length:
+                raise
+        return length

@@ -18,6 +18,10 @@ What is left out, and why:
   /download runs twice: once with a real MP3's id so that its Range and If-None-Match handling is
   fuzzed on a real file, once with generated ids; the first run does not require every
   schema-valid request to succeed, since a well-formed Range past the end of the file is rightly 416.
+- The tus operations: 412 (wrong or missing `Tus-Resumable`, as tus requires) counts as rejecting
+  invalid data; POST /uploads, like POST /upload, need not accept every schema-valid request
+  (`Upload-Metadata` holds base64 option values the schema does not spell out). PATCH bodies are sent
+  as raw bytes (schemathesis_hooks.py).
 - Rate limits are raised for this test only, so that /register and /login get past 429
   `rate_limited` (documented, and tested in test_hostile_input.py) to their validation.
 """
@@ -38,6 +42,15 @@ EXAMPLES = 25          # per operation and phase
 SEED = 20261125        # reproducible: the same requests every run
 EMAIL, PASSWORD = "fuzz@example.com", "fuzzing password"
 TIMEOUT = 240
+ROOT = Path(__file__).resolve().parents[2]
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+# tus answers a request without `Tus-Resumable: 1.0.0` with 412, as the protocol says: for invalid
+# data of the tus operations, and a missing header, 412 is a rejection too
+TUS_REJECTIONS = ("checks.negative_data_rejection.expected-statuses = "
+                  "[400, 401, 403, 404, 405, 406, 409, 412, 413, 415, 422, 428, 429]\n"
+                  "checks.missing_required_header.expected-statuses = [400, 406, 412]\n")
+TUS_OPERATIONS = ("POST /uploads", "HEAD /uploads/{upload_id}", "PATCH /uploads/{upload_id}",
+                  "DELETE /uploads/{upload_id}")
 REACHED = {"POST /register": 201, "POST /login": 200, "POST /upload": 202, "GET /jobs": 200,
            "GET /jobs/{job_id}": 200, "DELETE /jobs/{job_id}": 204, "GET /session": 200,
            "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200}
@@ -75,7 +88,8 @@ def schemathesis(stack, tmp_path, name, token, config="", *args):
                "--request-timeout", "30", "--report", "ndjson", "--report-ndjson-path", str(report),
                "--suppress-health-check", "too_slow", "--warnings", "off", *args]
     env = dict(os.environ, FUZZ_TOKEN=token, FUZZ_EMAIL=EMAIL, FUZZ_PASSWORD=PASSWORD,
-               NO_COLOR="1", COLUMNS="200")
+               NO_COLOR="1", COLUMNS="200", SCHEMATHESIS_HOOKS=str(HOOKS),
+               PYTHONPATH=os.pathsep.join([str(ROOT)] + sys.path))
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                cwd=str(tmp_path))
     output, _ = process.communicate(timeout=TIMEOUT)
@@ -110,11 +124,16 @@ def test_schemathesis_against_live_gateway(fuzz_stack, media, tmp_path):
     assert code == 0, output[-20000:]
     assert statuses["GET /download"][200] > 0, statuses
 
-    # POST /upload: schema-valid options can still be refused together (end not after start; bitrate
-    # with quality): rules between fields the document states in words, not in JSON Schema
+    # POST /upload and POST /uploads: schema-valid options can still be refused together (end not after
+    # start; bitrate with quality): rules between fields the document states in words, not in JSON
+    # Schema; and Upload-Metadata's syntax (base64 values) is not a pattern
     code, output, statuses = schemathesis(
         fuzz_stack, tmp_path, "all", token,
-        '[[operations]]\ninclude-name = "POST /upload"\nchecks.positive_data_acceptance.enabled = false\n')
+        '[[operations]]\ninclude-name = "POST /upload"\nchecks.positive_data_acceptance.enabled = false\n'
+        '[[operations]]\ninclude-name = "POST /uploads"\nchecks.positive_data_acceptance.enabled = false\n'
+        + TUS_REJECTIONS
+        + "".join('[[operations]]\ninclude-name = "%s"\n%s' % (name, TUS_REJECTIONS)
+                  for name in TUS_OPERATIONS[1:]))
     assert code == 0, output[-20000:]
     assert re.search(r"Selected: %d/%d\s+Tested: %d\b" % ((operations,) * 3), output), output[-3000:]
     assert len(statuses) == operations
