@@ -76,7 +76,11 @@ class Number(Setting):
     def parse(self, raw):
         if isinstance(raw, bool):
             raise ValueError("expected a number")
-        value = float(raw) if self.kind is float else int(str(raw).strip())
+        try:
+            value = float(raw) if self.kind is float else int(str(raw).strip())
+        except ValueError:
+            raise ValueError("expected %s" % ("a number" if self.kind is float
+                                              else "a whole number")) from None
         if self.kind is float and not math.isfinite(value):
             raise ValueError("expected a finite number")
         if self.minimum is not None and value < self.minimum:
