@@ -21,7 +21,7 @@ import warnings
 
 from services.common import constants as c
 from services.common.settings import MongoSettings
-from services.common.utils import die_with_parent
+from services.common.utils import die_with_parent, kill_group
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL = "127.0.0.1"
@@ -173,11 +173,7 @@ class Stack:
             except subprocess.TimeoutExpired:
                 print("[stack] %s did not stop within %d s; killing it" % (name, grace),
                       file=sys.stderr, flush=True)
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+                kill_group(proc)
 
     def stop_all(self):
         """The services first (they may finish work while the broker and MongoDB are up), then

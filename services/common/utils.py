@@ -1,5 +1,7 @@
 import ctypes
 import datetime
+import os
+import signal
 
 
 def utcnow():
@@ -30,3 +32,13 @@ def die_with_parent(sig):
         except Exception:
             pass
     return set_signal
+
+
+def kill_group(proc):
+    """SIGKILL a child started in its own session (`start_new_session=True`) with everything it
+    started, and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()

@@ -23,7 +23,7 @@ import ffmpeg
 from eventlet.green import subprocess
 
 from services.common.options import AUTO, NONE, SAMPLE_RATES, ConversionOptions
-from services.common.utils import die_with_parent
+from services.common.utils import die_with_parent, kill_group
 from services.converter import tags as id3
 from services.converter.exceptions import ConversionError, TransientError
 
@@ -265,7 +265,7 @@ class Encoder:
                                               % hms(self.timeout))
         finally:
             if proc.poll() is None:
-                _kill(proc)
+                kill_group(proc)
             if feeder is not None:
                 feeder.kill()
             for reader in readers:
@@ -534,14 +534,6 @@ def _head(pipe, keep):
 def _read_lines(pipe, on_line):
     for line in iter(pipe.readline, b""):
         on_line(line.strip()[:200])
-
-
-def _kill(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.wait()
 
 
 def _number(value):

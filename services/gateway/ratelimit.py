@@ -32,6 +32,9 @@ class SharedCounters(MongoDBStorage):
     def _init_mongo_client(self, uri, **options):
         return self._client
 
+    def __del__(self):
+        pass  # the client is the RateLimits provider's: it closes it when the container stops
+
     def incr(self, key, expiry, amount=1):
         for _ in range(5):
             now = time.time()
