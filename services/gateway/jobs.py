@@ -105,20 +105,21 @@ class GatewayJobs:
     def queue(self, job_id, size, options):
         """The uploaded job made visible and queued with its conversion options; None when it was
         swept as abandoned."""
+        return self._queue({"_id": job_id}, size, options=options)
+
+    def _queue(self, query, size, **fields):
+        """The `uploading` job matching `query`, queued with `fields` set; None when gone."""
         now = utcnow()
         return Job.from_doc(self.jobs.find_one_and_update(
-            {"_id": job_id, "status": c.UPLOADING},
-            {"$set": {"status": c.QUEUED, "size": size, "options": options, "updated_at": now,
-                      "due_at": redispatch_time(now)}},
+            dict(query, status=c.UPLOADING),
+            {"$set": dict(fields, status=c.QUEUED, size=size, updated_at=now,
+                          due_at=redispatch_time(now))},
             return_document=ReturnDocument.AFTER))
 
     def discard(self, job_id, video_id=None):
         """Forget a job that never got queued, with its video (`video_id`: one written for it that
         its record may not name)."""
-        doc = self.jobs.find_one_and_delete({"_id": job_id})
-        if doc is not None:
-            self._remove_files(doc)
-            self._free_slot(doc["owner"], job_id)
+        self._remove({"_id": job_id})
         self.files.delete(c.VIDEOS_BUCKET, video_id)
 
     def sweep_uploads(self, older_than):
@@ -177,21 +178,12 @@ class GatewayJobs:
         """Store the video's last chunk and files document, then queue the job as `queue` does;
         None when the upload was terminated, swept or taken over meanwhile."""
         size = appender.finish(upload["filename"], {"owner": upload["owner"], "job_id": upload["_id"]})
-        now = utcnow()
-        return Job.from_doc(self.jobs.find_one_and_update(
-            {"_id": upload["_id"], "status": c.UPLOADING, "upload_writer": claim},
-            {"$set": {"status": c.QUEUED, "size": size, "updated_at": now, "due_at": redispatch_time(now),
-                      "upload_offset": size, "upload_tail": Binary(b"")}},
-            return_document=ReturnDocument.AFTER))
+        return self._queue({"_id": upload["_id"], "upload_writer": claim}, size,
+                           upload_offset=size, upload_tail=Binary(b""))
 
     def terminate_upload(self, job_id):
         """Remove an upload still in progress with every chunk stored; False when it is not."""
-        doc = self.jobs.find_one_and_delete({"_id": job_id, "status": c.UPLOADING})
-        if doc is None:
-            return False
-        self._remove_files(doc)
-        self._free_slot(doc["owner"], job_id)
-        return True
+        return self._remove({"_id": job_id, "status": c.UPLOADING})
 
     def drop_video(self, video_id):
         self.files.delete(c.VIDEOS_BUCKET, video_id)
@@ -252,13 +244,7 @@ class GatewayJobs:
         """Delete a visible job of `owner` with its video and MP3; False when there is none. A
         conversion in progress notices at its next lease renewal (the record is gone), kills ffmpeg
         and drops whatever it wrote."""
-        doc = self.jobs.find_one_and_delete(
-            {"_id": job_id, "owner": owner, "status": {"$ne": c.UPLOADING}})
-        if doc is None:
-            return False
-        self._remove_files(doc)
-        self._free_slot(owner, job_id)
-        return True
+        return self._remove({"_id": job_id, "owner": owner, "status": {"$ne": c.UPLOADING}})
 
     def expire(self, retention_hours, limit=200):
         """Delete finished jobs, their MP3s and videos `retention_hours` after they finished (once
@@ -290,6 +276,16 @@ class GatewayJobs:
                 files += 1
         self.slots.delete_one({"_id": owner})
         return {"jobs": jobs, "files": files}
+
+    def _remove(self, query):
+        """Delete the job matching `query` with its files, and give back its active-job slot;
+        False when there is none."""
+        doc = self.jobs.find_one_and_delete(query)
+        if doc is None:
+            return False
+        self._remove_files(doc)
+        self._free_slot(doc["owner"], doc["_id"])
+        return True
 
     def _remove_files(self, doc):
         self.files.delete(c.VIDEOS_BUCKET, doc.get("video_id"))

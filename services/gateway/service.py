@@ -89,7 +89,7 @@ class GatewayService(web.WebMixin, resumable.ResumableUploads):
             options = schemas.options_from(receiver.text_fields(), ignore=())
         except BaseException:
             try:
-                receiver.discard(self.jobs)
+                receiver.abort()
                 self.jobs.discard(job_id)
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass

@@ -61,7 +61,7 @@ class UploadReceiver:
 
     def receive(self, request):
         """Stream the request into storage; returns (job_id, size) with the file committed.
-        On an exception the caller calls `discard()`; nothing stays behind."""
+        On an exception the caller calls `abort()`; nothing of the file stays behind."""
         check_length(request, self.max_bytes)
         decoder = MultipartDecoder(boundary_of(request), max_form_memory_size=MAX_DECODER_BUFFER)
         stream = request.environ["wsgi.input"]
@@ -145,9 +145,8 @@ class UploadReceiver:
             if not event.more_data:
                 self.in_file = False
 
-    def discard(self, jobs):
-        """Undo a failed upload: abort the GridFS stream, drop the hidden job record."""
+    def abort(self):
+        """Undo a failed upload's stream: nothing of it stays in GridFS (the caller, which admitted
+        the job, discards its record)."""
         if self.upload is not None:
             self.upload.abort()
-        if self.job_id is not None:
-            jobs.discard(self.job_id)
