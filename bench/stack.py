@@ -59,7 +59,10 @@ class BenchStack(Stack):
             "SMTP_STARTTLS": "false", "MAIL_FROM": "bench@example.com",
             "GATEWAY_ADDRESS": f"{LOCAL}:{self.gateway_port}", "PUBLIC_URL": self.base,
             "JWT_SECRET": secrets.token_urlsafe(48), "ALLOW_REGISTRATION": "true",
-            "HEARTBEAT_DIR": self.workdir})
+            "HEARTBEAT_DIR": self.workdir,
+            # the bench's one user uploads its whole throughput batch at once: the cap is this
+            # stack's, not raised for anybody else
+            "USER_MAX_ACTIVE_JOBS": str(max(self.args.batch, 4))})
         log(f"backing services: MONGO_URI={self.env[MONGO_URI]} AMQP vhost={self.vhost or '/'} "
             f"smtp={smtp_port}")
 
