@@ -43,6 +43,16 @@ def mongo_db(mongo_uri):
 
 
 @pytest.fixture
+def db(mongo_uri, mongo_db):
+    """The test's database through a pymongo client of the test's own: the one `service_config` (so
+    `stack`) and the process stacks built from `mongo_uri` and `mongo_db` are given."""
+    import pymongo
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
+    yield client[mongo_db]
+    client.close()
+
+
+@pytest.fixture
 def mail_sink(tmp_path):
     """A real SMTP server (aiosmtpd, in its own process) storing what it receives in a Maildir."""
     sink = helpers.MailSink(tmp_path / "mail")

@@ -3,12 +3,20 @@ import email
 import email.policy
 import mailbox
 import os
+import signal
 import subprocess
 
 from devtools.stack import Stack, clean_env, free_port, port_open, wait_for_port, wait_until  # noqa: F401
 
 FFMPEG = os.environ.get("FFMPEG", "ffmpeg")
 FFPROBE = os.environ.get("FFPROBE", "ffprobe")
+
+
+def sigint_default():
+    """A `preexec_fn` for a program a test interrupts: SIGINT at its default, as a person's terminal
+    leaves it, even when this test run inherited it ignored (started with `&` by a script: the shell
+    has background jobs ignore SIGINT, Python then installs no KeyboardInterrupt, and Ctrl-C is lost)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def ffmpeg_version():

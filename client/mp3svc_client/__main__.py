@@ -1,3 +1,4 @@
-from mp3svc_client.cli import main
+from mp3svc_client.signals import run
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(run())

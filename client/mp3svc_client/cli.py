@@ -1,7 +1,8 @@
 """mp3svc: convert videos to MP3 with an mp3svc server from the command line.
 
 Exit status: 0 when everything asked for succeeded; 1 when anything failed (each reason on stderr);
-2 for a usage mistake; 130 when interrupted (Ctrl-C; `convert` resumes an interrupted upload).
+2 for a usage mistake; 130 when interrupted (Ctrl-C; `convert` resumes an interrupted upload; see
+signals.py for Ctrl-C outside a command and after its work).
 """
 import argparse
 import collections
@@ -13,7 +14,7 @@ import time
 
 from tqdm import tqdm
 
-from mp3svc_client import __version__, config
+from mp3svc_client import __version__, config, signals
 from mp3svc_client.api import TRANSIENT, Api, ApiError, CliError, ConnectionFailed
 from mp3svc_client.files import disposition_filename, safe_name, save_stream
 from mp3svc_client.upload import Interrupted, UploadStore, upload
@@ -359,7 +360,9 @@ def main(argv=None, transport=None):
     token, _email = config.saved_login(server)
     api = Api(server, token, transport=transport)
     try:
-        return COMMANDS[args.command](api, args, out)
+        status = COMMANDS[args.command](api, args, out)
+        signals.work_done()  # its results are out: a Ctrl-C while closing leaves the status as it is
+        return status
     except Interrupted as err:
         out.error(str(err))
         return 130

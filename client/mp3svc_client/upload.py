@@ -101,13 +101,17 @@ def upload(api, store, path, metadata, progress=None):
         size = uploader.get_file_size()
         if uploader.url is None:
             uploader.set_url(uploader.create_url())
+        job_id = uploader.url.rstrip("/").rsplit("/", 1)[-1]
         try:
             _send(uploader, size, progress)
+            store.storage.remove_item(key)
         except KeyboardInterrupt:
-            raise Interrupted("Interrupted after %s of %s of %s; run the same command again to resume."
-                              % (_size(uploader.offset), _size(size), os.path.basename(path)))
-    store.storage.remove_item(key)
-    return uploader.url.rstrip("/").rsplit("/", 1)[-1]
+            if uploader.offset < size:
+                raise Interrupted("Interrupted after %s of %s of %s; run the same command again to resume."
+                                  % (_size(uploader.offset), _size(size), os.path.basename(path)))
+            raise Interrupted("Interrupted once %s was uploaded: job %s goes on converting on the server "
+                              "(mp3svc download %s)." % (os.path.basename(path), job_id, job_id))
+    return job_id
 
 
 def _send(uploader, size, progress):

@@ -1,4 +1,6 @@
-"""The web page in a real browser (Debian's chromium via Playwright) against all four services."""
+"""The web page in a real browser (Debian's chromium via Playwright) against all four services;
+the walk through the page in named steps (a failure says which step broke)."""
+import functools
 import json
 import subprocess
 
@@ -50,27 +52,55 @@ def log_in(page, email, button="Log in"):
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
 
 
+def step(action):
+    """One thing the person does on the page; a failure inside says which (a note under the error)."""
+    @functools.wraps(action)
+    def run(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except Exception as exc:  # an assertion, or Playwright's timeout waiting for the page
+            exc.add_note("browser step that failed: %s" % action.__name__.replace("_", " "))
+            raise
+    return run
+
+
 def test_page_flow(stack, browser, media, screenshots):
-    base = stack.base
     # long enough that the (normalised) conversion shows its progress on the way
     videos = [media.video("web-first.mp4", duration=120, size="160x120", rate=1),
               media.video("web-second.mkv", duration=120, size="160x120", rate=1)]
     names = [v.rsplit("/", 1)[-1] for v in videos]
     requested = []
 
-    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=stack.base, viewport={"width": 1280, "height": 900})
     context.on("request", lambda request: requested.append(request.url))
     context.add_init_script(RECORDER)
     page = context.new_page()
     page.goto("/")
 
-    # logged out: the log-in form; a wrong log-in says why
+    cookie = fail_to_log_in_then_register(page, context, screenshots)
+    drop_two_videos(page, videos)
+    set_options_and_convert(page)
+    jobs = watch_progress_until_done(page, stack, names, cookie, screenshots)
+    download_the_first(page, names, jobs)
+    delete_the_second(page, stack, names, jobs, cookie)
+    reload_and_see_the_list(page, names)
+    look_at_it_narrow_and_dark(page, screenshots)
+    tab_through_the_page(page)
+    log_out_log_in_log_out(page, context, names, screenshots)
+    register_another_user_who_sees_nothing(browser, stack.base, requested, names, jobs)
+    context.close()
+    nothing_left_the_gateways_origin(requested, stack.base)
+
+
+@step
+def fail_to_log_in_then_register(page, context, screenshots):
+    """Logged out: the log-in form; a wrong log-in says why. Register logs in; the token is in an
+    HttpOnly SameSite=Strict cookie the page cannot read. Returns the cookie."""
     screenshots(page, "login-1280")
     page.get_by_label("Email", exact=True).fill("alice@example.com")
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in", exact=True).click()
     expect(page.locator("#auth-error")).not_to_be_empty(timeout=15_000)
-    # register logs in; the token is in an HttpOnly SameSite=Strict cookie the page cannot read
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     expect(page.get_by_text("alice@example.com")).to_be_visible()
@@ -78,10 +108,17 @@ def test_page_flow(stack, browser, media, screenshots):
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
     assert "mp3svc_token" not in page.evaluate("document.cookie")
     expect(page.locator("#jobs-empty")).to_be_visible()
+    return cookie
 
-    # two videos with an option set
+
+@step
+def drop_two_videos(page, videos):
     page.get_by_label("Video", exact=True).set_input_files(videos)
     expect(page.get_by_role("list", name="Chosen files").get_by_role("listitem")).to_have_count(2)
+
+
+@step
+def set_options_and_convert(page):
     page.get_by_text("Options", exact=True).click()
     page.get_by_label("Constant bitrate", exact=True).select_option("96")
     expect(page.get_by_label("Quality (VBR)", exact=True)).to_be_disabled()
@@ -91,6 +128,11 @@ def test_page_flow(stack, browser, media, screenshots):
     page.get_by_label("Title", exact=True).fill("Browser test")
     page.get_by_role("button", name="Convert").click()
 
+
+@step
+def watch_progress_until_done(page, stack, names, cookie, screenshots):
+    """Each card goes uploading (with an upload bar) -> queued -> converting (a rising bar) -> done,
+    and the change is announced. Returns the jobs by file name, as GET /jobs lists them."""
     for name in names:
         expect(job_card(page, name).locator(".badge")).to_have_text("done", timeout=DONE_TIMEOUT)
     screenshots(page, "jobs-1280")
@@ -105,15 +147,16 @@ def test_page_flow(stack, browser, media, screenshots):
         values = [r["value"] for r in mine if r["status"] == "converting" and r["value"] is not None]
         assert values == sorted(values) and all(0 <= v <= 1 for v in values), mine
 
-    jobs = {j["filename"]: j for j in stack.http.get(base + "/jobs", cookies={
+    jobs = {j["filename"]: j for j in stack.http.get(stack.base + "/jobs", cookies={
         "mp3svc_token": cookie["value"]}).json()["jobs"]}
     assert sorted(jobs) == sorted(names)
     assert any(r["status"] == "converting" and r["value"] is not None for r in seen), seen
-
-    # the status change was announced
     expect(page.locator("#announcer")).not_to_be_empty()
+    return jobs
 
-    # download the first and check it
+
+@step
+def download_the_first(page, names, jobs):
     first = job_card(page, names[0])
     with page.expect_download() as info:
         first.get_by_role("link", name="Download", exact=True).click()
@@ -126,7 +169,10 @@ def test_page_flow(stack, browser, media, screenshots):
     assert stream["channels"] == 1 and stream["sample_rate"] == "22050", stream
     assert jobs[names[0]]["options"].get("bitrate") == 96, jobs[names[0]]["options"]
 
-    # delete the second, with the confirmation (cancel once, then confirm)
+
+@step
+def delete_the_second(page, stack, names, jobs, cookie):
+    """With the confirmation: cancel once, then confirm."""
     second = job_card(page, names[1])
     second.get_by_role("button", name="Delete", exact=True).click()
     dialog = page.get_by_role("dialog")
@@ -136,18 +182,24 @@ def test_page_flow(stack, browser, media, screenshots):
     second.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="Yes, delete").click()
     expect(second).to_have_count(0)
-    gone = stack.http.get(base + "/jobs/" + jobs[names[1]]["job_id"],
+    gone = stack.http.get(stack.base + "/jobs/" + jobs[names[1]]["job_id"],
                           cookies={"mp3svc_token": cookie["value"]})
     assert gone.status_code == 404
 
-    # a reload shows the list again, from GET /jobs
+
+@step
+def reload_and_see_the_list(page, names):
+    """A reload shows the list again, from GET /jobs."""
     page.reload()
     expect(job_card(page, names[0]).locator(".badge")).to_have_text("done")
     expect(job_card(page, names[0]).get_by_role("link", name="Download")).to_be_visible()
     expect(page.locator("#jobs > li")).to_have_count(1)
     expect(job_card(page, names[0]).locator(".job-meta")).to_contain_text("Deleted after")
 
-    # screenshots: 1280 and 360 wide, light and dark
+
+@step
+def look_at_it_narrow_and_dark(page, screenshots):
+    """Screenshots: 1280 and 360 wide, light and dark."""
     screenshots(page, "app-1280")
     page.get_by_text("Options", exact=True).click()
     page.set_viewport_size({"width": 360, "height": 780})
@@ -158,7 +210,10 @@ def test_page_flow(stack, browser, media, screenshots):
     screenshots(page, "app-1280-dark")
     page.emulate_media(color_scheme="light")
 
-    # keyboard: Tab reaches Log out, the Video input, Convert, and the job's Download link
+
+@step
+def tab_through_the_page(page):
+    """Tab reaches Log out, the Video input, Convert, and the job's Download link."""
     page.keyboard.press("Tab")
     focused = set()
     for _ in range(40):
@@ -166,7 +221,10 @@ def test_page_flow(stack, browser, media, screenshots):
         page.keyboard.press("Tab")
     assert {"logout", "video", "convert", "Download"} <= focused, focused
 
-    # log out, log in again: the list is still there; log out again
+
+@step
+def log_out_log_in_log_out(page, context, names, screenshots):
+    """Log out, log in again: the list is still there; log out again."""
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_label("Email", exact=True)).to_be_visible()
     assert not [ck for ck in context.cookies() if ck["name"] == "mp3svc_token"]
@@ -178,7 +236,10 @@ def test_page_flow(stack, browser, media, screenshots):
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_label("Email", exact=True)).to_be_visible()
 
-    # a second user sees none of it, and cannot fetch alice's MP3
+
+@step
+def register_another_user_who_sees_nothing(browser, base, requested, names, jobs):
+    """A second user sees none of it, and cannot fetch alice's MP3."""
     other = browser.new_context(base_url=base)
     other.on("request", lambda request: requested.append(request.url))
     bob = other.new_page()
@@ -192,9 +253,10 @@ def test_page_flow(stack, browser, media, screenshots):
     assert bob.request.get("/download?fid=" + jobs[names[0]]["mp3_id"]).status == 404
     assert bob.request.get("/jobs/" + jobs[names[0]]["job_id"]).status == 404
     other.close()
-    context.close()
 
-    # nothing left the gateway's origin
+
+@step
+def nothing_left_the_gateways_origin(requested, base):
     assert requested and all(url.startswith(base + "/") for url in requested), \
         [u for u in requested if not u.startswith(base + "/")]
 

@@ -17,14 +17,6 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def db(service_config):
-    import pymongo
-    client = pymongo.MongoClient(service_config["MONGO_URI"], serverSelectionTimeoutMS=3000)
-    yield client[service_config["MONGO_DB"]]
-    client.close()
-
-
-@pytest.fixture
 def rpc(stack):
     proxies, started = {}, []
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import eventlet
-import pymongo
 import pytest
 import requests
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -19,13 +18,6 @@ from tests.helpers import FFMPEG, wait_until
 from tests.integration.conftest import Api, bearer
 
 QUOTA = 400 * 1024
-
-
-@pytest.fixture
-def db(service_config):
-    client = pymongo.MongoClient(service_config["MONGO_URI"], serverSelectionTimeoutMS=3000)
-    yield client[service_config["MONGO_DB"]]
-    client.close()
 
 
 def ids(collection, query=None):

@@ -7,7 +7,6 @@ import os
 import time
 
 import eventlet
-import pymongo
 import pytest
 from nameko.testing.services import dummy, entrypoint_hook
 from nameko.testing.utils import get_extension
@@ -86,14 +85,6 @@ def converter(stores):
 @pytest.fixture
 def outbox(stores):
     return stores[3]
-
-
-@pytest.fixture
-def db(mongo_uri, mongo_db):
-    """A client of the test's own (another process's view of the same database)."""
-    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
-    yield client[mongo_db]
-    client.close()
 
 
 def ago(seconds):

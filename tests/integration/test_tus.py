@@ -58,13 +58,6 @@ def stack(runner_factory, service_config, mail_sink):
     api.http.close()
 
 
-@pytest.fixture
-def db(stack):
-    client = pymongo.MongoClient(stack.config["MONGO_URI"], serverSelectionTimeoutMS=3000)
-    yield client[stack.config["MONGO_DB"]]
-    client.close()
-
-
 def sha256(path):
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -312,7 +305,7 @@ def test_unfinished_upload_expires_and_is_swept(stack, db):
 
 @pytest.mark.slow
 def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_uri, mongo_db, mail_sink,
-                                               video):
+                                               video, db):
     procs = ProcessStack(tmp_path, {
         "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri, "MONGO_DB": mongo_db,
         "JWT_SECRET": JWT_SECRET, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail_sink.port}).start()
@@ -327,8 +320,7 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
         held = first.offset
         assert 0 < held < size and held % CHUNK_SIZE                # ends inside a GridFS chunk
         job_id = first.url.rsplit("/", 1)[1]
-        client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=3000)
-        record = lambda: client[mongo_db].jobs.find_one({"_id": job_id})  # noqa: E731
+        record = lambda: db.jobs.find_one({"_id": job_id})  # noqa: E731
 
         # the next PATCH is under way (3 MiB of its body sent) when every service is SIGKILLed
         with open(video, "rb") as handle:
@@ -353,11 +345,8 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
         resumed = uploader(procs.base, token, video, url=first.url, chunk_size=2 * CHUNK_SIZE + 999)
         assert resumed.offset == at_kill["upload_offset"]     # HEAD after the restart
         resumed.upload()
-        try:
-            assert record()["status"] == "queued"
-            assert stored_sha256(client[mongo_db], at_kill["video_id"]) == sha256(video)
-        finally:
-            client.close()
+        assert record()["status"] == "queued"
+        assert stored_sha256(db, at_kill["video_id"]) == sha256(video)
         procs.start("converter")
         job = api.wait_job(token, job_id, timeout=90)
         assert job["status"] == "done", job

@@ -4,6 +4,8 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +20,7 @@ from mp3svc_client.api import Api, ApiError, ConnectionFailed, error_from, expla
 from mp3svc_client.files import disposition_filename, safe_name, save_stream
 from services.gateway import tus
 from services.gateway.schemas import content_disposition
-from tests.helpers import free_port
+from tests.helpers import free_port, sigint_default
 
 
 @pytest.fixture(autouse=True)
@@ -633,3 +635,91 @@ def test_progress_bars_only_on_a_terminal():
             bar.update(10)
     assert quiet.stderr.getvalue() == ""
     assert "upload x" in tty.stderr.getvalue()
+
+
+# --- Ctrl-C at any moment: real SIGINTs to the console script's code, in a process of its own ----
+CTRL_C_AT = r'''
+import os, signal, sys
+from mp3svc_client import signals
+
+def ctrl_c(*_args):
+    os.kill(os.getpid(), signal.SIGINT)
+
+def after(owner, name):
+    real = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        result = real(*args, **kwargs)
+        ctrl_c()
+        return result
+    setattr(owner, name, wrapper)
+
+def before(owner, name, presses=1):
+    real = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        for _ in range(presses):
+            ctrl_c()
+        return real(*args, **kwargs)
+    setattr(owner, name, wrapper)
+
+moment, sys.argv = sys.argv[1], ["mp3svc"] + sys.argv[2:]
+if moment == "while the modules load":
+    class PressWhenHttpxLoads:
+        def find_spec(self, name, path=None, target=None):
+            if name == "httpx":
+                ctrl_c()
+    sys.meta_path.insert(0, PressWhenHttpxLoads())
+else:
+    from mp3svc_client import api, upload
+    if moment == "as the upload completes":
+        after(upload, "_send")
+    elif moment == "twice, the second while winding down":
+        before(upload._Patch, "perform")
+        before(upload.UploadStore, "close")
+    elif moment == "while closing, once the work is done":
+        before(api.Api, "close")
+raise SystemExit(signals.run())
+'''
+
+
+def ctrl_c_at(moment, *argv):
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_AT, moment, *argv], capture_output=True,
+                          text=True, timeout=60, preexec_fn=sigint_default)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_ctrl_c_while_the_modules_load_says_interrupted_and_exits_130(gateway, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(os.urandom(500))
+    assert ctrl_c_at("while the modules load", "convert", str(tmp_path / "a.mp4")) == (
+        130, "", "mp3svc: Interrupted.\n")
+    assert gateway.log == []
+
+
+def test_ctrl_c_as_the_upload_completes_names_the_job_converting(capsys, gateway, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(os.urandom(500))
+    code, out, err = ctrl_c_at("as the upload completes", "convert", str(tmp_path / "a.mp4"))
+    (job_id,) = gateway.uploads
+    assert (code, out) == (130, "")
+    assert err == ("mp3svc: Interrupted once a.mp4 was uploaded: job %s goes on converting on the server "
+                   "(mp3svc download %s).\n" % (job_id, job_id))
+    assert len(gateway.uploads[job_id]["data"]) == 500
+    gateway.log.clear()
+    code, out, err = run(["convert", str(tmp_path / "a.mp4")], capsys)  # the same command again
+    assert (code, err) == (0, "")
+    assert [m for m, *_ in gateway.log if m in ("POST", "PATCH")] == []  # the same job, not uploaded twice
+    assert list(gateway.uploads) == [job_id] and (tmp_path / "a.mp3").exists()
+
+
+def test_a_second_ctrl_c_while_winding_down_changes_nothing(gateway, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(os.urandom(500))
+    code, out, err = ctrl_c_at("twice, the second while winding down", "convert", str(tmp_path / "a.mp4"))
+    assert (code, out) == (130, "")
+    assert err == ("mp3svc: Interrupted after 0 B of 500 B of a.mp4; run the same command again to "
+                   "resume.\n")
+
+
+def test_ctrl_c_once_the_work_is_done_leaves_exit_0(gateway, tmp_path):
+    (tmp_path / "a.mp4").write_bytes(os.urandom(500))
+    code, out, err = ctrl_c_at("while closing, once the work is done", "convert", str(tmp_path / "a.mp4"))
+    assert (code, out, err) == (0, "%s -> %s\n" % (tmp_path / "a.mp4", tmp_path / "a.mp3"), "")
+    assert (tmp_path / "a.mp3").exists()
