@@ -195,6 +195,7 @@ def test_convert_real_video_without_audio(media, tmp_path):
 
 # --- Conversion ------------------------------------------------------------------------------
 JOB_ID = "c" * 32
+OUTCOME = "e" * 32
 
 
 def make_job(**fields):
@@ -219,9 +220,10 @@ class Harness:
         self.storage.create_mp3.return_value = self.upload
         self.storage.complete.side_effect = lambda job_id, worker, mp3_id, duration, size: \
             dataclasses.replace(self.job, status=c.DONE, mp3_id=mp3_id, duration=duration,
-                                mp3_size=size)
+                                mp3_size=size, outcome_id=OUTCOME)
         self.storage.fail.side_effect = lambda job_id, worker, error: dataclasses.replace(
-            self.job, status=c.FAILED, error=error)
+            self.job, status=c.FAILED, error=error, outcome_id=OUTCOME)
+        self.storage.unannounced.return_value = []
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
@@ -414,7 +416,7 @@ def test_handler_dispatches_mp3_ready_with_identifiers_only(tmp_path):
     assert service.handle_video_uploaded(dict(PAYLOAD)) is None
     service.dispatch.assert_called_once_with(c.MP3_READY, {
         "job_id": JOB_ID, "mp3_id": str(h.mp3_id), "owner": "me@example.com",
-        "filename": "clip.mp4"})
+        "filename": "clip.mp4", "outcome_id": OUTCOME})
     payload = service.dispatch.call_args.args[1]
     assert all(isinstance(value, str) for value in payload.values())
 
@@ -425,7 +427,8 @@ def test_handler_dispatches_conversion_failed(tmp_path):
     service = make_service(h)
     service.handle_video_uploaded(dict(PAYLOAD))
     service.dispatch.assert_called_once_with(c.CONVERSION_FAILED, {
-        "job_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4", "error": NOT_MEDIA})
+        "job_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4", "error": NOT_MEDIA,
+        "outcome_id": OUTCOME})
 
 
 def test_handler_dispatches_nothing_when_not_claimed(tmp_path):
@@ -482,3 +485,41 @@ def test_sweep_skips_jobs_another_sweeper_took_and_never_raises(tmp_path):
     service.redispatch.assert_not_called()
     h.storage.due.side_effect = AutoReconnect("down")
     assert service.sweep() is None
+
+
+@pytest.mark.parametrize("case", ["taken_over", "lost", "requeued", "another_sweeper"])
+def test_sweep_announces_outcomes_notification_has_not_taken_over(tmp_path, case):
+    """The outcome event may never have left (the converter died after finishing the job) or may
+    have been lost: until notification's record names the outcome, it is announced again."""
+    h = Harness(tmp_path)
+    h.storage.due.return_value = []
+    job = make_job(status=c.DONE, mp3_id=ObjectId(), outcome_id=OUTCOME,
+                   notify_outcome=OUTCOME if case == "taken_over" else "an earlier outcome")
+    if case == "requeued":
+        job = dataclasses.replace(job, status=c.QUEUED)
+    h.storage.unannounced.return_value = [job]
+    h.storage.take_unannounced.return_value = case != "another_sweeper"
+    service = make_service(h)
+    service.sweep()
+    if case in ("taken_over", "requeued"):
+        h.storage.announced.assert_called_once_with(job)
+        service.redispatch.assert_not_called()
+    elif case == "lost":
+        h.storage.announced.assert_not_called()
+        service.redispatch.assert_called_once_with(c.CONVERTER, c.MP3_READY, {
+            "job_id": JOB_ID, "mp3_id": str(job.mp3_id), "owner": "me@example.com",
+            "filename": "clip.mp4", "outcome_id": OUTCOME})
+    else:
+        service.redispatch.assert_not_called()
+    h.encoder.convert.assert_not_called()
+    service.dispatch.assert_not_called()
+
+
+def test_the_announcing_sweep_runs_even_when_the_due_sweep_fails(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.due.side_effect = AutoReconnect("down")
+    h.storage.unannounced.return_value = [make_job(status=c.FAILED, error="x", outcome_id=OUTCOME)]
+    h.storage.take_unannounced.return_value = True
+    service = make_service(h)
+    assert service.sweep() is None
+    assert service.redispatch.call_args.args[1] == c.CONVERSION_FAILED
