@@ -37,8 +37,9 @@ class ConverterService:
     def sweep(self):
         """Hand due jobs back to the queue: jobs whose converter died, queued jobs whose event never
         led to a conversion, and released jobs whose retry time came. Converts nothing itself.
-        Then announce again the outcomes notification has not taken over: the converter died
-        before dispatching the event, or the event was lost."""
+        Then check the outcomes notification had not taken over yet: done with those it has,
+        announce again those whose time came (the converter died before dispatching the event, or
+        the event was lost)."""
         try:
             for job in self.jobs.due():
                 if self.jobs.take_due(job):

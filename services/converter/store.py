@@ -18,6 +18,9 @@ def mp3_filename(filename):
     return (stem or "audio") + ".mp3"
 
 
+END_OF_TIME = datetime.datetime(9999, 1, 1)
+
+
 def later(seconds):
     return utcnow() + datetime.timedelta(seconds=seconds)
 
@@ -102,8 +105,10 @@ class ConverterJobs:
     # outcomes to announce -----------------------------------------------------------------------
     def unannounced(self, limit=50):
         """Jobs whose outcome notification had not taken over (`notify_outcome`) when it was last
-        checked: the event may be lost. The longest waiting first."""
-        docs = self.jobs.find({"announce_due": {"$lt": utcnow()}}).sort("announce_due", 1)
+        checked, the one due the longest first: those due now may have lost their event, the others
+        were just finished. (Any date before the end of time: nx-27017 takes None for `$ne: None`
+        and for `$gt` a date.)"""
+        docs = self.jobs.find({"announce_due": {"$lt": END_OF_TIME}}).sort("announce_due", 1)
         return [Job.from_doc(doc) for doc in docs.limit(limit)]
 
     def announced(self, job):
@@ -113,7 +118,8 @@ class ConverterJobs:
                              {"$set": {"announce_due": None}})
 
     def take_unannounced(self, job):
-        """Mark an outcome as announced again; False when another sweeper did it first."""
+        """Mark an outcome as announced again; False when it is not due (or another sweeper did
+        it first)."""
         return postpone(self.jobs, job.id, "announce_due", c.ANNOUNCE_AFTER)
 
 
