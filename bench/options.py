@@ -21,7 +21,7 @@ import eventlet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from services.converter.media import Encoder  # noqa: E402
+from services.converter.media.encoder import Encoder  # noqa: E402
 
 # (label, options as the gateway stores them); the first row is the baseline
 CASES = [
@@ -81,10 +81,10 @@ def option_table(video, encoder, runs=1):
         seconds = base if not options else timed(encoder, video, options, runs)[0]
         rows.append((label, seconds, seconds / base))
     with tempfile.TemporaryDirectory(prefix="bench-passthrough-") as directory:
-        source = mp3_audio_copy(video, directory, encoder.ffmpeg_bin)
+        source = mp3_audio_copy(video, directory, encoder.tools.ffmpeg)
         copied, result = timed(encoder, source, {}, runs)
         assert result.passthrough, "expected the MP3 audio to be copied"
-        encoded, _ = timed(encoder, source, {"quality": encoder.quality}, runs)
+        encoded, _ = timed(encoder, source, {"quality": encoder.tools.quality}, runs)
     rows.append(("MP3 upload, re-encoded (quality set)", encoded, encoded / base))
     rows.append(("MP3 upload, passthrough (copy)", copied, copied / base))
     rows.append(("passthrough speed-up", encoded / copied, None))

@@ -26,8 +26,11 @@ ACTIVE_STATES = (UPLOADING, QUEUED, CONVERTING)
 REDISPATCH_AFTER = 120
 # the same for an owed outcome email (its event is handled within milliseconds)
 EMAIL_REDISPATCH_AFTER = 15
+# a job outcome notification has not taken over by then is announced again by a converter's sweeper
+# (the converter died before dispatching its event, or the event was lost)
+ANNOUNCE_AFTER = 15
 
-# notification states of a job outcome
+# notification states of the outcome email of a job (`notify`, for the outcome `notify_outcome`)
 NOTIFY_PENDING = "pending"
 NOTIFY_SENDING = "sending"
 NOTIFY_SENT = "sent"

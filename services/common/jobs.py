@@ -8,8 +8,10 @@ import datetime
 
 from services.common import constants as c
 
-DATE_FIELDS = ("created_at", "updated_at", "finished_at", "lease_until", "due_at",
+DATE_FIELDS = ("created_at", "updated_at", "finished_at", "lease_until", "due_at", "announce_due",
                "notify_next", "notify_until")
+# finished jobs, as a condition for `$and` (nx-27017 misses `$in` beside a date comparison)
+FINISHED = {"$or": [{"status": state} for state in c.FINISHED_STATES]}
 
 
 def as_datetime(value):
@@ -44,6 +46,12 @@ class Job:
     finished_at: datetime.datetime = None
     lease_until: datetime.datetime = None
     due_at: datetime.datetime = None
+    # the converter's: the id of the job's last outcome, and when it is announced again unless
+    # notification has taken it over (None once it has)
+    outcome_id: str = None
+    announce_due: datetime.datetime = None
+    # notification's: the state of the email of outcome `notify_outcome`
+    notify_outcome: str = None
     notify: str = None
     notify_attempts: int = 0
     notify_next: datetime.datetime = None
@@ -86,3 +94,9 @@ class Job:
     def event(self, **extra):
         """The identifiers an event about this job carries (never file bytes)."""
         return dict({"job_id": self.id, "owner": self.owner, "filename": self.filename}, **extra)
+
+    def outcome_event(self):
+        """(event type, payload) announcing this finished job's outcome to notification."""
+        if self.status == c.DONE:
+            return c.MP3_READY, self.event(outcome_id=self.outcome_id, mp3_id=str(self.mp3_id))
+        return c.CONVERSION_FAILED, self.event(outcome_id=self.outcome_id, error=self.error)

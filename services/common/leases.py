@@ -4,7 +4,8 @@ A document's `state` field moves ready -> busy when a worker claims it with a le
 deadline); the owner renews the lease while it works and settles the document when done. A worker
 that dies stops renewing; once the deadline passes anyone may claim the document again. Only the
 current owner can renew or settle, so each piece of work has one outcome. Conversions (job status
-queued -> converting) and outcome emails (notify pending -> sending) both use it.
+queued -> converting) and outcome emails (notify pending -> sending) both use it. `postpone` also
+moves due dates outside a lease (the converter's announcement of an outcome).
 
 The `due` field says when a sweeper should hand the work out again if nothing happened by then:
 set when the work is queued (the event is in flight), to the retry time when it is released, and to
@@ -36,8 +37,9 @@ class Lease:
         self.state, self.ready, self.busy = state, ready, busy
         self.owner, self.until, self.attempts, self.due = owner, until, attempts, due
 
-    def claim(self, doc_id, worker, seconds, fields=None):
-        """The document after taking it (ready, or busy with an expired lease); None if not ours."""
+    def claim(self, doc_id, worker, seconds, fields=None, where=()):
+        """The document after taking it (ready, or busy with an expired lease); None if not ours.
+        `where`: further conditions the document must meet (each a query, joined by `$and`)."""
         now = utcnow()
         update = {"$set": dict(fields or {}, **{
             self.state: self.busy, self.owner: worker, self.due: now,
@@ -45,7 +47,8 @@ class Lease:
             "$inc": {self.attempts: 1}}
         for condition in ({self.state: self.ready}, self.expired(now)):
             doc = self.collection.find_one_and_update(
-                dict(condition, _id=doc_id), update, return_document=ReturnDocument.AFTER)
+                _all(dict(condition, _id=doc_id), *where), update,
+                return_document=ReturnDocument.AFTER)
             if doc is not None:
                 return doc
         return None
@@ -71,20 +74,31 @@ class Lease:
         """The filter for documents whose worker stopped renewing its lease."""
         return {self.state: self.busy, self.until: {"$lt": now}}
 
-    def due_docs(self, limit):
+    def due_docs(self, limit, where=()):
         """Documents whose work nobody is doing although it is due: ready ones past their due time,
-        busy ones whose lease expired. Filtered by the database, the longest overdue first."""
+        busy ones whose lease expired (and that meet `where`). Filtered by the database, the
+        longest overdue first."""
         now = utcnow()
         # ($and spelled out: nx-27017 ignores a condition beside a top-level $or)
         query = {"$and": [{"$or": [{self.state: self.ready}, self.expired(now)]},
-                          {self.due: {"$lt": now}}]}
+                          {self.due: {"$lt": now}}, *where]}
         return list(self.collection.find(query).sort(self.due, 1).limit(limit))
 
     def postpone(self, doc_id, seconds):
         """Push a due document's due time `seconds` on (after handing it out again); False when
         another sweeper did it first."""
-        now = utcnow()
-        result = self.collection.update_one(
-            {"_id": doc_id, self.due: {"$lt": now}},
-            {"$set": {self.due: now + datetime.timedelta(seconds=seconds)}})
-        return result.modified_count == 1
+        return postpone(self.collection, doc_id, self.due, seconds)
+
+
+def postpone(collection, doc_id, due, seconds):
+    """Move the date in field `due` of a document whose time came `seconds` on; False when
+    another sweeper did it first (or it was not due)."""
+    now = utcnow()
+    result = collection.update_one(
+        {"_id": doc_id, due: {"$lt": now}},
+        {"$set": {due: now + datetime.timedelta(seconds=seconds)}})
+    return result.modified_count == 1
+
+
+def _all(query, *more):
+    return {"$and": [query, *more]} if more else query

@@ -36,7 +36,10 @@ class ConverterService:
     @timer(interval=10)
     def sweep(self):
         """Hand due jobs back to the queue: jobs whose converter died, queued jobs whose event never
-        led to a conversion, and released jobs whose retry time came. Converts nothing itself."""
+        led to a conversion, and released jobs whose retry time came. Converts nothing itself.
+        Then check the outcomes notification had not taken over yet: done with those it has,
+        announce again those whose time came (the converter died before dispatching the event, or
+        the event was lost)."""
         try:
             for job in self.jobs.due():
                 if self.jobs.take_due(job):
@@ -45,6 +48,15 @@ class ConverterService:
                                     job.event(video_id=str(job.video_id)))
         except Exception:
             log.exception("sweep failed")
+        try:
+            for job in self.jobs.unannounced():
+                if not job.finished or job.notify_outcome == job.outcome_id:
+                    self.jobs.announced(job)
+                elif self.jobs.take_unannounced(job):
+                    log.info("job %s: outcome %s announced again", job.id, job.outcome_id)
+                    self.redispatch(c.CONVERTER, *job.outcome_event())
+        except Exception:
+            log.exception("announcing sweep failed")
 
     def _convert(self, job_id):
         conversion = Conversion(self.jobs, self.encoder, lease=self.settings.LEASE_SECONDS,
@@ -53,7 +65,5 @@ class ConverterService:
         if outcome is not None:
             log.info("job %s: %s%s %s", job_id, outcome, ": " + job.error if job.error else "",
                      " ".join("%s=%.2fs" % item for item in conversion.timings.items()))
-        if outcome == c.DONE:
-            self.dispatch(c.MP3_READY, job.event(mp3_id=str(job.mp3_id)))
-        elif outcome == c.FAILED:
-            self.dispatch(c.CONVERSION_FAILED, job.event(error=job.error))
+        if outcome is not None:
+            self.dispatch(*job.outcome_event())

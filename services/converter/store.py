@@ -1,11 +1,12 @@
-"""The converter's part of the job record: claim a queued job under a lease, finish it once, and
-find the jobs that need converting again. Its videos and MP3s come from the shared `FileStore`."""
+"""The converter's part of the job record: claim a queued job under a lease, finish it once with a
+new outcome id, find the jobs that need converting again and the outcomes notification has not
+taken over yet. Its videos and MP3s come from the shared `FileStore`."""
 import datetime
-
+import uuid
 
 from services.common import constants as c
 from services.common.jobs import Job
-from services.common.leases import Lease
+from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
 from services.converter.settings import ConverterSettings
 from services.storage.dependencies import MongoStore
@@ -15,6 +16,9 @@ from services.storage.files import FileStore
 def mp3_filename(filename):
     stem = filename.rsplit(".", 1)[0] if "." in filename.lstrip(".") else filename
     return (stem or "audio") + ".mp3"
+
+
+END_OF_TIME = datetime.datetime(9999, 1, 1)
 
 
 def later(seconds):
@@ -31,6 +35,7 @@ class ConverterJobs:
 
     def ensure_indexes(self):
         self.jobs.create_index([("status", 1), ("due_at", 1)])
+        self.jobs.create_index([("announce_due", 1)])
         self.files.ensure_indexes()
 
     # one conversion ----------------------------------------------------------------------------
@@ -38,7 +43,7 @@ class ConverterJobs:
         """The job, now ours to convert; None when it is not queued (nor abandoned by a converter).
         Once its lease expires the job is due again at once (see `due`)."""
         return Job.from_doc(self.lease.claim(job_id, worker, seconds, {
-            "error": None, "progress": 0.0, "updated_at": utcnow()}))
+            "error": None, "progress": 0.0, "updated_at": utcnow(), "announce_due": None}))
 
     def renew(self, job_id, worker, seconds):
         return self.lease.renew(job_id, worker, seconds)
@@ -56,12 +61,12 @@ class ConverterJobs:
         return self._finish(job_id, worker, {"status": c.FAILED, "error": error})
 
     def _finish(self, job_id, worker, fields):
+        """Settle the job with a new outcome (its id goes into the outcome event). The event is
+        dispatched next; should it never reach notification, the sweeper announces the outcome
+        again from `announce_due` on."""
         now = utcnow()
-        # the outcome event is dispatched next; the notification sweeper steps in only if no email
-        # went out by `notify_next`
         fields.update({"updated_at": now, "finished_at": now, "due_at": None,
-                       "notify": c.NOTIFY_PENDING, "notify_attempts": 0,
-                       "notify_next": now + datetime.timedelta(seconds=c.EMAIL_REDISPATCH_AFTER)})
+                       "outcome_id": uuid.uuid4().hex, "announce_due": later(c.ANNOUNCE_AFTER)})
         return Job.from_doc(self.lease.settle(job_id, worker, fields))
 
     def release(self, job_id, worker, retry_in, reason):
@@ -96,6 +101,26 @@ class ConverterJobs:
     def take_due(self, job):
         """Mark a due job as handed out again; False when another sweeper did it first."""
         return self.lease.postpone(job.id, c.REDISPATCH_AFTER)
+
+    # outcomes to announce -----------------------------------------------------------------------
+    def unannounced(self, limit=50):
+        """Jobs whose outcome notification had not taken over (`notify_outcome`) when it was last
+        checked, the one due the longest first: those due now may have lost their event, the others
+        were just finished. (Any date before the end of time: nx-27017 takes None for `$ne: None`
+        and for `$gt` a date.)"""
+        docs = self.jobs.find({"announce_due": {"$lt": END_OF_TIME}}).sort("announce_due", 1)
+        return [Job.from_doc(doc) for doc in docs.limit(limit)]
+
+    def announced(self, job):
+        """Notification has taken over the job's outcome (or the job has none any more, requeued):
+        nothing left to announce."""
+        self.jobs.update_one({"_id": job.id, "outcome_id": job.outcome_id},
+                             {"$set": {"announce_due": None}})
+
+    def take_unannounced(self, job):
+        """Mark an outcome as announced again; False when it is not due (or another sweeper did
+        it first)."""
+        return postpone(self.jobs, job.id, "announce_due", c.ANNOUNCE_AFTER)
 
 
 class ConverterStore(MongoStore):

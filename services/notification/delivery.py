@@ -1,4 +1,5 @@
-"""Exactly one email per job outcome: claim it on the job record, send, record that it was sent."""
+"""Exactly one email per job outcome: take the outcome over, claim its email on the job record, send,
+record that it was sent."""
 import logging
 import smtplib
 
@@ -20,9 +21,12 @@ class Delivery:
         self.settings = settings
         self.worker = worker_id()
 
-    def deliver(self, job_id):
-        """True when this call sent the email; False when it was not ours to send (or failed)."""
-        job = self.outbox.claim(job_id, self.worker, self.settings.NOTIFY_LEASE_SECONDS)
+    def deliver(self, job_id, outcome_id=None):
+        """True when this call sent the email of the job's outcome `outcome_id` (from the event);
+        False when it was not ours to send (or failed)."""
+        if outcome_id is not None:
+            self.outbox.adopt(job_id, outcome_id)  # a duplicate event adopts nothing
+        job = self.outbox.claim(job_id, outcome_id, self.worker, self.settings.NOTIFY_LEASE_SECONDS)
         if job is None or not job.finished:
             return False
         message = compose(job, NotificationSettings.public_url(self.settings),

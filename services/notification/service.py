@@ -33,21 +33,20 @@ class NotificationService:
 
     @timer(interval=10)
     def sweep(self):
-        """Hand owed emails back to the normal path: SMTP was down, an event was lost, a sender
-        crashed. Sends nothing itself."""
+        """Hand owed emails back to the normal path: SMTP was down, a sender crashed. Sends
+        nothing itself. (An outcome whose event never arrived is announced again by the
+        converter's sweeper.)"""
         try:
             for job in self.outbox.due():
                 if self.outbox.take_due(job):
-                    if job.status == c.DONE:
-                        self.redispatch(c.CONVERTER, c.MP3_READY, job.event(mp3_id=str(job.mp3_id)))
-                    else:
-                        self.redispatch(c.CONVERTER, c.CONVERSION_FAILED, job.event(error=job.error))
+                    self.redispatch(c.CONVERTER, *job.outcome_event())
         except Exception:
             log.exception("notification sweep failed")
 
     def _deliver(self, payload):
         # Never raises (nameko would drop the message); the job record keeps what is owed.
         try:
-            Delivery(self.outbox, self.mailer, self.settings).deliver(payload["job_id"])
+            Delivery(self.outbox, self.mailer, self.settings).deliver(
+                payload["job_id"], payload.get("outcome_id"))
         except Exception:
             log.exception("event %r: notification left for the sweeper", payload)

@@ -158,7 +158,7 @@ def test_duplicate_events_convert_and_mail_once(procs, media, rabbit_config, rab
         dispatch_gateway("gateway", "video_uploaded", payload)
         dispatch_gateway("converter", "mp3_ready", {
             "job_id": job_id, "mp3_id": job["mp3_id"], "owner": "dup@example.com",
-            "filename": "dup.mp4"})
+            "filename": "dup.mp4", "outcome_id": record["outcome_id"]})
     # the duplicates are consumed and change nothing. The management statistics lag: wait until
     # they count every delivery acked (the original and both duplicates) and nothing left.
     queues = [queue_name(c.GATEWAY, c.VIDEO_UPLOADED, *CONSUMERS[c.GATEWAY, c.VIDEO_UPLOADED][0]),

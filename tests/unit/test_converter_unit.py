@@ -12,13 +12,15 @@ from nameko.testing.services import worker_factory
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from services.common import constants as c
-from services.converter.exceptions import ConversionError, TransientError
+from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.common.jobs import Job
 from services.common.leases import backoff
 from services.converter.jobs import GAVE_UP, Conversion
-from services.converter.media import (
-    FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, Result, explain,
-    needs_seeking)
+from services.converter.media import args
+from services.converter.media.args import FORMAT_WHITELIST
+from services.converter.media.boxes import needs_seeking
+from services.converter.media.encoder import Encoder, Result
+from services.converter.media.errors import NO_AUDIO, NOT_MEDIA, explain
 from services.converter.service import ConverterService
 from services.converter.settings import ConverterSettings
 from services.storage.files import Upload
@@ -40,7 +42,7 @@ class BytesStored(io.BytesIO):
 
 
 # --- explain() --------------------------------------------------------------------------------
-# stderr as ffmpeg 5/6 writes it with `-v error` for the argv of Encoder.command
+# stderr as ffmpeg 5/6 writes it with `-v error` for the argv of args.encode
 NO_AUDIO_STDERR = ("Stream map '0:a:0' matches no streams.\n"
                    "To ignore this, add a trailing '?' to the map.\n")
 INVALID_DATA_STDERR = "pipe:0: Invalid data found when processing input\n"
@@ -133,7 +135,7 @@ def test_needs_seeking_on_real_mp4(media, faststart, expected):
 
 # --- Encoder -------------------------------------------------------------------------------------
 def test_command_restricts_demuxers_and_protocols_before_the_input():
-    argv = Encoder(ffmpeg_bin="/usr/bin/ffmpeg", quality=4).command("pipe:0", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(ffmpeg="/usr/bin/ffmpeg", quality=4), "pipe:0", "/tmp/out.mp3")
     assert argv[0] == "/usr/bin/ffmpeg"
     i = argv.index("-i")
     assert argv[i + 1] == "pipe:0"
@@ -152,19 +154,19 @@ def test_command_restricts_demuxers_and_protocols_before_the_input():
 
 
 def test_command_on_a_spooled_file_allows_only_file_protocol():
-    argv = Encoder().command("/tmp/upload-abc", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(), "/tmp/upload-abc", "/tmp/out.mp3")
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
     assert argv[argv.index("-i") + 1] == "/tmp/upload-abc"
 
 
 def test_command_caps_duration_and_size():
-    argv = Encoder(max_duration=600).command("pipe:0", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(max_duration=600), "pipe:0", "/tmp/out.mp3")
     assert float(argv[argv.index("-t") + 1]) <= 601
     assert int(argv[argv.index("-fs") + 1]) > 0
 
 
 def test_probe_command_is_restricted_too():
-    argv = Encoder(ffprobe_bin="ffprobe").probe_command("/tmp/out.mp3")
+    argv = args.probe(args.Tools(ffprobe="ffprobe"), "/tmp/out.mp3")
     assert argv[argv.index("-format_whitelist") + 1] == "mp3"
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
     assert argv[-1] == "/tmp/out.mp3"
@@ -193,6 +195,7 @@ def test_convert_real_video_without_audio(media, tmp_path):
 
 # --- Conversion ------------------------------------------------------------------------------
 JOB_ID = "c" * 32
+OUTCOME = "e" * 32
 
 
 def make_job(**fields):
@@ -217,9 +220,10 @@ class Harness:
         self.storage.create_mp3.return_value = self.upload
         self.storage.complete.side_effect = lambda job_id, worker, mp3_id, duration, size: \
             dataclasses.replace(self.job, status=c.DONE, mp3_id=mp3_id, duration=duration,
-                                mp3_size=size)
+                                mp3_size=size, outcome_id=OUTCOME)
         self.storage.fail.side_effect = lambda job_id, worker, error: dataclasses.replace(
-            self.job, status=c.FAILED, error=error)
+            self.job, status=c.FAILED, error=error, outcome_id=OUTCOME)
+        self.storage.unannounced.return_value = []
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
@@ -412,7 +416,7 @@ def test_handler_dispatches_mp3_ready_with_identifiers_only(tmp_path):
     assert service.handle_video_uploaded(dict(PAYLOAD)) is None
     service.dispatch.assert_called_once_with(c.MP3_READY, {
         "job_id": JOB_ID, "mp3_id": str(h.mp3_id), "owner": "me@example.com",
-        "filename": "clip.mp4"})
+        "filename": "clip.mp4", "outcome_id": OUTCOME})
     payload = service.dispatch.call_args.args[1]
     assert all(isinstance(value, str) for value in payload.values())
 
@@ -423,7 +427,8 @@ def test_handler_dispatches_conversion_failed(tmp_path):
     service = make_service(h)
     service.handle_video_uploaded(dict(PAYLOAD))
     service.dispatch.assert_called_once_with(c.CONVERSION_FAILED, {
-        "job_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4", "error": NOT_MEDIA})
+        "job_id": JOB_ID, "owner": "me@example.com", "filename": "clip.mp4", "error": NOT_MEDIA,
+        "outcome_id": OUTCOME})
 
 
 def test_handler_dispatches_nothing_when_not_claimed(tmp_path):
@@ -480,3 +485,41 @@ def test_sweep_skips_jobs_another_sweeper_took_and_never_raises(tmp_path):
     service.redispatch.assert_not_called()
     h.storage.due.side_effect = AutoReconnect("down")
     assert service.sweep() is None
+
+
+@pytest.mark.parametrize("case", ["taken_over", "lost", "requeued", "another_sweeper"])
+def test_sweep_announces_outcomes_notification_has_not_taken_over(tmp_path, case):
+    """The outcome event may never have left (the converter died after finishing the job) or may
+    have been lost: until notification's record names the outcome, it is announced again."""
+    h = Harness(tmp_path)
+    h.storage.due.return_value = []
+    job = make_job(status=c.DONE, mp3_id=ObjectId(), outcome_id=OUTCOME,
+                   notify_outcome=OUTCOME if case == "taken_over" else "an earlier outcome")
+    if case == "requeued":
+        job = dataclasses.replace(job, status=c.QUEUED)
+    h.storage.unannounced.return_value = [job]
+    h.storage.take_unannounced.return_value = case != "another_sweeper"
+    service = make_service(h)
+    service.sweep()
+    if case in ("taken_over", "requeued"):
+        h.storage.announced.assert_called_once_with(job)
+        service.redispatch.assert_not_called()
+    elif case == "lost":
+        h.storage.announced.assert_not_called()
+        service.redispatch.assert_called_once_with(c.CONVERTER, c.MP3_READY, {
+            "job_id": JOB_ID, "mp3_id": str(job.mp3_id), "owner": "me@example.com",
+            "filename": "clip.mp4", "outcome_id": OUTCOME})
+    else:
+        service.redispatch.assert_not_called()
+    h.encoder.convert.assert_not_called()
+    service.dispatch.assert_not_called()
+
+
+def test_the_announcing_sweep_runs_even_when_the_due_sweep_fails(tmp_path):
+    h = Harness(tmp_path)
+    h.storage.due.side_effect = AutoReconnect("down")
+    h.storage.unannounced.return_value = [make_job(status=c.FAILED, error="x", outcome_id=OUTCOME)]
+    h.storage.take_unannounced.return_value = True
+    service = make_service(h)
+    assert service.sweep() is None
+    assert service.redispatch.call_args.args[1] == c.CONVERSION_FAILED

@@ -162,10 +162,27 @@ def make_outbox(job):
 def test_deliver_not_claimed_sends_nothing():
     box, storage, mailer = make_outbox(None)
     assert box.deliver(JOB_ID) is False
-    storage.claim.assert_called_once_with(JOB_ID, box.worker, settings().NOTIFY_LEASE_SECONDS)
+    storage.claim.assert_called_once_with(JOB_ID, None, box.worker, settings().NOTIFY_LEASE_SECONDS)
+    storage.adopt.assert_not_called()  # an event from before outcome ids
     mailer.send.assert_not_called()
     storage.sent.assert_not_called()
     storage.failed.assert_not_called()
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_deliver_takes_the_outcome_over_then_claims_its_email(first):
+    """A duplicate event adopts nothing (False) but still tries the claim: the first delivery may
+    have died after adopting, and the claim alone says whether the email is ours to send."""
+    box, storage, mailer = make_outbox(done_job(outcome_id="o-1", notify_outcome="o-1"))
+    storage.adopt.return_value = first
+    calls = mock.Mock()
+    calls.attach_mock(storage.adopt, "adopt")
+    calls.attach_mock(storage.claim, "claim")
+    assert box.deliver(JOB_ID, "o-1") is True
+    assert calls.mock_calls == [
+        mock.call.adopt(JOB_ID, "o-1"),
+        mock.call.claim(JOB_ID, "o-1", box.worker, settings().NOTIFY_LEASE_SECONDS)]
+    storage.sent.assert_called_once_with(JOB_ID, box.worker)
 
 
 def test_deliver_unfinished_job_sends_nothing():
@@ -231,7 +248,10 @@ def make_service(job):
 def test_handlers_deliver(handler):
     job = done_job() if handler == "handle_mp3_ready" else failed_job()
     service, storage, mailer = make_service(job)
-    assert getattr(service, handler)({"job_id": JOB_ID, "owner": job.owner}) is None
+    assert getattr(service, handler)({"job_id": JOB_ID, "owner": job.owner, "outcome_id": "o-2"}) \
+        is None
+    storage.adopt.assert_called_once_with(JOB_ID, "o-2")
+    assert storage.claim.call_args.args[:2] == (JOB_ID, "o-2")
     mailer.send.assert_called_once()
     storage.sent.assert_called_once()
 
@@ -262,7 +282,8 @@ def test_handlers_never_raise_on_a_malformed_payload(handler):
 
 
 @pytest.mark.parametrize("job, event, extra", [
-    (done_job(), c.MP3_READY, "mp3_id"), (failed_job(), c.CONVERSION_FAILED, "error")])
+    (done_job(outcome_id="o-3"), c.MP3_READY, "mp3_id"),
+    (failed_job(outcome_id="o-3"), c.CONVERSION_FAILED, "error")])
 def test_sweep_hands_due_emails_back_to_the_handlers_and_sends_nothing(job, event, extra):
     """The sweeper only finds due work: the email goes out through the event handler."""
     service, storage, mailer = make_service(job)
@@ -273,7 +294,7 @@ def test_sweep_hands_due_emails_back_to_the_handlers_and_sends_nothing(job, even
     storage.claim.assert_not_called()
     [(source, event_type, payload)] = [call.args for call in service.redispatch.call_args_list]
     assert (source, event_type) == (c.CONVERTER, event)
-    assert payload["job_id"] == JOB_ID and extra in payload
+    assert payload["job_id"] == JOB_ID and extra in payload and payload["outcome_id"] == "o-3"
 
 
 def test_sweep_skips_what_another_sweeper_took_and_never_raises():

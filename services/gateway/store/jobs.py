@@ -57,11 +57,13 @@ class JobStore:
 
     def expire(self, retention_hours, limit=200):
         """Delete finished jobs, their MP3s and videos `retention_hours` after they finished (once
-        their email went out or was given up); idempotent, so every gateway replica may run it.
-        Files go first: a crash in between leaves a record the next sweep finds again."""
+        notification took their outcome over, which the converter records by clearing
+        `announce_due`, and its email went out or was given up); idempotent, so every gateway
+        replica may run it. Files go first: a crash in between leaves a record the next sweep finds again."""
         cutoff = utcnow() - datetime.timedelta(hours=retention_hours)
         due = list(self.jobs.find({
             "status": {"$in": list(c.FINISHED_STATES)}, "finished_at": {"$lt": cutoff},
+            "announce_due": {"$in": [None]},  # (nx-27017 misses a plain None beside $in and $lt)
             "notify": {"$nin": [c.NOTIFY_PENDING, c.NOTIFY_SENDING]}}).sort("finished_at", 1)
             .limit(limit))
         for doc in due:
@@ -95,7 +97,7 @@ class JobStore:
         now = utcnow()
         return Job.from_doc(self.jobs.find_one_and_update(
             {"_id": job_id, "status": c.FAILED, "video_id": {"$ne": None}},
-            {"$set": {"status": c.QUEUED, "error": None, "attempts": 0, "notify": None,
+            {"$set": {"status": c.QUEUED, "error": None, "attempts": 0,
                       "updated_at": now, "due_at": redispatch_time(now)}},
             return_document=ReturnDocument.AFTER))
 

@@ -108,7 +108,7 @@ class UploadStore:
         self.jobs.insert_one(dict({
             "_id": job_id, "owner": owner, "filename": None, "status": c.UPLOADING,
             "video_id": video_id, "mp3_id": None, "error": None, "attempts": 0,
-            "reserved": announced or 0, "notify": None, "notify_attempts": 0, "created_at": now,
+            "reserved": announced or 0, "created_at": now,
             "updated_at": now}, **fields))
         try:
             self.slots.take(owner, job_id, max_active)
