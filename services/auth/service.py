@@ -18,7 +18,7 @@ class AuthService:
 
     settings = AuthSettings()
     heartbeat = Heartbeat()
-    metrics = MetricsServer(AuthSettings)
+    metrics_server = MetricsServer(AuthSettings)
     log_context = LogContext()
     db = UsersDatabase(Base)
     passwords = PasswordHashing()

@@ -58,7 +58,8 @@ class MetricsServer(DependencyProvider):
 
     def start(self):
         try:
-            self.sock = eventlet.listen(self.address)
+            # no SO_REUSEPORT (eventlet's default): a second process on the port must fail
+            self.sock = eventlet.listen(self.address, reuse_port=False)
         except OSError as exc:
             raise ConfigurationError("%s=%s:%d: cannot listen there (%s)."
                                      % (self.key, self.address[0], self.address[1], exc)) from None

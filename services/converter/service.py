@@ -22,7 +22,7 @@ class ConverterService:
 
     settings = ConverterSettings()
     heartbeat = Heartbeat()
-    metrics = MetricsServer(ConverterSettings)
+    metrics_server = MetricsServer(ConverterSettings)
     log_context = LogContext()
     jobs = ConverterStore()
     encoder = FFmpegEncoder()

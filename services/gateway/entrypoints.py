@@ -7,6 +7,7 @@ upload, which bounds itself while streaming).
 """
 import json
 import logging
+import time
 
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
@@ -14,6 +15,7 @@ from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
+from services.gateway import metrics
 from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
@@ -67,8 +69,9 @@ class JsonWsgiApp(WsgiApp):
             provider, values = adapter.match()
             request.path_values = values
             rv = provider.handle_request(request)
-        except HTTPException as exc:
+        except HTTPException as exc:  # no route matched (404, 405): counted apart from the routes
             rv = error_response(exc)
+            metrics.observe_request(metrics.UNMATCHED, request.method, rv.status_code)
         return rv(environ, start_response)
 
 
@@ -83,8 +86,17 @@ class HttpEntrypoint(HttpRequestHandler):
     def __init__(self, method, url, max_body=JSON_MAX_BYTES, **kwargs):
         self.max_body = max_body
         super().__init__(method, url, **kwargs)
+        self.route = metrics.route_template(url)
 
     def handle_request(self, request):
+        """The route's response, counted under its template (`/jobs/<job_id>`) with its status."""
+        started = time.monotonic()
+        response = self._respond(request)
+        metrics.observe_request(self.route, request.method, response.status_code,
+                                time.monotonic() - started)
+        return response
+
+    def _respond(self, request):
         request.max_content_length = self.max_body
         # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
         # switch happens between this check and the spawn, so the slot is still free then.

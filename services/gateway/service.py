@@ -5,10 +5,12 @@ composes them with the dependencies they share.
 """
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
+from services.common.logs import LogContext, bind
 from services.common.messaging import EventDispatcher
+from services.common.metrics import MetricsServer
 # (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
 # in this module for a service, and a mixin is not one)
-from services.gateway import caller, operations
+from services.gateway import caller, metrics, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.jobs import GatewayStore
 from services.gateway.ratelimit import RateLimits
@@ -23,6 +25,9 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
 
     settings = GatewaySettings()
     heartbeat = Heartbeat()
+    metrics_server = MetricsServer(GatewaySettings)
+    store_metrics = metrics.StoreMetrics()
+    log_context = LogContext()
     auth = AuthRpc()
     jobs = GatewayStore()
     broker = BrokerCheck()
@@ -31,3 +36,5 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
 
     def _dispatch_job(self, job):
         self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
+        bind(job_id=job.id)
+        metrics.queued(job)

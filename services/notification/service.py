@@ -21,7 +21,7 @@ class NotificationService:
 
     settings = NotificationSettings()
     heartbeat = Heartbeat()
-    metrics = MetricsServer(NotificationSettings)
+    metrics_server = MetricsServer(NotificationSettings)
     log_context = LogContext()
     outbox = OutboxStore()
     mailer = SMTPMailer()
