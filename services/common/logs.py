@@ -12,6 +12,8 @@ config/<service>.yaml's LOGGING section (applied by `nameko run`) names two form
 - secrets that may reach a message (a `token=` query string in an access line, a Bearer header, a
   `password=`) are masked before any formatter sees them.
 """
+import functools
+import inspect
 import logging
 import re
 
@@ -41,10 +43,21 @@ def bind(**values):
     current().update({key: value for key, value in values.items() if value is not None})
 
 
-def job_id_of(args, kwargs):
+@functools.lru_cache(maxsize=None)
+def parameters(function):
+    try:
+        return list(inspect.signature(function).parameters)[1:]   # without `self`
+    except (TypeError, ValueError):
+        return []
+
+
+def job_id_of(method, args, kwargs):
+    """The job a worker is about: a `job_id`/`upload_id` argument (a route's `<job_id>`, an RPC's
+    job_id), or the `job_id` of an event payload."""
+    named = dict(zip(parameters(method), args), **kwargs) if method is not None else dict(kwargs)
     for key in JOB_ID_KEYS:
-        if isinstance(kwargs.get(key), str):
-            return kwargs[key]
+        if isinstance(named.get(key), str):
+            return named[key]
     for arg in args:
         if isinstance(arg, dict) and isinstance(arg.get("job_id"), str):
             return arg["job_id"]
@@ -66,7 +79,8 @@ class LogContext(DependencyProvider):
         parent = worker_ctx.immediate_parent_call_id
         if parent:
             values["parent_call_id"] = parent
-        job_id = job_id_of(worker_ctx.args or (), worker_ctx.kwargs or {})
+        method = getattr(self.container.service_cls, worker_ctx.entrypoint.method_name, None)
+        job_id = job_id_of(method, worker_ctx.args or (), worker_ctx.kwargs or {})
         if job_id:
             values["job_id"] = job_id
 
@@ -83,7 +97,10 @@ class ContextFilter(logging.Filter):
         logging.captureWarnings(True)
 
     def filter(self, record):
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:   # a malformed call: the handler reports it when formatting
+            return True
         masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None

@@ -22,11 +22,12 @@ from weakref import WeakKeyDictionary
 import eventlet
 from eventlet import wsgi
 from nameko.extensions import DependencyProvider
-from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
+from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics, make_wsgi_app
 
 from services.common.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
+disable_created_metrics()   # no `*_created` series beside every counter and histogram
 
 ENTRYPOINT_CALLS = Counter(
     "mp3svc_entrypoint_calls", "Entrypoint calls (RPC, event handlers, timers, HTTP) by outcome.",

@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.stack import ROOT, SERVICES, free_port
+from devtools.stack import ROOT, SERVICES, Stack, clean_env, free_metrics_env, free_port
 from services.auth import metrics as auth_metrics  # noqa: F401  (registers its metrics)
 from services.common import logs
 from services.common.metrics import MetricsServer, metrics_setting
@@ -145,6 +145,15 @@ def test_metrics_ports_agree_everywhere():
         assert "`%s`" % key in readme or key in readme
 
 
+def test_make_run_says_where_the_metrics_are(tmp_path):
+    assert Stack(tmp_path, clean_env()).metrics_url("converter") == "http://127.0.0.1:9102/metrics"
+    moved = Stack(tmp_path, clean_env(AUTH_METRICS_ADDRESS="0.0.0.0:19101"))
+    assert moved.metrics_url("auth") == "http://0.0.0.0:19101/metrics"
+    free = free_metrics_env()
+    assert sorted(free) == sorted(metrics_setting(s) for s in SERVICES)
+    assert len(set(free.values())) == 4 and "127.0.0.1:910" not in " ".join(free.values())
+
+
 def test_address_setting():
     field = Address()
     assert field.parse("127.0.0.1:9100") == ("127.0.0.1", 9100)
@@ -201,16 +210,32 @@ def test_json_lines_carry_the_context_and_mask_secrets():
     assert line["job_id"] == job and line["service"] == "converter" and line["level"] == "INFO"
     assert line["message"] == "job %s: done" % job and re.match(r"\d{4}-\d\d-\d\dT", line["time"])
     assert "call_id" not in line
+
     access = format_record('127.0.0.1 - - "GET /jobs/%s HTTP/1.1" 200' % job)
     assert access["job_id"] == job
     secret = format_record('"GET /verify?token=abc.def.ghi&x=1 HTTP/1.1" 200 Authorization: '
                            'Bearer eyJhbGciOi.eyJzdWIi.sig password=hunter22')
     assert "abc.def.ghi" not in secret["message"] and "eyJzdWIi" not in secret["message"]
     assert "hunter22" not in secret["message"] and "token=***" in secret["message"]
-    # inside a worker: its call id, and the job its event names
+
+    # inside a worker: its call id, and the job its event or its arguments name
+    class Service:
+        def handle_video_uploaded(self, payload):
+            pass
+
+        def requeue_job(self, job_id):
+            pass
+
     context = logs.LogContext()
+    context.container = SimpleNamespace(service_cls=Service)
+    rpc = SimpleNamespace(call_id="c.requeue_job.1", args=(job,), kwargs={}, immediate_parent_call_id=None,
+                          entrypoint=SimpleNamespace(method_name="requeue_job"))
+    context.worker_setup(rpc)
+    assert format_record("requeued")["job_id"] == job
+    context.worker_teardown(rpc)
     worker = SimpleNamespace(call_id="converter.handle_video_uploaded.1", args=({"job_id": job},),
-                             kwargs={}, immediate_parent_call_id="gateway.upload.2")
+                             kwargs={}, immediate_parent_call_id="gateway.upload.2",
+                             entrypoint=SimpleNamespace(method_name="handle_video_uploaded"))
     context.worker_setup(worker)
     try:
         line = format_record("converting")
