@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from services.common import constants as c
 from services.common.jobs import as_datetime
+from services.common.logs import bind
 from services.common.utils import utcnow
 from services.gateway.settings import GatewaySettings
 from services.storage.dependencies import MongoStore
@@ -46,8 +47,10 @@ def observe_request(route, method, status, seconds=None):
 
 
 def queued(job):
-    """A job whose upload ended and that was handed to the converters."""
+    """A job whose upload ended and that is handed to the converters: counted, logged, and named
+    on the rest of the worker's log lines."""
     UPLOAD_BYTES.inc(job.size or 0)
+    bind(job_id=job.id)
     log.info("job %s: queued, %d bytes", job.id, job.size or 0)
 
 

@@ -5,17 +5,18 @@ composes them with the dependencies they share.
 """
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
-from services.common.logs import LogContext, bind
+from services.common.logs import LogContext
 from services.common.messaging import EventDispatcher
 from services.common.metrics import MetricsServer
 # (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
 # in this module for a service, and a mixin is not one)
 from services.gateway import caller, metrics, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck
-from services.gateway.jobs import GatewayStore
+from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import accounts, health, jobs, pages, resumable, sessions, uploads
 from services.gateway.settings import GatewaySettings
+from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
@@ -29,12 +30,11 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
     store_metrics = metrics.StoreMetrics()
     log_context = LogContext()
     auth = AuthRpc()
-    jobs = GatewayStore()
+    store = GatewayStore()
     broker = BrokerCheck()
     dispatch = EventDispatcher()
     limits = RateLimits()
 
-    def _dispatch_job(self, job):
-        self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
-        bind(job_id=job.id)
-        metrics.queued(job)
+    def _intake(self):
+        """The upload use case (POST /upload, tus) over this worker's dependencies."""
+        return Intake(self.store, self.settings, self.dispatch)
