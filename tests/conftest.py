@@ -9,8 +9,7 @@ from urllib.parse import urlparse  # noqa: E402
 import pytest  # noqa: E402
 
 from tests import helpers  # noqa: E402
-from services.common.metrics import metrics_setting  # noqa: E402
-from tests.configs import SERVICES, config_defaults  # noqa: E402
+from tests.configs import config_defaults  # noqa: E402
 
 JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -98,8 +97,6 @@ def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
         "max_workers": 10,
         "PREFETCH_COUNT": 2,
     })
-    for service in SERVICES:  # the defaults are fixed ports every checkout on this machine shares
-        config[metrics_setting(service)] = "127.0.0.1:%d" % helpers.free_port()
     return config
 
 

@@ -26,6 +26,7 @@ JOB_IN_MESSAGE = re.compile(r"\bjobs? ([0-9a-f]{32})\b|/(?:jobs|uploads)/([0-9a-
 SECRETS = re.compile(r"(?i)\b((?:access_|refresh_)?token|password|secret)=([^&\s\"']+)"
                      r"|\b(Bearer|Basic) [A-Za-z0-9._~+/=-]+")
 MASK = "***"
+FIRST_FIELDS = ("time", "level", "service", "message", "job_id")   # for people reading the lines
 
 _context = corolocal.local()   # one per green thread: a worker's
 
@@ -124,3 +125,12 @@ class JsonFormatter(BaseJsonFormatter):
         kwargs.setdefault("timestamp", "time")
         kwargs.setdefault("static_fields", {"service": service})
         super().__init__(**kwargs)
+
+    def add_fields(self, log_record, record, message_dict):
+        super().add_fields(log_record, record, message_dict)
+        rest = dict(log_record)
+        log_record.clear()
+        for key in FIRST_FIELDS:
+            if key in rest:
+                log_record[key] = rest.pop(key)
+        log_record.update(rest)

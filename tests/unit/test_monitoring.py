@@ -14,7 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.stack import ROOT, SERVICES, Stack, clean_env, free_metrics_env, free_port
+from devtools.stack import ROOT, SERVICES, Stack, clean_env, free_metrics_env, free_port, service_config
 from services.auth import metrics as auth_metrics  # noqa: F401  (registers its metrics)
 from services.common import logs
 from services.common.metrics import MetricsServer, metrics_setting
@@ -22,7 +22,6 @@ from services.common.settings import Address, ConfigurationError
 from services.converter import metrics as converter_metrics  # noqa: F401
 from services.gateway import metrics as gateway_metrics
 from services.notification import metrics as notification_metrics  # noqa: F401
-from tests.configs import config_defaults
 
 ROOT = Path(ROOT)
 MONITORING = ROOT / "kubernetes" / "components" / "monitoring"
@@ -125,7 +124,7 @@ def test_custom_resources_are_checked_strictly(tmp_path):
 
 
 def test_metrics_ports_agree_everywhere():
-    defaults = config_defaults()
+    defaults = {key: value for service in SERVICES for key, value in service_config(service, {}).items()}
     configmap = yaml.safe_load((ROOT / "kubernetes/base/configmap.yaml").read_text())["data"]
     compose = yaml.safe_load((ROOT / "docker/docker-compose.yml").read_text())["services"]
     monitor = yaml.safe_load((MONITORING / "podmonitor.yaml").read_text())
