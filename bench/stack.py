@@ -12,7 +12,8 @@ import urllib.parse
 import urllib.request
 
 from bench import log
-from devtools.stack import LOCAL, SERVICES, Stack, clean_env, consumer_queue, free_port, wait_until
+from devtools.stack import (LOCAL, SERVICES, Stack, clean_env, consumer_queue, free_metrics_env, free_port,
+                            wait_until)
 from services.common import constants as c
 from services.common.settings import MongoSettings
 
@@ -59,7 +60,7 @@ class BenchStack(Stack):
             "SMTP_STARTTLS": "false", "MAIL_FROM": "bench@example.com",
             "GATEWAY_ADDRESS": f"{LOCAL}:{self.gateway_port}", "PUBLIC_URL": self.base,
             "JWT_SECRET": secrets.token_urlsafe(48), "ALLOW_REGISTRATION": "true",
-            "HEARTBEAT_DIR": self.workdir,
+            "HEARTBEAT_DIR": self.workdir, **free_metrics_env(),
             # the bench's one user uploads its whole throughput batch at once: the cap is this
             # stack's, not raised for anybody else
             "USER_MAX_ACTIVE_JOBS": str(max(self.args.batch, 4))})

@@ -16,7 +16,7 @@ import sys
 import time
 from urllib.parse import urlparse
 
-from devtools.stack import LOCAL, ROOT, NotReady, Stack, port_open
+from devtools.stack import LOCAL, ROOT, SERVICES, NotReady, Stack, port_open
 from services.auth.settings import AuthSettings
 from services.common.settings import MongoSettings
 
@@ -89,6 +89,8 @@ def start_services(stack, converters):
     stack.start_services(converters=converters)
     url = "http://%s" % (stack.env.get("GATEWAY_ADDRESS") or DEFAULT_GATEWAY)
     stack.wait_healthy(url, 90)
+    for service in SERVICES:
+        say("%s metrics at %s" % (service, stack.metrics_url(service)))
     say("gateway ready at %s  (logs in var/log/, Ctrl-C stops everything)" % url)
 
 

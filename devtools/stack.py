@@ -18,8 +18,13 @@ import sys
 import time
 import urllib.request
 import warnings
+from unittest import mock
+
+import yaml
+from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 
 from services.common import constants as c
+from services.common.metrics import metrics_setting
 from services.common.settings import MongoSettings
 from services.common.utils import die_with_parent, kill_group
 
@@ -33,6 +38,27 @@ RABBITMQ_MANAGEMENT_PORT = 15672
 CLEAN_ENV_VARS = ("PATH", "HOME", "LANG")
 SERVICE_GRACE = 7   # seconds the services get to finish before SIGKILL
 BACKING_GRACE = 5   # the same for the backing servers; a whole stop stays under 15 s
+# eventlet warns that it is deprecated when nameko's command line imports it (`nameko run`, `nameko
+# shell`): a banner of eight lines at every start. Only warnings raised from that module are ignored.
+QUIET_WARNINGS = "ignore::Warning:nameko.cli.commands"
+
+
+class NamekoLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with nameko's `${VAR:default}` rules (nameko adds them to SafeLoader
+    itself, which would change how every other YAML file reads)."""
+
+
+NamekoLoader.add_constructor("!env_var", env_var_constructor)
+NamekoLoader.add_constructor("!raw_env_var", lambda loader, node: env_var_constructor(
+    loader, node, raw=True))
+NamekoLoader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
+
+
+def service_config(service, env):
+    """config/<service>.yaml as `nameko run` reads it in the environment `env`."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        with open(os.path.join(ROOT, "config", "%s.yaml" % service)) as handle:
+            return yaml.load(handle, Loader=NamekoLoader)
 
 
 class NotReady(AssertionError):
@@ -71,6 +97,12 @@ def wait_until(condition, timeout=30, interval=0.1, message="condition", proc=No
 def wait_for_port(host, port, timeout=30, proc=None):
     wait_until(lambda: port_open(host, port), timeout, interval=0.1,
                message="%s:%d to listen" % (host, port), proc=proc)
+
+
+def free_metrics_env():
+    """<SERVICE>_METRICS_ADDRESS of the four services on free ports (the defaults, 9100-9103, are
+    fixed ports that every checkout on a machine shares)."""
+    return {metrics_setting(service): "%s:%d" % (LOCAL, free_port()) for service in SERVICES}
 
 
 def clean_env(**values):
@@ -251,9 +283,15 @@ class Stack:
         """`nameko run` of one service with the stack's environment plus `env`."""
         name = name or service
         self.services.add(name)
+        env = dict(self.env, **{key: str(value) for key, value in env.items()})
+        env.setdefault("PYTHONWARNINGS", QUIET_WARNINGS)
         return self.spawn(name, [NAMEKO, "run", "--config", "config/%s.yaml" % service,
-                                 "services.%s.service" % service],
-                          env=dict(self.env, **{key: str(value) for key, value in env.items()}))
+                                 "services.%s.service" % service], env=env)
+
+    def metrics_url(self, service):
+        """Where a service started by this stack serves its Prometheus metrics."""
+        key = metrics_setting(service)
+        return "http://%s/metrics" % service_config(service, self.env)[key]
 
     def start_services(self, services=SERVICES, converters=1):
         for service in services:

@@ -36,6 +36,8 @@ PY
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 [ -x /usr/bin/time ] || missing+=(time)  # make bench measures peak RSS with it
+# promtool checks kubernetes/'s alert rules; the metrics test scrapes the services with a real server
+{ command -v promtool >/dev/null && [ -x /usr/bin/prometheus ]; } || missing+=(prometheus)
 if ! amqp_answers && ! command -v rabbitmq-server >/dev/null && [ ! -x /usr/sbin/rabbitmq-server ]; then
     missing+=(rabbitmq-server)
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment files (no Docker engine, no cluster, no network):
-#   compose config, hadolint, kubernetes-validate --strict, yamllint, kubectl kustomize.
+#   compose config, hadolint, kubernetes-validate --strict, yamllint, kubectl kustomize, the custom
+#   resources against ../shared/crd-schemas, promtool check rules on the alert rules.
 # Usage: scripts/validate-deploy.sh
 #   VENV=path/to/venv (default .venv), K8S_VERSIONS="1.31.0 1.37.0", KUBECTL=kubectl (optional tool)
 set -euo pipefail
@@ -11,7 +12,8 @@ BIN="$VENV/bin"
 K8S_VERSIONS=${K8S_VERSIONS:-"1.31.0 1.37.0"}
 KUBECTL=${KUBECTL:-kubectl}
 # CRD kinds (operators, KEDA): kubernetes-validate has no schema for them.
-CRD_GROUPS='rabbitmq.com|mongodbcommunity.mongodb.com|keda.sh'
+CRD_GROUPS='rabbitmq.com|mongodbcommunity.mongodb.com|keda.sh|monitoring.coreos.com'
+RULES=kubernetes/components/monitoring/prometheusrule.yaml
 
 failures=0
 step() { printf '\n== %s\n' "$*"; }
@@ -102,8 +104,8 @@ if command -v "$KUBECTL" >/dev/null 2>&1; then
     keda_check="$workdir/keda-check"
     mkdir -p "$keda_check"
     rel=$("$BIN/python" -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$PWD/kubernetes" "$keda_check")
-    printf 'resources: [%s/overlays/prod]\ncomponents: [%s/components/keda]\n' "$rel" "$rel" \
-        > "$keda_check/kustomization.yaml"
+    printf 'resources: [%s/overlays/prod]\ncomponents: [%s/components/keda, %s/components/monitoring]\n' \
+        "$rel" "$rel" "$rel" > "$keda_check/kustomization.yaml"
     for target in kubernetes/base kubernetes/overlays/dev kubernetes/overlays/prod "$keda_check"; do
         label=${target#"$workdir/"}
         rendered="$workdir/$(echo "$label" | tr / -).yaml"
@@ -120,7 +122,7 @@ if command -v "$KUBECTL" >/dev/null 2>&1; then
 else
     have_kubectl=0
     echo "kubectl not found: validating kubernetes/base files one by one instead of rendered overlays"
-    for f in kubernetes/base/*.yaml; do
+    for f in kubernetes/base/*.yaml kubernetes/components/monitoring/dashboard.yaml; do
         case "$(basename "$f")" in kustomization.yaml|secret.example.yaml) continue ;; esac
         if builtin_only < "$f" 2>&1 > "$workdir/one.yaml"; then
             k8s_validate "$workdir/one.yaml" "$f"
@@ -145,9 +147,23 @@ fi
 # --- (e) kustomize builds ------------------------------------------------------------------
 step "kubectl kustomize"
 if [ "$have_kubectl" = 1 ]; then
-    echo "ok  base, overlays/dev, overlays/prod and overlays/prod + components/keda rendered above"
+    echo "ok  base, overlays/dev, overlays/prod and overlays/prod + components/keda + components/monitoring rendered above"
 else
     echo "SKIP: kubectl not installed (the overlays were not rendered)"
+fi
+
+# --- (f) custom resources against their CRDs' schemas ----------------------------------------
+step "custom resources against ../shared/crd-schemas"
+if "$BIN/python" scripts/validate-crds.py; then :; else fail "custom resources (scripts/validate-crds.py)"; fi
+
+# --- (g) alert rules -----------------------------------------------------------------------
+step "promtool check rules $RULES"
+if command -v promtool >/dev/null 2>&1; then
+    "$BIN/python" -c 'import sys, yaml; yaml.safe_dump({"groups": yaml.safe_load(open(sys.argv[1]))["spec"]["groups"]}, sys.stdout)' \
+        "$RULES" > "$workdir/rules.yml"
+    if promtool check rules "$workdir/rules.yml"; then echo "ok  $RULES"; else fail "promtool check rules"; fi
+else
+    fail "promtool not found (Debian's prometheus package: scripts/setup.sh installs it as root)"
 fi
 
 echo

@@ -2,12 +2,15 @@
 from nameko.rpc import rpc
 
 from services.auth import users
+from services.auth.metrics import counting_login
 from services.auth.dependencies import JWTTokens, PasswordHashing, UsersDatabase
 from services.auth.exceptions import RegistrationClosed
 from services.auth.models import Base
 from services.auth.settings import AuthSettings
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
+from services.common.logs import LogContext
+from services.common.metrics import MetricsServer
 
 
 class AuthService:
@@ -15,6 +18,8 @@ class AuthService:
 
     settings = AuthSettings()
     heartbeat = Heartbeat()
+    metrics_server = MetricsServer(AuthSettings)
+    log_context = LogContext()
     db = UsersDatabase(Base)
     passwords = PasswordHashing()
     tokens = JWTTokens()
@@ -36,10 +41,11 @@ class AuthService:
 
     @rpc
     def login(self, email, password):
-        email = users.authenticate(
-            self.db.session, self.passwords, email, password,
-            max_failures=self.settings.LOGIN_MAX_FAILURES,
-            lockout=self.settings.LOGIN_LOCKOUT_SECONDS)
+        with counting_login():
+            email = users.authenticate(
+                self.db.session, self.passwords, email, password,
+                max_failures=self.settings.LOGIN_MAX_FAILURES,
+                lockout=self.settings.LOGIN_LOCKOUT_SECONDS)
         return {"token": self.tokens.issue(email), "token_type": "Bearer",
                 "expires_in": self.tokens.ttl}
 

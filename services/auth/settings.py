@@ -1,10 +1,11 @@
 """What auth reads from its configuration (defaults: config/auth.yaml)."""
-from services.common.settings import Flag, Number, ServiceSettings, Text
+from services.common.settings import Address, Flag, Number, ServiceSettings, Text
 
 MIN_SECRET_BYTES = 32
 
 
 class AuthSettings(ServiceSettings):
+    AUTH_METRICS_ADDRESS = Address()
     JWT_SECRET = Text(min_bytes=MIN_SECRET_BYTES)
     JWT_TTL = Number(int, minimum=60)
     ALLOW_REGISTRATION = Flag()

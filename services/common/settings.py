@@ -116,6 +116,16 @@ class Choice(Setting):
         return value
 
 
+class Address(Setting):
+    """`host:port` to listen on (an IPv6 host in brackets: `[::]:9100`)."""
+
+    def parse(self, raw):
+        host, sep, port = str(raw).strip().rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class Settings(DependencyProvider):
     """Declare settings as class attributes; workers get a read-only namespace of their values."""
 

@@ -5,7 +5,10 @@ from nameko.timer import timer
 
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
+from services.common.logs import LogContext
 from services.common.messaging import EventDispatcher, Redispatcher, event_handler
+from services.common.metrics import MetricsServer
+from services.converter import metrics
 from services.converter.dependencies import FFmpegEncoder
 from services.converter.jobs import Conversion
 from services.converter.settings import ConverterSettings
@@ -19,6 +22,8 @@ class ConverterService:
 
     settings = ConverterSettings()
     heartbeat = Heartbeat()
+    metrics_server = MetricsServer(ConverterSettings)
+    log_context = LogContext()
     jobs = ConverterStore()
     encoder = FFmpegEncoder()
     dispatch = EventDispatcher()
@@ -63,6 +68,7 @@ class ConverterService:
                                 max_attempts=self.settings.MAX_ATTEMPTS)
         outcome, job = conversion.run(job_id)
         if outcome is not None:
+            metrics.observe(outcome, job, conversion.timings)
             log.info("job %s: %s%s %s", job_id, outcome, ": " + job.error if job.error else "",
                      " ".join("%s=%.2fs" % item for item in conversion.timings.items()))
         if outcome is not None:

@@ -1,8 +1,9 @@
 """What the converter reads from its configuration (defaults: config/converter.yaml)."""
-from services.common.settings import MongoSettings, Number, Text
+from services.common.settings import Address, MongoSettings, Number, Text
 
 
 class ConverterSettings(MongoSettings):
+    CONVERTER_METRICS_ADDRESS = Address()
     FFMPEG = Text()
     FFPROBE = Text()
     MP3_QUALITY = Number(int, minimum=0, maximum=9)

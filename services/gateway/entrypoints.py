@@ -7,14 +7,16 @@ upload, which bounds itself while streaming).
 """
 import json
 import logging
+import time
 
+from eventlet import corolocal
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
-
 from services.common.nameko_internals import RoutingWsgiApp, free_workers
+from services.gateway import metrics
 from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 JSON_MAX_BYTES = 16 * 1024
 LIVEZ = "/livez"
+_routing = corolocal.local()   # the request being routed by this green thread (for its method)
 
 
 def json_response(payload, status=200, headers=None):
@@ -62,10 +65,15 @@ class JsonWsgiApp(RoutingWsgiApp):
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
             environ["wsgi.input_terminated"] = True
+        _routing.method = environ.get("REQUEST_METHOD")
         return None
 
     def routing_error(self, exc):
-        return error_response(exc)
+        """No route matched (404, 405): counted apart from the routes."""
+        response = error_response(exc)
+        metrics.observe_request(metrics.UNMATCHED, getattr(_routing, "method", None),
+                                response.status_code)
+        return response
 
 
 class JsonWebServer(GatewayWebServer):
@@ -79,8 +87,17 @@ class HttpEntrypoint(HttpRequestHandler):
     def __init__(self, method, url, max_body=JSON_MAX_BYTES, **kwargs):
         self.max_body = max_body
         super().__init__(method, url, **kwargs)
+        self.route = metrics.route_template(url)
 
     def handle_request(self, request):
+        """The route's response, counted under its template (`/jobs/<job_id>`) with its status."""
+        started = time.monotonic()
+        response = self._respond(request)
+        metrics.observe_request(self.route, request.method, response.status_code,
+                                time.monotonic() - started)
+        return response
+
+    def _respond(self, request):
         request.max_content_length = self.max_body
         # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
         # switch happens between this check and the spawn, so the slot is still free then.

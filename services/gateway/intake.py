@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import ClientDisconnected
 
 from services.common import constants as c
-from services.gateway import schemas, tus
+from services.gateway import metrics, schemas, tus
 from services.gateway.exceptions import NotFound, UploadExpired
 from services.gateway.multipart import MultipartReceiver
 from services.gateway.store.uploads import resumable_fields
@@ -122,6 +122,7 @@ class Intake:
     # the end of both ------------------------------------------------------------------------------
     def _dispatched(self, job):
         """The queued job's event sent; when it cannot be, the converter's sweeper sends it later."""
+        metrics.queued(job)
         try:
             self.dispatch(c.VIDEO_UPLOADED, video_uploaded(job))
         except Exception:

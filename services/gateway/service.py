@@ -5,10 +5,12 @@ composes them with the dependencies they share.
 """
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
+from services.common.logs import LogContext
 from services.common.messaging import EventDispatcher
+from services.common.metrics import MetricsServer
 # (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
 # in this module for a service, and a mixin is not one)
-from services.gateway import caller, operations
+from services.gateway import caller, metrics, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
@@ -24,6 +26,9 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
 
     settings = GatewaySettings()
     heartbeat = Heartbeat()
+    metrics_server = MetricsServer(GatewaySettings)
+    store_metrics = metrics.StoreMetrics()
+    log_context = LogContext()
     auth = AuthRpc()
     store = GatewayStore()
     broker = BrokerCheck()

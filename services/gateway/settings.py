@@ -3,7 +3,7 @@ import ipaddress
 
 import limits
 
-from services.common.settings import MongoSettings, Number, Setting, Text
+from services.common.settings import Address, MongoSettings, Number, Setting, Text
 
 
 class Rate(Setting):
@@ -22,6 +22,7 @@ class Networks(Setting):
 
 
 class GatewaySettings(MongoSettings):
+    GATEWAY_METRICS_ADDRESS = Address()
     # the page's own origin besides the Host header's (CSRF check); https: makes the cookie Secure
     PUBLIC_URL = Text(optional=True)
     MAX_UPLOAD_BYTES = Number(int, minimum=1)

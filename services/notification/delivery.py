@@ -4,6 +4,7 @@ import logging
 import smtplib
 
 from services.common.leases import backoff, worker_id
+from services.notification import metrics
 from services.notification.emails import compose
 from services.notification.settings import NotificationSettings
 
@@ -39,7 +40,9 @@ class Delivery:
             log.warning("job %s: email not sent (attempt %d%s): %s", job_id, attempts,
                         ", giving up" if give_up else "", exc)
             self.outbox.failed(job_id, self.worker, retry_delay(attempts), give_up, str(exc))
+            metrics.EMAILS.labels(metrics.GAVE_UP if give_up else metrics.FAILED).inc()
             return False
         self.outbox.sent(job_id, self.worker)
+        metrics.EMAILS.labels(metrics.SENT).inc()
         log.info("job %s: %s email sent to %s", job_id, job.status, job.owner)
         return True

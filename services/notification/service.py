@@ -5,7 +5,9 @@ from nameko.timer import timer
 
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
+from services.common.logs import LogContext
 from services.common.messaging import Redispatcher, event_handler
+from services.common.metrics import MetricsServer
 from services.notification.delivery import Delivery
 from services.notification.dependencies import SMTPMailer
 from services.notification.settings import NotificationSettings
@@ -19,6 +21,8 @@ class NotificationService:
 
     settings = NotificationSettings()
     heartbeat = Heartbeat()
+    metrics_server = MetricsServer(NotificationSettings)
+    log_context = LogContext()
     outbox = OutboxStore()
     mailer = SMTPMailer()
     redispatch = Redispatcher()

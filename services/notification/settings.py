@@ -1,8 +1,9 @@
 """What the notification service reads from its configuration (defaults: config/notification.yaml)."""
-from services.common.settings import Flag, MongoSettings, Number, Text
+from services.common.settings import Address, Flag, MongoSettings, Number, Text
 
 
 class NotificationSettings(MongoSettings):
+    NOTIFICATION_METRICS_ADDRESS = Address()
     PUBLIC_URL = Text(optional=True)
     WEB_SERVER_ADDRESS = Text(env="GATEWAY_ADDRESS")
     MAIL_FROM = Text()

@@ -1,7 +1,7 @@
 """The services as real processes (`nameko run` with config/*.yaml and environment variables), for
 tests that kill, stop and restart them. Started by devtools.stack from a clean environment: only
 PATH, HOME, LANG, the values below and the test's own reach them."""
-from devtools.stack import SERVICES, Stack, clean_env, free_port
+from devtools.stack import SERVICES, Stack, clean_env, free_metrics_env, free_port
 
 
 class ProcessStack(Stack):
@@ -10,7 +10,8 @@ class ProcessStack(Stack):
         self.base = "http://127.0.0.1:%d" % self.port
         values = dict(GATEWAY_ADDRESS="127.0.0.1:%d" % self.port, PUBLIC_URL=self.base,
                       AUTH_DB_URI="sqlite:///%s/auth.db" % directory, HEARTBEAT_DIR=directory,
-                      LEASE_SECONDS=4, AUTH_RPC_TIMEOUT=3, PYTHONWARNINGS="ignore")
+                      LEASE_SECONDS=4, AUTH_RPC_TIMEOUT=3, PYTHONWARNINGS="ignore",
+                      **free_metrics_env())
         values.update(env)
         super().__init__(directory, clean_env(**values))
 

@@ -13,6 +13,7 @@ import yaml
 
 from devtools.stack import ROOT, SERVICES, consumer_queue
 from services.common import constants
+from services.common.metrics import metrics_setting
 from services.common.settings import MongoSettings
 from services.converter.settings import ConverterSettings
 from services.gateway.settings import GatewaySettings
@@ -33,6 +34,7 @@ EXTRA_VARS = {
         GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 DOCUMENTED |= {"CLIENT_TIMEOUT", "LOGIN_RATE", "REGISTER_RATE", "TRUSTED_PROXIES"}  # issue 9 (edge)
+DOCUMENTED |= {metrics_setting(svc) for svc in SERVICES} | {"LOG_FORMAT"}  # issue 19 (observability)
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)
@@ -289,7 +291,8 @@ def test_gateway_probes_service_and_ingress(base, configmap):
     # the broker must not restart every gateway)
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert c["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080},
+                          {"name": "metrics", "containerPort": 9100}]
     assert configmap["GATEWAY_ADDRESS"].endswith(":8080")
     assert kind(base, "Service")[constants.GATEWAY]["spec"]["ports"][0]["targetPort"] == "http"
     notes = kind(base, "Ingress")[constants.GATEWAY]["metadata"]["annotations"]
