@@ -1,0 +1,12 @@
+"""POST /upload: a video as multipart/form-data, streamed into storage and queued (intake.py)."""
+from services.common import constants as c
+from services.gateway.entrypoints import http, json_response
+
+
+class UploadRoutes:
+    """Mixin of GatewayService: uses its `_user` (caller.py) and `_intake` (intake.py)."""
+
+    @http("POST", "/upload", max_body=None)  # bounded while streaming (multipart.py)
+    def upload(self, request):
+        job = self._intake().receive_form(self._user(request), request)
+        return json_response({"job_id": job.id, "status": c.QUEUED}, 202)
