@@ -2,6 +2,7 @@
 the services really use, the definitions file made from them, and how a service picks its own
 AMQP_URI_<SERVICE>. (tests/integration/test_broker_access.py runs them on the real broker.)"""
 import base64
+import inspect
 import hashlib
 import pathlib
 import re
@@ -31,7 +32,7 @@ def topic(user, exchange, permission, key):
 
 
 def rpc_methods(cls):
-    return {name for name, value in vars(cls).items()
+    return {name for name, value in inspect.getmembers(cls)
             if any(isinstance(e, Rpc) for e in getattr(value, "nameko_entrypoints", ()))}
 
 
