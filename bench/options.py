@@ -21,7 +21,7 @@ import eventlet
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from services.converter.media import Encoder  # noqa: E402
+from services.converter.media.encoder import Encoder  # noqa: E402
 
 # (label, options as the gateway stores them); the first row is the baseline
 CASES = [

@@ -4,7 +4,7 @@ import tempfile
 
 from nameko.extensions import DependencyProvider
 
-from services.converter.media import Encoder, which
+from services.converter.media.encoder import Encoder, which
 from services.converter.settings import ConverterSettings
 
 

@@ -8,3 +8,7 @@ class TransientError(Exception):
 
 class LeaseLost(Exception):
     """Another converter took the job over (ours stopped renewing the lease in time)."""
+
+
+class ConversionAborted(Exception):
+    """The conversion was stopped from outside (the lease was lost): no outcome to record."""

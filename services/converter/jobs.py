@@ -12,8 +12,8 @@ from pymongo.errors import PyMongoError
 
 from services.common import constants as c
 from services.common.leases import backoff, worker_id
-from services.converter.exceptions import ConversionError, LeaseLost, TransientError
-from services.converter.media import ConversionAborted, temp_path
+from services.converter.exceptions import ConversionAborted, ConversionError, LeaseLost, TransientError
+from services.converter.media.tempfiles import temp_path
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from mutagen.mp3 import MP3, BitrateMode
 from pymongo.errors import AutoReconnect
 
 from services.common.options import parse_options
-from services.converter import media as media_module
 from services.converter.exceptions import ConversionError, TransientError
-from services.converter.media import Encoder
+from services.converter.media.boxes import needs_seeking
+from services.converter.media.encoder import Encoder
+from services.converter.media.process import PIPE_BLOCK, Supervisor
 from tests import media as m
 from tests.helpers import FFPROBE
 
@@ -209,12 +210,12 @@ def test_moov_at_the_end_is_spooled_and_gets_its_options(files, encoder, tmp_pat
 
 def test_hostile_metadata_is_harmless(files, encoder, tmp_path, monkeypatch):
     argvs = []
-    real_run = Encoder._run
+    real_run = Supervisor.run
 
     def recording_run(self, argv, *args, **kwargs):
         argvs.append(argv)
         return real_run(self, argv, *args, **kwargs)
-    monkeypatch.setattr(Encoder, "_run", recording_run)
+    monkeypatch.setattr(Supervisor, "run", recording_run)
     _, target = convert(encoder, files["hostile"], tmp_path)
     tag = ID3(target)
     texts = [str(tag["TIT2"]), str(tag["TPE1"]), str(tag["TALB"])] + \
@@ -254,24 +255,24 @@ def test_passthrough_copies_mp3_audio_and_still_tags(files, encoder, tmp_path):
 
 def test_too_long_media_is_refused_from_the_probe(files, tmp_path, monkeypatch):
     ran = []
-    real_run = Encoder._run
-    monkeypatch.setattr(Encoder, "_run", lambda self, argv, *a, **k: ran.append(argv[0]) or real_run(
+    real_run = Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: ran.append(argv[0]) or real_run(
         self, argv, *a, **k))
     encoder = Encoder(tmp_dir=str(tmp_path), max_duration=5)
     started = time.monotonic()
     with pytest.raises(ConversionError) as info:
         convert(encoder, files["rich"], tmp_path)
     assert "longer than the limit" in info.value.args[0]
-    assert ran == [encoder.ffprobe_bin]  # nothing encoded
+    assert ran == [encoder.tools.ffprobe]  # nothing encoded
     assert time.monotonic() - started < 5
 
 
 def test_storage_error_mid_feed_is_transient_and_immediate(files, tmp_path):
     """Issue 8: AutoReconnect from GridFS while piping used to leave ffmpeg waiting on its stdin
     until CONVERT_TIMEOUT, then fail the job for good as the user's fault."""
-    assert os.path.getsize(files["big"]) > 2 * media_module.PIPE_BLOCK
+    assert os.path.getsize(files["big"]) > 2 * PIPE_BLOCK
     stored = m.LocalStored(files["big"], fail_after=1, error=AutoReconnect("connection reset"))
-    assert not media_module.needs_seeking(stored)  # faststart: piped
+    assert not needs_seeking(stored)  # faststart: piped
     started = time.monotonic()
     with pytest.raises(TransientError) as info:
         Encoder(timeout=15, tmp_dir=str(tmp_path)).convert(stored, str(tmp_path / "out.mp3"))

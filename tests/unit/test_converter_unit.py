@@ -12,13 +12,15 @@ from nameko.testing.services import worker_factory
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from services.common import constants as c
-from services.converter.exceptions import ConversionError, TransientError
+from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.common.jobs import Job
 from services.common.leases import backoff
 from services.converter.jobs import GAVE_UP, Conversion
-from services.converter.media import (
-    FORMAT_WHITELIST, NO_AUDIO, NOT_MEDIA, ConversionAborted, Encoder, Result, explain,
-    needs_seeking)
+from services.converter.media import args
+from services.converter.media.args import FORMAT_WHITELIST
+from services.converter.media.boxes import needs_seeking
+from services.converter.media.encoder import Encoder, Result
+from services.converter.media.errors import NO_AUDIO, NOT_MEDIA, explain
 from services.converter.service import ConverterService
 from services.converter.settings import ConverterSettings
 from services.storage.files import Upload
@@ -40,7 +42,7 @@ class BytesStored(io.BytesIO):
 
 
 # --- explain() --------------------------------------------------------------------------------
-# stderr as ffmpeg 5/6 writes it with `-v error` for the argv of Encoder.command
+# stderr as ffmpeg 5/6 writes it with `-v error` for the argv of args.encode
 NO_AUDIO_STDERR = ("Stream map '0:a:0' matches no streams.\n"
                    "To ignore this, add a trailing '?' to the map.\n")
 INVALID_DATA_STDERR = "pipe:0: Invalid data found when processing input\n"
@@ -133,7 +135,7 @@ def test_needs_seeking_on_real_mp4(media, faststart, expected):
 
 # --- Encoder -------------------------------------------------------------------------------------
 def test_command_restricts_demuxers_and_protocols_before_the_input():
-    argv = Encoder(ffmpeg_bin="/usr/bin/ffmpeg", quality=4).command("pipe:0", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(ffmpeg="/usr/bin/ffmpeg", quality=4), "pipe:0", "/tmp/out.mp3")
     assert argv[0] == "/usr/bin/ffmpeg"
     i = argv.index("-i")
     assert argv[i + 1] == "pipe:0"
@@ -152,19 +154,19 @@ def test_command_restricts_demuxers_and_protocols_before_the_input():
 
 
 def test_command_on_a_spooled_file_allows_only_file_protocol():
-    argv = Encoder().command("/tmp/upload-abc", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(), "/tmp/upload-abc", "/tmp/out.mp3")
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
     assert argv[argv.index("-i") + 1] == "/tmp/upload-abc"
 
 
 def test_command_caps_duration_and_size():
-    argv = Encoder(max_duration=600).command("pipe:0", "/tmp/out.mp3")
+    argv = args.encode(args.Tools(max_duration=600), "pipe:0", "/tmp/out.mp3")
     assert float(argv[argv.index("-t") + 1]) <= 601
     assert int(argv[argv.index("-fs") + 1]) > 0
 
 
 def test_probe_command_is_restricted_too():
-    argv = Encoder(ffprobe_bin="ffprobe").probe_command("/tmp/out.mp3")
+    argv = args.probe(args.Tools(ffprobe="ffprobe"), "/tmp/out.mp3")
     assert argv[argv.index("-format_whitelist") + 1] == "mp3"
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
     assert argv[-1] == "/tmp/out.mp3"

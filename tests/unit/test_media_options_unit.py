@@ -4,8 +4,10 @@ import pytest
 
 from services.common.options import ConversionOptions, parse_options
 from services.converter import tags
-from services.converter.media import FORMAT_WHITELIST, Encoder, MediaInfo, expected_span, \
-    loudnorm_args, nearest_rate, parse_loudnorm
+from services.converter.media.args import FORMAT_WHITELIST, Tools, encode, loudnorm_mode, nearest_rate
+from services.converter.media.encoder import expected_span
+from services.converter.media.loudness import parse_loudnorm
+from services.converter.media.probe import MediaInfo
 
 AAC = MediaInfo(duration=60.0, audio=[{"codec": "aac", "sample_rate": 44100, "channels": 2}])
 MP3_6CH = MediaInfo(duration=60.0, audio=[{"codec": "mp3", "sample_rate": 96000, "channels": 6}])
@@ -13,8 +15,8 @@ MP3_6CH = MediaInfo(duration=60.0, audio=[{"codec": "mp3", "sample_rate": 96000,
 
 def argv_for(fields, info=AAC, loudness=None, quality=2):
     options = ConversionOptions.model_validate(parse_options(fields))
-    encoder = Encoder(quality=quality, max_duration=600)
-    return encoder.command("pipe:0", "/tmp/o.mp3", options, info, loudness)
+    return encode(Tools(quality=quality, max_duration=600), "pipe:0", "/tmp/o.mp3", options, info,
+                  loudness)
 
 
 def value(argv, flag):
@@ -70,10 +72,9 @@ def test_loudnorm_second_pass_is_linear_with_the_measurements():
     graph = value(argv, "-filter_complex")
     assert "loudnorm=" in graph and "linear=true" in graph and "measured_I=-9.5" in graph
     assert value(argv, "-ar") == "44100"  # loudnorm would otherwise output 192 kHz
-    assert measured["mode"] == "linear"
+    assert loudnorm_mode(measured) == "linear" and measured == MEASURED  # argv building is pure
     quiet = dict(MEASURED, input_i=-40.0, input_tp=-2.0)
-    loudnorm_args(quiet)
-    assert quiet["mode"] == "dynamic"  # +24 dB would clip: loudnorm goes dynamic
+    assert loudnorm_mode(quiet) == "dynamic"  # +24 dB would clip: loudnorm goes dynamic
 
 
 LOUDNORM_STDERR = """[Parsed_loudnorm_0 @ 0x1]

@@ -1,0 +1,19 @@
+"""The cover picture: the first of args.cover's argvs that writes a JPEG on stdout."""
+import logging
+
+log = logging.getLogger(__name__)
+
+JPEG = b"\xff\xd8"
+
+
+def grab(run, argvs):
+    """JPEG bytes, or None. `run(argv)` returns a process.Exit."""
+    errors = ""
+    for argv in argvs:
+        exit = run(argv)
+        if exit.returncode == 0 and exit.output.startswith(JPEG):
+            return exit.output
+        errors = exit.errors
+    if argvs:
+        log.info("no cover picture: %s", errors.strip()[-200:])
+    return None

@@ -1,0 +1,123 @@
+"""One conversion: the steps over the upload, each an argv from args.py run by the supervisor."""
+import dataclasses
+import os
+import shutil
+
+from services.common.options import ConversionOptions
+from services.converter import tags as id3
+from services.converter.exceptions import ConversionError
+from services.converter.media import args, boxes, cover, errors, loudness, probe
+from services.converter.media.process import Progress, Supervisor
+from services.converter.media.tempfiles import spooled
+
+
+@dataclasses.dataclass
+class Result:
+    duration: float       # seconds of the MP3
+    size: int             # bytes of the MP3, tags included
+    passthrough: bool = False   # the upload's MP3 audio was copied, not re-encoded
+    normalized: str = ""  # loudnorm's mode ("linear" or "dynamic") when normalised
+
+
+class Encoder:
+    def __init__(self, ffmpeg_bin="ffmpeg", ffprobe_bin="ffprobe", quality=2, timeout=1500,
+                 max_duration=4 * 3600, tmp_dir=None, progress_period=1.0):
+        self.tools = args.Tools(ffmpeg=ffmpeg_bin, ffprobe=ffprobe_bin, quality=quality,
+                                max_duration=max_duration, progress_period=progress_period)
+        self.timeout = timeout  # seconds for the whole conversion, every pass included
+        self.tmp_dir = tmp_dir
+
+    def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None):
+        """Convert the seekable `stored` file into the MP3 at `target` as `options` (the job's
+        normalised options dict) ask; returns a Result.
+
+        The upload is piped into ffmpeg. An MP4/MOV whose index (moov) follows the media data cannot
+        be decoded from a pipe (ffmpeg then writes an empty MP3 and exits 0), so such files, and any
+        pipe attempt that yields no audio, are spooled to a temporary file first.
+        Raises ConversionError (the upload's fault, a sentence), TransientError (storage failed
+        while reading the upload: retry) or ConversionAborted (should_stop() turned true).
+        """
+        options = ConversionOptions.model_validate(options or {})
+        supervisor = Supervisor(self.timeout, should_stop)
+
+        def attempt(source):
+            feed = stored if source == args.PIPE else None
+            return _Attempt(self.tools, supervisor, feed, Progress(on_progress)).convert(
+                source, target, options)
+        if not boxes.needs_seeking(stored):
+            result = attempt(args.PIPE)
+            if result is not None:
+                return result
+        with spooled(stored, self.tmp_dir) as path:
+            result = attempt(path)
+        if result is None:
+            raise ConversionError(errors.NOTHING_DECODED)
+        return result
+
+
+class _Attempt:
+    """The steps of one conversion over one input: the pipe (fed from storage) or the spooled
+    file."""
+
+    def __init__(self, tools, supervisor, feed, progress):
+        self.tools = tools
+        self.supervisor = supervisor
+        self.feed = feed
+        self.progress = progress
+
+    def run(self, argv, on_line=None):
+        """argv over the input (fed on stdin when it is the pipe): a process.Exit."""
+        return self.supervisor.run(argv, self.feed, on_line)
+
+    def convert(self, source, target, options):
+        """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
+        tools = self.tools
+        info = probe.media_info(self.run(args.probe(tools, source, args.FORMAT_WHITELIST)))
+        if info.duration:
+            self.check_duration(info.duration)
+        if info.audio and options.track >= len(info.audio):
+            raise errors.no_such_track(len(info.audio), options.track)
+        if info.duration and (options.start or 0) >= info.duration:
+            raise errors.trim_after_end(options.start, info.duration)
+        span = expected_span(info.duration, options)
+        measured, offset = None, 0.0
+        if options.normalize:
+            offset = 0.5
+            measured = loudness.measured(self.run(args.measure(tools, source, options),
+                                                  self.progress.reader(span, 0.0, offset)))
+        errors.check(self.run(args.encode(tools, source, target, options, info, measured),
+                              self.progress.reader(span, offset, 1.0 - offset)))
+        probed = probe.duration(self.supervisor.run(args.probe(tools, target)))
+        if probed <= 0:
+            return None
+        self.check_duration(probed)
+        # the MP3's frames hold the encoder's delay and padding (and the Xing frame) on top of the
+        # audio; ffmpeg's last out_time is within one frame of what a player shows, and a trim is
+        # sample-accurate, so the expected span is exact when the audio lasts that long
+        duration, out_time = probed, self.progress.out_time
+        if 0 < out_time <= probed + 1:
+            duration = round(min(out_time, span) if span else out_time, 3)
+        picture = cover.grab(self.run, args.cover(tools, source, options, info))
+        frames = id3.frames_for(info.tags if options.with_tags else {},
+                                info.chapters if options.with_tags else [], options, picture, duration)
+        id3.write(target, frames)
+        self.progress.report(1.0)
+        return Result(duration=duration, size=os.path.getsize(target),
+                      passthrough=args.copies(options, info),
+                      normalized=args.loudnorm_mode(measured) if measured else "")
+
+    def check_duration(self, duration):
+        if duration > self.tools.max_duration:
+            raise errors.too_long(self.tools.max_duration)
+
+
+def expected_span(duration, options):
+    """Seconds of audio the MP3 will hold (0 when unknown), for progress fractions."""
+    end = options.end if options.end is not None else duration
+    if duration:
+        end = min(end, duration)
+    return max(0.0, (end or 0.0) - (options.start or 0.0))
+
+
+def which(binary):
+    return shutil.which(binary) or binary

@@ -1,0 +1,95 @@
+"""services/converter/media/process.py: the supervisor on real (tiny) processes: what it keeps of
+their output, how it feeds them, and how it ends them with everything they started."""
+import time
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
+from services.converter.media import process
+from services.converter.media.process import Progress, Supervisor
+from tests.helpers import wait_until
+from tests.media import LocalStored
+
+
+def gone(pid):
+    """True once `pid` no longer runs (exited, or a zombie waiting for init)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_keeps_the_head_of_stdout_and_the_tail_of_stderr():
+    script = "head -c 9000000 /dev/zero; i=0; while [ $i -lt 900 ]; do echo line $i >&2; " \
+             "i=$((i+1)); done; exit 3"
+    exit = Supervisor(timeout=60).run(["sh", "-c", script])
+    assert exit.returncode == 3
+    assert len(exit.output) == process.STDOUT_KEEP
+    assert len(exit.errors) == process.STDERR_KEEP and exit.errors.endswith("line 899\n")
+
+
+def test_feeds_stdin_from_storage_and_reads_lines(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(b"a\nb\n" * (process.PIPE_BLOCK // 2))  # 4 blocks
+    lines = []
+    exit = Supervisor(timeout=60).run(["sh", "-c", "wc -c; echo done"], LocalStored(str(path)),
+                                      lines.append)
+    assert exit.returncode == 0 and exit.output == b""
+    assert lines == [str(path.stat().st_size).encode(), b"done"]
+
+
+def test_a_storage_failure_kills_the_process_at_once_as_transient(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * (3 * process.PIPE_BLOCK))
+    stored = LocalStored(str(path), fail_after=1, error=AutoReconnect("connection reset"))
+    started = time.monotonic()
+    with pytest.raises(TransientError) as info:
+        Supervisor(timeout=60).run(["sh", "-c", "cat >/dev/null; sleep 30"], stored)
+    assert time.monotonic() - started < 10
+    assert "connection reset" in info.value.args[0]
+
+
+@pytest.mark.parametrize("ending", ["deadline", "stop"])
+def test_the_deadline_or_a_stop_kills_the_whole_group(ending):
+    pids = []
+    supervisor = Supervisor(timeout=1 if ending == "deadline" else 600,
+                            should_stop=lambda: ending == "stop" and bool(pids))
+    started = time.monotonic()
+    with pytest.raises(ConversionError if ending == "deadline" else ConversionAborted) as info:
+        supervisor.run(["sh", "-c", "sleep 300 & echo $!; sleep 300"],
+                       on_line=lambda line: pids.append(int(line)))
+    assert time.monotonic() - started < 30
+    if ending == "deadline":
+        assert info.value.args[0] == "The conversion took longer than the limit of 1 s."
+    wait_until(lambda: gone(pids[0]), 10, message="the grandchild killed with its group")
+
+
+def test_the_deadline_covers_every_process_of_the_conversion():
+    supervisor = Supervisor(timeout=2)
+    assert supervisor.run(["sh", "-c", "sleep 1"]).returncode == 0
+    with pytest.raises(ConversionError):
+        supervisor.run(["sh", "-c", "sleep 1; sleep 300"])
+
+
+def test_progress_reports_a_rising_fraction_once_each():
+    seen = []
+    progress = Progress(seen.append)
+    first, second = progress.reader(10.0, 0.0, 0.5), progress.reader(10.0, 0.5, 0.5)
+    for line in (b"out_time_us=2000000", b"out_time_us=bad", b"out_time_us=1000000",
+                 b"progress=end"):
+        first(line)
+    second(b"out_time_us=5000000")
+    progress.report(1.0)
+    progress.report(0.9)
+    assert seen == [0.1, 0.5, 0.75, 1.0]
+    assert progress.out_time == 5.0
+
+
+def test_a_failing_progress_callback_is_only_logged():
+    def broken(fraction):
+        raise RuntimeError("database away")
+    progress = Progress(broken)
+    progress.reader(1.0, 0.0, 1.0)(b"progress=end")
+    assert progress.reported == 1.0
