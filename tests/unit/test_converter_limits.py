@@ -1,5 +1,6 @@
 """services/converter/limits.py: real children under the limits (read back from /proc/<pid>/limits,
 and what the kernel does when a child goes over)."""
+import re
 import resource
 import signal
 import subprocess
@@ -77,3 +78,28 @@ def test_the_defaults_fit_a_four_hour_input():
     assert limits.file_size >= FOUR_HOURS * 320_000 // 8  # the largest MP3 (320 kbit/s)
     assert limits.file_size >= int(config_defaults()["MAX_UPLOAD_BYTES"])  # a spooled copy
     assert limits.address_space >= 1024 * MIB
+
+
+def test_the_supervisor_runs_its_children_under_the_limits():
+    from services.converter.media.process import Supervisor
+    limits = ChildLimits(address_space=768 * MIB, cpu_seconds=55, file_size=5 * MIB, processes=0)
+    exit = Supervisor(timeout=60, limits=limits).run(["cat", "/proc/self/limits"])
+    assert exit.returncode == 0
+    text = exit.output.decode()
+    assert re.search(r"Max cpu time\s+55\s+55\s", text), text
+    assert re.search(r"Max file size\s+%d\s+%d\s" % (5 * MIB, 5 * MIB), text), text
+    assert re.search(r"Max address space\s+%d\s+%d\s" % (768 * MIB, 768 * MIB), text), text
+
+
+def test_the_encoder_provider_passes_the_settings_limits():
+    from services.converter.dependencies import FFmpegEncoder
+
+    class Container:
+        config = dict(config_defaults(), FFMPEG_MAX_CPU_SECONDS=1234)
+    provider = FFmpegEncoder()
+    provider.container = Container()
+    provider.setup()
+    try:
+        assert provider.encoder.limits == ChildLimits(2147483648, 1234, 2147483648, 0)
+    finally:
+        provider.stop()
