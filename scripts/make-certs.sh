@@ -5,15 +5,15 @@
 #   DIR/ca.pem, DIR/ca.key: the CA (made once; kept when present)
 #   DIR/<HOST>.pem, DIR/<HOST>.key, DIR/<HOST>-bundle.pem (key + certificate, for mongod):
 #   a server certificate for HOST (subjectAltName: HOST, localhost, 127.0.0.1), valid DAYS days.
-# Keys are mode 0600 except where GROUP_READABLE=1 (0640: a container's server user reads them).
+# Keys are mode 0600; KEY_MODE=0644 for bind mounts into containers whose server runs as another
+# user (compose: keep the folder itself closed, scripts/compose-secrets.sh makes it 0700).
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,9p' "$0" >&2; exit 64; }
 dir=$1; shift
 DAYS=${DAYS:-825}
 mkdir -p "$dir"
 umask 077
-key_mode=600
-[ "${GROUP_READABLE:-0}" = 1 ] && key_mode=640
+key_mode=${KEY_MODE:-600}
 
 if [ ! -s "$dir/ca.pem" ] || [ ! -s "$dir/ca.key" ]; then
     openssl req -x509 -newkey rsa:3072 -sha256 -nodes -days "$((DAYS + 365))" \
