@@ -19,7 +19,7 @@ umask 077
 
 KEY_MODE=644 scripts/make-certs.sh "$dir" rabbitmq mongo >/dev/null
 secret() { [ -s "$1" ] || "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))' > "$1"; chmod 644 "$1"; }
-for user in gateway auth converter notification ops; do secret "$dir/amqp-$user-password"; done
+for user in gateway auth converter notification ops keda; do secret "$dir/amqp-$user-password"; done
 for user in gateway converter notification ops root; do secret "$dir/mongo-$user-password"; done
 [ -s "$dir/mongo-keyfile" ] || "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(96))' > "$dir/mongo-keyfile"
 chmod 644 "$dir/mongo-keyfile"
@@ -38,6 +38,6 @@ for service in gateway auth converter notification; do
         printf 'mongodb://%s:%s@mongo:27017/mp3svc?%s' "$service" "$(cat "$dir/mongo-$service-password")" \
             "$mongo_options" > "$own/MONGO_URI"
     fi
-    chmod 644 "$own"/* "$own/tls/ca.crt"
+    find "$own" -type f -exec chmod 644 {} +
 done
 echo "compose-secrets: $dir is ready (keep it out of backups you share; it is git-ignored)"

@@ -107,6 +107,12 @@ def test_flow_with_a_broker_user_per_service_and_what_they_cannot_do(procs, user
     outcome = refused(users, c.GATEWAY, publish("nameko-rpc", "auth.create_user"))
     print("gateway publish nameko-rpc auth.create_user -> %s" % (outcome,))
     assert outcome and outcome[0] == ACCESS_REFUSED and "access to topic" in outcome[1], outcome
+    # KEDA's user counts the converter's queue (a passive declare) and can do nothing else
+    converter_queue = "evt-gateway-video_uploaded--converter.handle_video_uploaded"
+    assert refused(users, "keda", lambda ch: ch.queue_declare(converter_queue, passive=True)) is None
+    outcome = refused(users, "keda", consume(converter_queue))
+    print("keda consume %s -> %s" % (converter_queue, outcome))
+    assert outcome and outcome[0] == ACCESS_REFUSED, outcome
     # and what the rules allow goes through (the refusals above are not a broken login)
     assert refused(users, c.GATEWAY, publish("nameko-rpc", "auth.ping")) is None
     assert refused(users, "ops", publish("nameko-rpc", "auth.create_user")) is None
