@@ -10,10 +10,11 @@ import logging
 
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.wrappers import Request, Response
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.wrappers import Response
 
+
+from services.common.nameko_internals import RoutingWsgiApp, free_workers
 from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
@@ -51,25 +52,20 @@ def json_body(request):
     return body
 
 
-class JsonWsgiApp(WsgiApp):
-    def __call__(self, environ, start_response):
+class JsonWsgiApp(RoutingWsgiApp):
+    def before(self, environ):
         if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             # liveness: the process serves HTTP; needs no worker, says nothing of dependencies
-            return json_response({"status": "ok"})(environ, start_response)
+            return json_response({"status": "ok"})
         if environ.get("PATH_INFO") == LIVEZ:
-            return error_response(MethodNotAllowed(["GET", "HEAD"]))(environ, start_response)
+            return error_response(MethodNotAllowed(["GET", "HEAD"]))
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
             environ["wsgi.input_terminated"] = True
-        request = Request(environ, shallow=True)
-        adapter = self.url_map.bind_to_environ(environ)
-        try:
-            provider, values = adapter.match()
-            request.path_values = values
-            rv = provider.handle_request(request)
-        except HTTPException as exc:
-            rv = error_response(exc)
-        return rv(environ, start_response)
+        return None
+
+    def routing_error(self, exc):
+        return error_response(exc)
 
 
 class JsonWebServer(GatewayWebServer):
@@ -88,7 +84,7 @@ class HttpEntrypoint(HttpRequestHandler):
         request.max_content_length = self.max_body
         # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
         # switch happens between this check and the spawn, so the slot is still free then.
-        if self.container._worker_pool.free() < 1:
+        if free_workers(self.container) < 1:
             return error_response(Busy("The server is at capacity; try again in a few seconds.",
                                        BUSY_RETRY_AFTER))
         return super().handle_request(request)

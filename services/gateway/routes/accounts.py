@@ -1,5 +1,5 @@
 """Accounts: POST /register and POST /login (HTTP Basic), answered by auth over RPC."""
-from services.gateway import api
+from services.gateway import schemas
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import Unauthorized
 
@@ -11,7 +11,7 @@ class AccountRoutes:
     def register(self, request):
         body = json_body(request)
         self.limits.hit("register", request)
-        form = api.parse(api.RegisterBody, body)
+        form = schemas.parse(schemas.RegisterBody, body)
         user = self.auth.register(form.email, form.password)
         return json_response(user, 201)
 
