@@ -167,7 +167,7 @@ else
     echo "SKIP: kubectl not installed (the overlays were not rendered)"
 fi
 
-# --- (f) checkov: the rendered prod overlay (with KEDA) and the compose file -------------------
+# --- (f) checkov: the rendered prod overlay (with KEDA), the compose files, the Dockerfile ----
 step "checkov"
 if [ ! -x "$CHECKOV" ]; then
     fail "checkov not found at $CHECKOV (scripts/setup.sh installs it into .venv-checkov)"
@@ -177,7 +177,7 @@ elif [ "$have_kubectl" = 1 ]; then
         cp "$target" "$workdir/checkov-$(basename "$target" .yaml.all).yaml"
     done
     for scanned in "$workdir/checkov-kubernetes-overlays-prod.yaml:kubernetes" "$workdir/checkov-keda-check.yaml:kubernetes" \
-            "docker/docker-compose.yml:all" "docker/docker-compose.scale.yml:all"; do
+            "docker/docker-compose.yml:all" "docker/docker-compose.scale.yml:all" "docker/Dockerfile:all"; do
         file=${scanned%:*}; framework=${scanned##*:}
         args=(-f "$file" --skip-download --compact --output cli)
         [ "$framework" = all ] || args+=(--framework "$framework")
