@@ -1,5 +1,6 @@
 """The whole flow over amqps://: a private RabbitMQ node with a TLS listener and a certificate
-from a CA the test makes (scripts/make-certs.sh); the services verify it through AMQP_SSL_CA."""
+from a CA the test makes (scripts/make-certs.sh), the services on their own users of
+kubernetes/operators/broker-access.yaml; they verify the certificate through AMQP_SSL_CA."""
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import pytest
 
 from devtools.stack import ROOT, Stack, clean_env, free_port
 from tests.conftest import JWT_SECRET
+from tests.integration.broker_users import SERVICES, BrokerUsers
 from tests.integration.conftest import Api
 from tests.integration.processes import ProcessStack
 
@@ -31,11 +33,11 @@ def tls_broker(tmp_path):
     # a folder of its own under /tmp: pytest's are closed to the `rabbitmq` user the server drops to
     base = pathlib.Path(tempfile.mkdtemp(prefix="mp3svc-tls-"))
     certs = make_certs(base / "certs", HOST)
-    port, tls_port = free_port(), free_port()
+    port, tls_port, management_port = free_port(), free_port(), free_port()
     node = "mp3svc-tls-%s@localhost" % uuid.uuid4().hex[:6]
     stack = Stack(tmp_path / "broker-logs", clean_env())
     stack.start_broker(str(base), port, node=node, name="rabbitmq-tls", wait_port=tls_port,
-                       config_lines=[
+                       management_port=management_port, config_lines=[
                            "listeners.ssl.default = 127.0.0.1:%d" % tls_port,
                            "ssl_options.cacertfile = %s" % (certs / "ca.pem"),
                            "ssl_options.certfile = %s" % (certs / ("%s.pem" % HOST)),
@@ -44,6 +46,9 @@ def tls_broker(tmp_path):
                            "ssl_options.versions.1 = tlsv1.3",
                            "ssl_options.versions.2 = tlsv1.2"])
     stack.node, stack.tls_port, stack.ca = node, tls_port, str(certs / "ca.pem")
+    # the services' own users (kubernetes/operators/broker-access.yaml) on the node's default vhost
+    stack.users = BrokerUsers("/", host=HOST, port=tls_port, scheme="amqps",
+                              management="http://127.0.0.1:%d" % management_port).create()
     try:
         yield stack
     finally:
@@ -59,10 +64,12 @@ def connections(broker):
 
 
 def test_flow_over_amqps(tls_broker, tmp_path, mongo_uri, mongo_db, mail_sink, media):
-    uri = "amqps://guest:guest@%s:%d/" % (HOST, tls_broker.tls_port)
+    """Each service on its own user (AMQP_URI_<SERVICE>, amqps://), checking the broker's
+    certificate against the test's CA."""
     procs = ProcessStack(tmp_path / "services", dict(
-        AMQP_URI=uri, AMQP_SSL_CA=tls_broker.ca, MONGO_URI=mongo_uri, MONGO_DB=mongo_db,
-        JWT_SECRET=JWT_SECRET, SMTP_HOST="127.0.0.1", SMTP_PORT=mail_sink.port)).start()
+        tls_broker.users.service_env(), AMQP_SSL_CA=tls_broker.ca, MONGO_URI=mongo_uri,
+        MONGO_DB=mongo_db, JWT_SECRET=JWT_SECRET, SMTP_HOST="127.0.0.1",
+        SMTP_PORT=mail_sink.port)).start()
     procs.mail = mail_sink
     try:
         procs.healthy(timeout=90)
@@ -75,7 +82,7 @@ def test_flow_over_amqps(tls_broker, tmp_path, mongo_uri, mongo_db, mail_sink, m
         assert job["mp3_id"] in mail_sink.text_of(mail)
         conns = connections(tls_broker)
         print("broker connections:", conns)
-        assert len(conns) >= 4  # every service has at least one
+        assert {conn["user"] for conn in conns} == {tls_broker.users.names[s] for s in SERVICES}
         assert all(conn["ssl"] is True and conn["ssl_protocol"] in ("tlsv1.3", "tlsv1.2")
                    for conn in conns), conns
     finally:
