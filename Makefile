@@ -4,7 +4,9 @@
 setup:
 	@scripts/setup.sh
 
-run: setup
+# the deploy checks' checkov (.venv-checkov) is for the tests only
+run:
+	@SKIP_CHECKOV=1 scripts/setup.sh
 	.venv/bin/python -m devtools.run $(if $(CONVERTERS),--converters $(CONVERTERS),)
 
 test: setup
@@ -24,4 +26,4 @@ validate-deploy: setup
 	scripts/validate-deploy.sh
 
 clean:
-	rm -rf .venv .venv-mongo var
+	rm -rf .venv .venv-mongo .venv-checkov var

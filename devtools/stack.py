@@ -238,37 +238,48 @@ class Stack:
         self.env.update(SMTP_HOST=LOCAL, SMTP_PORT=str(port))
         return port
 
-    def start_broker(self, base_dir, port, server="/usr/sbin/rabbitmq-server"):
-        """A private RabbitMQ node (mp3svc@localhost) on 127.0.0.1:<port>, its data in base_dir,
-        with the management API the tests' per-test vhosts need (unless another broker has its
-        port)."""
+    def start_broker(self, base_dir, port, server="/usr/sbin/rabbitmq-server", node=RABBITMQ_NODE,
+                     config_lines=(), name="rabbitmq", wait_port=None, management_port=None):
+        """A private RabbitMQ node (default mp3svc@localhost) on 127.0.0.1:<port>, its data in
+        base_dir, with the management API the tests' per-test vhosts need (unless another broker
+        has its port). `config_lines` go into its rabbitmq.conf (a TLS listener, say); the node
+        is ready when `wait_port` (default `port`) listens. `management_port`: its own management
+        API on 127.0.0.1:<management_port>, beside another broker's."""
         for sub in ("mnesia", "log"):
             os.makedirs(os.path.join(base_dir, sub), exist_ok=True)
         plugins = os.path.join(base_dir, "enabled_plugins")
         with open(plugins, "w") as handle:
-            handle.write("[].\n" if port_open(LOCAL, RABBITMQ_MANAGEMENT_PORT)
+            handle.write("[].\n" if port_open(LOCAL, RABBITMQ_MANAGEMENT_PORT) and not management_port
                          else "[rabbitmq_management].\n")
         config = os.path.join(base_dir, "rabbitmq.conf")
         with open(config, "w") as handle:
             handle.write("listeners.tcp.1 = %s:%d\n" % (LOCAL, port))
+            if management_port:
+                handle.write("management.tcp.ip = %s\nmanagement.tcp.port = %d\n" % (LOCAL, management_port))
+            handle.writelines(line + "\n" for line in config_lines)
         own_for_broker(base_dir)
         env = dict(self.env, RABBITMQ_MNESIA_BASE=os.path.join(base_dir, "mnesia"),
-                   RABBITMQ_LOG_BASE=os.path.join(base_dir, "log"), RABBITMQ_NODENAME=RABBITMQ_NODE,
+                   RABBITMQ_LOG_BASE=os.path.join(base_dir, "log"), RABBITMQ_NODENAME=node,
                    RABBITMQ_ENABLED_PLUGINS_FILE=plugins, RABBITMQ_CONFIG_FILE=config,
                    RABBITMQ_NODE_PORT=str(port))
+        if node != RABBITMQ_NODE:  # beside another node: an inter-node port of its own
+            env["RABBITMQ_DIST_PORT"] = str(free_port())
         had_epmd = subprocess.run(["pgrep", "-x", "epmd"], capture_output=True).returncode == 0
 
         def stop_command():
             try:
-                subprocess.run(["rabbitmqctl", "-n", RABBITMQ_NODE, "stop"], capture_output=True,
+                subprocess.run(["rabbitmqctl", "-n", node, "stop"], capture_output=True,
                                timeout=BACKING_GRACE, env=env)
-            except subprocess.TimeoutExpired:
-                pass
+            except Exception:  # TimeoutExpired: stdlib's, or eventlet's own under monkey-patching
+                pass  # stop() kills what is still running after its grace
             if not had_epmd:
                 subprocess.run(["epmd", "-kill"], capture_output=True)
-        proc = self.spawn("rabbitmq", [server], env=env, stop_command=stop_command)
-        wait_for_port(LOCAL, port, 90, proc)
-        self.enable_management(node=RABBITMQ_NODE)
+        proc = self.spawn(name, [server], env=env, stop_command=stop_command)
+        wait_for_port(LOCAL, wait_port or port, 90, proc)
+        if management_port:
+            wait_for_port(LOCAL, management_port, 90, proc)
+        else:
+            self.enable_management(node=node)
 
     def enable_management(self, node=None):
         """The management API on the local broker (the tests' per-test vhosts need it)."""

@@ -4,6 +4,8 @@
 #   - .venv with the project and its pinned dependencies (re-installed when setup.cfg changes)
 #   - .venv-mongo with the embedded MongoDB wire server nx-27017 (its own venv: it needs a newer
 #     pymongo than the services pin)
+#   - .venv-checkov with checkov, which scripts/validate-deploy.sh (and so the tests) runs (its own
+#     venv: it pins many packages); SKIP_CHECKOV=1 (make run) leaves it out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -62,4 +64,10 @@ if [ ! -x .venv-mongo/bin/nx-27017 ]; then
     echo "setup: installing nx-27017 into .venv-mongo"
     "$PYTHON" -m venv .venv-mongo
     .venv-mongo/bin/pip install -q --disable-pip-version-check nx-27017==0.8.1
+fi
+
+if [ -z "${SKIP_CHECKOV:-}" ] && [ ! -x .venv-checkov/bin/checkov ]; then
+    echo "setup: installing checkov into .venv-checkov"
+    "$PYTHON" -m venv .venv-checkov
+    .venv-checkov/bin/pip install -q --disable-pip-version-check checkov==3.3.30
 fi

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment files (no Docker engine, no cluster, no network):
-#   compose config, hadolint, kubernetes-validate --strict, yamllint, kubectl kustomize, the custom
-#   resources against ../shared/crd-schemas, promtool check rules on the alert rules.
+#   compose config, hadolint, kubernetes-validate --strict, the operators' custom resources against
+#   their JSON schemas (devtools/validate_crds.py), yamllint, kubectl kustomize, promtool check rules
+#   on the alert rules, checkov.
 # Usage: scripts/validate-deploy.sh
 #   VENV=path/to/venv (default .venv), K8S_VERSIONS="1.31.0 1.37.0", KUBECTL=kubectl (optional tool)
+#   CHECKOV=path/to/checkov (default .venv-checkov/bin/checkov, made by scripts/setup.sh)
+#   CRD_SCHEMAS=folder of the CRD schemas (default ../shared/crd-schemas)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -11,8 +14,9 @@ VENV=${VENV:-.venv}
 BIN="$VENV/bin"
 K8S_VERSIONS=${K8S_VERSIONS:-"1.31.0 1.37.0"}
 KUBECTL=${KUBECTL:-kubectl}
+CHECKOV=${CHECKOV:-.venv-checkov/bin/checkov}
 # CRD kinds (operators, KEDA): kubernetes-validate has no schema for them.
-CRD_GROUPS='rabbitmq.com|mongodbcommunity.mongodb.com|keda.sh|monitoring.coreos.com'
+CRD_GROUPS='rabbitmq.com|mongodbcommunity.mongodb.com|keda.sh|cert-manager.io|monitoring.coreos.com'
 RULES=kubernetes/components/monitoring/prometheusrule.yaml
 
 failures=0
@@ -118,6 +122,12 @@ if command -v "$KUBECTL" >/dev/null 2>&1; then
         else
             fail "no built-in kinds in $label"
         fi
+        if "$BIN/python" -m devtools.validate_crds "$rendered.all" > "$rendered.crd" 2>&1; then
+            echo "ok  $label (custom resources): $(tail -1 "$rendered.crd")"
+        else
+            cat "$rendered.crd"
+            fail "custom resources of $label"
+        fi
     done
 else
     have_kubectl=0
@@ -130,6 +140,14 @@ else
             fail "no built-in kinds in $f"
         fi
     done
+fi
+if [ "$have_kubectl" = 0 ]; then
+    if "$BIN/python" -m devtools.validate_crds kubernetes/operators/*.yaml kubernetes/components/keda/*.yaml \
+            kubernetes/components/monitoring/*.yaml; then
+        echo "ok  kubernetes/operators, components/keda, components/monitoring (custom resources)"
+    else
+        fail "custom resources"
+    fi
 fi
 # the example Secret is not in any kustomization
 k8s_validate kubernetes/base/secret.example.yaml kubernetes/base/secret.example.yaml
@@ -152,11 +170,7 @@ else
     echo "SKIP: kubectl not installed (the overlays were not rendered)"
 fi
 
-# --- (f) custom resources against their CRDs' schemas ----------------------------------------
-step "custom resources against ../shared/crd-schemas"
-if "$BIN/python" scripts/validate-crds.py; then :; else fail "custom resources (scripts/validate-crds.py)"; fi
-
-# --- (g) alert rules -----------------------------------------------------------------------
+# --- (f) alert rules -----------------------------------------------------------------------
 step "promtool check rules $RULES"
 if command -v promtool >/dev/null 2>&1; then
     "$BIN/python" -c 'import sys, yaml; yaml.safe_dump({"groups": yaml.safe_load(open(sys.argv[1]))["spec"]["groups"]}, sys.stdout)' \
@@ -164,6 +178,32 @@ if command -v promtool >/dev/null 2>&1; then
     if promtool check rules "$workdir/rules.yml"; then echo "ok  $RULES"; else fail "promtool check rules"; fi
 else
     fail "promtool not found (Debian's prometheus package: scripts/setup.sh installs it as root)"
+fi
+
+# --- (g) checkov: the rendered prod overlay (with KEDA), the compose files, the Dockerfile ----
+step "checkov"
+if [ ! -x "$CHECKOV" ]; then
+    fail "checkov not found at $CHECKOV (scripts/setup.sh installs it into .venv-checkov)"
+elif [ "$have_kubectl" = 1 ]; then
+    # every deliberate exception is skipped in its manifest, with its reason: no skips here
+    for target in "$workdir/kubernetes-overlays-prod.yaml.all" "$workdir/keda-check.yaml.all"; do
+        cp "$target" "$workdir/checkov-$(basename "$target" .yaml.all).yaml"
+    done
+    for scanned in "$workdir/checkov-kubernetes-overlays-prod.yaml:kubernetes" "$workdir/checkov-keda-check.yaml:kubernetes" \
+            "docker/docker-compose.yml:all" "docker/docker-compose.scale.yml:all" "docker/Dockerfile:all"; do
+        file=${scanned%:*}; framework=${scanned##*:}
+        args=(-f "$file" --skip-download --compact --output cli)
+        [ "$framework" = all ] || args+=(--framework "$framework")
+        if out=$("$CHECKOV" "${args[@]}" 2>&1); then
+            summary=$(printf '%s\n' "$out" | grep -E 'Passed checks' | tr '\n' ' ' || true)
+            echo "ok  checkov $(basename "$file"): ${summary:-no findings}"
+        else
+            printf '%s\n' "$out" | grep -vE '^\s*$' | tail -40
+            fail "checkov $(basename "$file")"
+        fi
+    done
+else
+    fail "checkov needs the rendered overlays (kubectl)"
 fi
 
 echo

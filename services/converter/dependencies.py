@@ -4,6 +4,7 @@ import tempfile
 
 from nameko.extensions import DependencyProvider
 
+from services.converter.limits import ChildLimits
 from services.converter.media.encoder import Encoder, which
 from services.converter.settings import ConverterSettings
 
@@ -15,7 +16,8 @@ class FFmpegEncoder(DependencyProvider):
         self.encoder = Encoder(
             ffmpeg_bin=which(settings.FFMPEG), ffprobe_bin=which(settings.FFPROBE),
             quality=settings.MP3_QUALITY, timeout=settings.CONVERT_TIMEOUT,
-            max_duration=settings.MAX_DURATION, tmp_dir=self.tmp_dir)
+            max_duration=settings.MAX_DURATION, tmp_dir=self.tmp_dir,
+            limits=ChildLimits.from_settings(settings))
 
     def stop(self):
         self._cleanup()

@@ -1,13 +1,19 @@
-"""Gateway providers: auth over RPC with a deadline, and the broker health check."""
+"""Gateway providers: auth over RPC with a deadline, the broker health check and the shared
+/healthz result."""
+import time
+
 import eventlet
+from eventlet.semaphore import Semaphore
 from kombu import Connection
-from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 
 from services.common import constants as c
 from services.gateway.exceptions import AuthUnavailable, BrokerUnavailable
 from services.gateway.settings import GatewaySettings
+
+HEALTH_TTL = 1.0  # seconds one /healthz result serves every caller
 
 
 class AuthClient:
@@ -46,18 +52,68 @@ class AuthRpc(RpcProxy):
 
 
 class BrokerCheck(DependencyProvider):
-    """`check()` raises BrokerUnavailable unless a fresh AMQP connection opens within 2 s."""
+    """`check()` raises BrokerUnavailable unless the broker answers on this gateway's one health
+    connection: opened on first use, reopened once after a failure, never one per call. Called by
+    HealthCache's single check in flight only, so one green thread at a time uses it."""
 
     def setup(self):
         self.uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        self.ssl = self.container.config.get(AMQP_SSL_CONFIG_KEY)
+        self.connection = None
 
     def check(self):
-        try:
-            with eventlet.Timeout(3):
-                with Connection(self.uri, connect_timeout=2) as conn:
-                    conn.connect()
-        except (Exception, eventlet.Timeout) as exc:
-            raise BrokerUnavailable("broker: %s" % (exc or type(exc).__name__))
+        for attempt in (1, 2):  # a connection dropped while idle gets one fresh try
+            try:
+                with eventlet.Timeout(3):
+                    if self.connection is None:
+                        self.connection = Connection(self.uri, ssl=self.ssl, connect_timeout=2)
+                        self.connection.connect()
+                    self.connection.channel().close()  # one round trip on the open connection
+                return
+            except (Exception, eventlet.Timeout) as exc:
+                self._drop()
+                if attempt == 2:
+                    raise BrokerUnavailable("broker: %s" % (exc or type(exc).__name__))
+
+    def _drop(self):
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:
+                pass
+
+    def stop(self):
+        self._drop()
+
+    def kill(self):
+        self._drop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class HealthCache(DependencyProvider):
+    """The latest readiness result, shared by every caller for HEALTH_TTL seconds. One check runs
+    at a time; callers arriving meanwhile wait for its result instead of starting their own, so no
+    number of /healthz callers multiplies the checks of MongoDB, the broker and auth."""
+
+    def setup(self):
+        self.lock = Semaphore()
+        self.result = None
+        self.taken = None
+
+    def _fresh(self):
+        return self.taken is not None and time.monotonic() - self.taken < HEALTH_TTL
+
+    def get(self, check):
+        """`check()`'s result: the cached one while fresh, else a new one (computed once)."""
+        if not self._fresh():
+            with self.lock:
+                if not self._fresh():
+                    self.result = check()
+                    self.taken = time.monotonic()
+        return self.result
 
     def get_dependency(self, worker_ctx):
         return self

@@ -11,7 +11,7 @@ from services.common.metrics import MetricsServer
 # (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
 # in this module for a service, and a mixin is not one)
 from services.gateway import caller, metrics, operations
-from services.gateway.dependencies import AuthRpc, BrokerCheck
+from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import accounts, health, jobs, pages, resumable, sessions, uploads
@@ -32,6 +32,7 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
     auth = AuthRpc()
     store = GatewayStore()
     broker = BrokerCheck()
+    health = HealthCache()
     dispatch = EventDispatcher()
     limits = RateLimits()
 

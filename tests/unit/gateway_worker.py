@@ -28,6 +28,8 @@ def gateway(**deps):
     worker = worker_factory(GatewayService, **deps)
     if "auth" not in deps:
         worker.auth.validate_token.return_value = {"email": OWNER}
+    if "health" not in deps:  # HealthCache without the cache: every call checks
+        worker.health.get.side_effect = lambda check: check()
     return worker
 
 

@@ -14,6 +14,7 @@ import yaml
 from devtools.stack import ROOT, SERVICES, consumer_queue
 from services.common import constants
 from services.common.metrics import metrics_setting
+from services.common.container import SSL_CA_KEY, own_uri_key
 from services.common.settings import MongoSettings
 from services.converter.settings import ConverterSettings
 from services.gateway.settings import GatewaySettings
@@ -35,8 +36,14 @@ EXTRA_VARS = {
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 DOCUMENTED |= {"CLIENT_TIMEOUT", "LOGIN_RATE", "REGISTER_RATE", "TRUSTED_PROXIES"}  # issue 9 (edge)
 DOCUMENTED |= {metrics_setting(svc) for svc in SERVICES} | {"LOG_FORMAT"}  # issue 19 (observability)
+# issue 17 (inside): each service's broker user, TLS, event exchanges declared ahead, ffmpeg limits
+OWN_URI = {svc: own_uri_key(svc) for svc in SERVICES}
+DOCUMENTED |= set(OWN_URI.values()) | {SSL_CA_KEY, "DECLARE_EVENT_EXCHANGES"}
+DOCUMENTED |= {name for name in ConverterSettings.fields() if name.startswith("FFMPEG_MAX_")}
+SECRETS_DIR = "/run/secrets/mp3svc"  # docker/entrypoint.sh exports each file in it
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
-SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
+SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"} | set(
+    own_uri_key(svc) for svc in ("gateway", "auth", "converter", "notification"))
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)
 MUST_SET = {
     "AMQP_URI", "MONGO_URI", "AUTH_DB_URI", "JWT_SECRET", "SMTP_HOST", "PUBLIC_URL", "MAIL_FROM",
@@ -96,6 +103,14 @@ def compose():
     return load("docker/docker-compose.yml")["services"]
 
 
+def compose_secret_files(svc):
+    """The variables scripts/compose-secrets.sh writes into docker/secrets/<svc>, which compose
+    mounts at /run/secrets/mp3svc."""
+    script = (ROOT / "scripts" / "compose-secrets.sh").read_text()
+    assert '> "$own/AMQP_URI_$upper"' in script and '"$mongo_options" > "$own/MONGO_URI"' in script
+    return {OWN_URI[svc], "AMQP_URI"} | ({"MONGO_URI"} if svc != constants.AUTH else set())
+
+
 def test_compose_services_use_only_documented_variables(compose):
     for svc in SERVICES:
         env = compose[svc]["environment"]
@@ -104,8 +119,10 @@ def test_compose_services_use_only_documented_variables(compose):
         assert not unknown, "%s sets undocumented variables %s" % (svc, sorted(unknown))
         unread = set(env) - config_vars(svc) - IMAGE_VARS
         assert not unread, "%s sets %s, unread by config/%s.yaml" % (svc, sorted(unread), svc)
-        missing = (MUST_SET & config_vars(svc)) - set(env)
+        assert "./secrets/%s:%s:ro" % (svc, SECRETS_DIR) in compose[svc]["volumes"], svc
+        missing = (MUST_SET & config_vars(svc)) - set(env) - compose_secret_files(svc)
         assert not missing, "%s needs %s" % (svc, sorted(missing))
+        assert not SECRET_VARS - {"JWT_SECRET", "AUTH_DB_URI"} & set(env), svc
     assert compose[constants.GATEWAY]["environment"]["GATEWAY_ADDRESS"] == "0.0.0.0:8080"
 
 
@@ -258,7 +275,12 @@ def test_kubernetes_env_is_documented_and_secret_values_stay_in_the_secret(base,
     for name, dep in kind(base, "Deployment").items():
         (c,) = dep["spec"]["template"]["spec"]["containers"]
         assert c["envFrom"] == [{"configMapRef": {"name": "mp3svc-config"}}]
+        files = secret_files(dep)
+        assert set(files) <= SECRET_VARS and OWN_URI[name] in files, (name, files)
+        for key in files.values():
+            assert key in example["stringData"], (name, key)
         env = {e["name"]: e for e in c["env"]}
+        assert not set(env) & SECRET_VARS, "%s: secrets as files, not variables" % name
         assert env["SERVICE"]["value"] == name
         assert set(env) <= DOCUMENTED | IMAGE_VARS
         assert set(env) - IMAGE_VARS <= config_vars(name), name
@@ -266,8 +288,27 @@ def test_kubernetes_env_is_documented_and_secret_values_stay_in_the_secret(base,
             ref = env[var]["valueFrom"]["secretKeyRef"]
             assert ref["name"] == "mp3svc-secrets", (name, var)
             assert ref["key"] in example["stringData"], (name, var)
-        missing = (MUST_SET & config_vars(name)) - set(env) - set(configmap)
+        missing = (MUST_SET & config_vars(name)) - set(env) - set(configmap) - set(files) - {"AMQP_URI"}
         assert not missing, "%s needs %s" % (name, sorted(missing))
+
+
+def secret_files(dep):
+    """{variable: Secret key} of the files a Deployment mounts at /run/secrets/mp3svc (from Secret
+    mp3svc-secrets only; the CA certificate goes to tls/ca.crt)."""
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == SECRETS_DIR]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    files = {}
+    for source in volume["projected"]["sources"]:
+        secret = source["secret"]
+        for item in secret["items"]:
+            if secret["name"] == "mp3svc-secrets":
+                files[item["path"]] = item["key"]
+            else:
+                assert (secret["name"], item) == ("rabbitmq-tls", {"key": "ca.crt", "path": "tls/ca.crt"})
+    return files
 
 
 def test_converter_workers_match_cpu_and_grace_covers_a_conversion(base, configmap):

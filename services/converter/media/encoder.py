@@ -21,11 +21,12 @@ class Result:
 
 class Encoder:
     def __init__(self, ffmpeg_bin="ffmpeg", ffprobe_bin="ffprobe", quality=2, timeout=1500,
-                 max_duration=4 * 3600, tmp_dir=None, progress_period=1.0):
+                 max_duration=4 * 3600, tmp_dir=None, progress_period=1.0, limits=None):
         self.tools = args.Tools(ffmpeg=ffmpeg_bin, ffprobe=ffprobe_bin, quality=quality,
                                 max_duration=max_duration, progress_period=progress_period)
         self.timeout = timeout  # seconds for the whole conversion, every pass included
         self.tmp_dir = tmp_dir
+        self.limits = limits  # ChildLimits of every ffmpeg/ffprobe child (services/converter/limits.py)
 
     def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None):
         """Convert the seekable `stored` file into the MP3 at `target` as `options` (the job's
@@ -38,7 +39,7 @@ class Encoder:
         while reading the upload: retry) or ConversionAborted (should_stop() turned true).
         """
         options = ConversionOptions.model_validate(options or {})
-        supervisor = Supervisor(self.timeout, should_stop)
+        supervisor = Supervisor(self.timeout, should_stop, self.limits)
 
         def attempt(source):
             feed = stored if source == args.PIPE else None

@@ -35,8 +35,9 @@ class Exit:
 class Supervisor:
     """Runs the processes of one conversion, one at a time, under one deadline."""
 
-    def __init__(self, timeout, should_stop=lambda: False):
+    def __init__(self, timeout, should_stop=lambda: False, limits=None):
         self.timeout = timeout
+        self.limits = limits  # services.converter.limits.ChildLimits of every child, or None
         self.deadline = time.monotonic() + timeout
         self.should_stop = should_stop
 
@@ -49,7 +50,7 @@ class Supervisor:
         proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=die_with_parent(signal.SIGKILL))
+            preexec_fn=self._preexec())
         stderr, stdout, failure = bytearray(), bytearray(), []
         feeder = eventlet.spawn(_feed, proc, feed, failure) if feed is not None else None
         readers = [eventlet.spawn(_tail, proc.stderr, stderr),
@@ -67,6 +68,12 @@ class Supervisor:
         if failure:
             raise TransientError(errors.STORAGE_FAILED % (failure[0],)) from failure[0]
         return Exit(proc.returncode, stderr.decode("utf-8", "replace"), bytes(stdout))
+
+    def _preexec(self):
+        """In the child before exec: die with the converter, and the resource limits."""
+        if self.limits is None:
+            return die_with_parent(signal.SIGKILL)
+        return self.limits.preexec(die_with_parent(signal.SIGKILL))
 
     def _wait(self, proc):
         while True:
