@@ -96,6 +96,8 @@ def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
         "SMTP_PORT": 1,
         "max_workers": 10,
         "PREFETCH_COUNT": 2,
+        # most tests register then log in at once; tests of verification turn it on
+        "EMAIL_VERIFICATION": False,
     })
     return config
 

@@ -1,5 +1,14 @@
 """What the notification service reads from its configuration (defaults: config/notification.yaml)."""
-from services.common.settings import Flag, MongoSettings, Number, Text
+import limits
+
+from services.common.settings import Flag, MongoSettings, Number, Setting, Text
+
+
+class Rate(Setting):
+    """A rate in `limits` notation: `20/hour`."""
+
+    def parse(self, raw):
+        return limits.parse(str(raw).strip())
 
 
 class NotificationSettings(MongoSettings):
@@ -15,6 +24,8 @@ class NotificationSettings(MongoSettings):
     NOTIFY_LEASE_SECONDS = Number(int, minimum=10)
     NOTIFY_MAX_ATTEMPTS = Number(int, minimum=1)
     RETENTION_HOURS = Number(float, minimum=0)
+    # job outcome emails one account may receive (beyond: the API and the page only)
+    USER_EMAIL_RATE = Rate()
 
     @staticmethod
     def public_url(settings):

@@ -10,7 +10,9 @@ class ProcessStack(Stack):
         self.base = "http://127.0.0.1:%d" % self.port
         values = dict(GATEWAY_ADDRESS="127.0.0.1:%d" % self.port, PUBLIC_URL=self.base,
                       AUTH_DB_URI="sqlite:///%s/auth.db" % directory, HEARTBEAT_DIR=directory,
-                      LEASE_SECONDS=4, AUTH_RPC_TIMEOUT=3, PYTHONWARNINGS="ignore")
+                      LEASE_SECONDS=4, AUTH_RPC_TIMEOUT=3, PYTHONWARNINGS="ignore",
+                      # most tests register then log in at once; tests of verification turn it on
+                      EMAIL_VERIFICATION="false")
         values.update(env)
         super().__init__(directory, clean_env(**values))
 
