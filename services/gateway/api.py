@@ -35,7 +35,8 @@ from services.common.options import ConversionOptions, InvalidOption
 from services.gateway import exceptions as errors
 from services.gateway import tus
 from services.gateway.schemas import JOB_ID_RE
-from services.gateway.web import COOKIE_NAME, WEB_DIR
+from services.gateway.caller import COOKIE_NAME
+from services.gateway.static import WEB_DIR
 
 JSON = "application/json"
 TITLE = "mp3svc"
@@ -202,7 +203,7 @@ class WebPath(Model):
     path: str = Field(description="A file of the web page.")
 
 
-# --- tus 1.0.0 (services/gateway/resumable.py) ---
+# --- tus 1.0.0 (services/gateway/routes/resumable.py) ---
 Digits = Annotated[str, Field(pattern=r"^[0-9]{1,19}$")]
 
 
@@ -356,7 +357,7 @@ OPERATIONS = {
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
                     "MP3 exists). 404 for unknown ids and for other users' files."),
-    # --- resumable uploads: tus 1.0.0 (services/gateway/resumable.py) ---
+    # --- resumable uploads: tus 1.0.0 (services/gateway/routes/resumable.py) ---
     "tus_options": Operation(
         "What the tus server supports", {204: Reply("Advertised in the headers.", media=None, headers={
             "Tus-Version": "Versions spoken.", "Tus-Extension": "`%s`." % tus.TUS_EXTENSION,
@@ -393,7 +394,7 @@ OPERATIONS = {
         "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
         path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (errors.InvalidId, errors.NotFound, errors.UploadFinished)),
-    # --- the web page (services/gateway/web.py) ---
+    # --- the web page (services/gateway/routes/pages.py, sessions.py) ---
     "web_index": Operation(
         "The web page", {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),
                          304: Reply("Not modified.", media=None)},

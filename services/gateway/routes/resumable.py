@@ -42,7 +42,7 @@ class TusEntrypoint(HttpEntrypoint):
 tus_http = TusEntrypoint.decorator
 
 
-class ResumableUploads:
+class ResumableRoutes:
     """Mixin of GatewayService: uses its `settings`, `jobs`, `_user` and `_dispatch_job`."""
 
     @tus_http("OPTIONS", UPLOADS)

@@ -1,0 +1,96 @@
+"""Who is calling: the token from `Authorization: Bearer` or the web page's cookie, and the cookie's
+CSRF rule (a state-changing request it authenticates must come from the page itself).
+
+`Caller` is one of GatewayService's bases: `_user(request)` is the caller's email for every API route;
+it uses the service's `settings` (PUBLIC_URL) and `auth` dependencies.
+"""
+from urllib.parse import urlsplit
+
+from services.gateway.exceptions import CsrfRejected, Unauthorized
+
+COOKIE_NAME = "mp3svc_token"
+STATE_CHANGING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def token_from_request(request):
+    """(token or None, via_cookie): `Authorization: Bearer` wins over the page's cookie."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip(), False
+    cookie = request.cookies.get(COOKIE_NAME, "").strip()
+    if cookie:
+        return cookie, True
+    return None, False
+
+
+def origin_of(url):
+    """`scheme://host[:port]` of a URL, lower-cased, default port dropped; None when it has none."""
+    try:
+        parts = urlsplit((url or "").strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = "[%s]" % host
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = "%s:%d" % (host, port)
+    return "%s://%s" % (scheme, host)
+
+
+def request_origin(request):
+    """The origin of the page that sent the request: `Origin`, else the `Referer`'s; None if neither."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return origin_of(origin)  # "null" (sandboxed, file:) is no origin of ours
+    referer = request.headers.get("Referer")
+    return origin_of(referer) if referer else None
+
+
+def own_origins(request, public_origins=()):
+    """The page's own origins: the one the request addressed (its Host) and the public URL(s)."""
+    found = {origin_of(request.host_url)}
+    found.update(origin_of(url) for url in public_origins if url)
+    found.discard(None)
+    return found
+
+
+def check_origin(request, public_origins=()):
+    """Raise CsrfRejected for a cookie-authenticated POST/PUT/PATCH/DELETE whose Origin (or, without
+    one, Referer) is not the page's own. Browsers send Origin on every such request, so one that
+    carries neither header is refused too. Bearer-authenticated and read-only requests pass."""
+    if request.method not in STATE_CHANGING:
+        return
+    token, via_cookie = token_from_request(request)
+    if token is None or not via_cookie:
+        return
+    if request_origin(request) not in own_origins(request, public_origins):
+        raise CsrfRejected("This request came from another site's page; use this server's own page.")
+
+
+def reject_foreign_page(request, public_origins):
+    """For /session itself: a browser request from another site's page may not log in or out."""
+    sender = request.headers.get("Origin") or request.headers.get("Referer")
+    if sender is not None and request_origin(request) not in own_origins(request, public_origins):
+        raise CsrfRejected("Log in from this server's own page.")
+
+
+def secure_cookie(public_url):
+    """Whether the cookie is marked Secure: when the gateway's public URL is https."""
+    return (origin_of(public_url) or "").startswith("https:")
+
+
+class Caller:
+    """Mixin of GatewayService: the authenticated caller of a request."""
+
+    def _user(self, request):
+        """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
+        state-changing requests must come from the page itself: 403 csrf otherwise)."""
+        token, _ = token_from_request(request)
+        if token is None:
+            raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
+        check_origin(request, (self.settings.PUBLIC_URL,))
+        return self.auth.validate_token(token)["email"]
