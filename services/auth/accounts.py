@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.auth import counters, sessions
-from services.auth.exceptions import InvalidInput, InvalidToken, UserExists
+from services.auth.exceptions import InvalidInput, InvalidLink, InvalidToken, UserExists
 from services.auth.models import Registration, ResetToken, User
 from services.auth.schemas import clean_email, clean_password, lookup_email
 from services.common import constants as c
@@ -90,19 +90,19 @@ def verify(session, token):
     """Confirm an address: its pending registration becomes an account. The token is consumed by
     the one DELETE ... RETURNING that finds it unexpired, so it works once."""
     if not isinstance(token, str) or not 0 < len(token) <= 200:
-        raise InvalidToken(INVALID_LINK)
+        raise InvalidLink(INVALID_LINK)
     row = session.execute(
         delete(Registration).where(Registration.token_hash == digest(token),
                                    Registration.expires_at > utcnow())
         .returning(Registration.email, Registration.password_hash)).first()
     if row is None:
         session.rollback()
-        raise InvalidToken(INVALID_LINK)
+        raise InvalidLink(INVALID_LINK)
     email, password_hash = row
     try:
         add_user(session, email, password_hash)
     except UserExists:  # an operator made the account meanwhile: the link has nothing to confirm
-        raise InvalidToken(INVALID_LINK) from None
+        raise InvalidLink(INVALID_LINK) from None
     return {"email": email, "verified": True}
 
 
@@ -143,7 +143,7 @@ def forgot(session, mail, settings, email):
 def reset(session, passwords, token, password):
     """A new password from a reset link (used once); every token of the account ends."""
     if not isinstance(token, str) or not 0 < len(token) <= 200:
-        raise InvalidToken(INVALID_LINK)
+        raise InvalidLink(INVALID_LINK)
     password_hash = passwords.hash(clean_password(password))  # a weak one leaves the link usable
     user_id = session.execute(
         delete(ResetToken).where(ResetToken.token_hash == digest(token),
@@ -151,7 +151,7 @@ def reset(session, passwords, token, password):
         .returning(ResetToken.user_id)).scalar()
     if user_id is None:
         session.rollback()
-        raise InvalidToken(INVALID_LINK)
+        raise InvalidLink(INVALID_LINK)
     email = set_password(session, user_id, password_hash)
     counters.clear(session, "account:%s" % email)
     return {"email": email}

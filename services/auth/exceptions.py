@@ -63,3 +63,8 @@ class EmailUnverified(Exception):
 @deserialize_to_instance
 class WrongPassword(Exception):
     """The current password given to change the password or delete the account is wrong."""
+
+
+@deserialize_to_instance
+class InvalidLink(Exception):
+    """A verification or reset token that is unknown, used, replaced or expired."""

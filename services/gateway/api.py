@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from nameko.web.handlers import HttpRequestHandler
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from werkzeug.exceptions import NotFound as NotFoundPage
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
@@ -27,9 +27,8 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from services.auth.exceptions import Busy as AuthBusy
-from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
-from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
+from services.auth.exceptions import InvalidCredentials, InvalidInput, InvalidToken, TooManyAttempts
+from services.auth.schemas import ATOM, LABEL
 from services.common import constants as c
 from services.common.options import ConversionOptions, InvalidOption
 from services.gateway import exceptions as errors
@@ -106,14 +105,6 @@ class Unhealthy(Error):
 # auth's mailbox rule (services/auth/schemas.py EMAIL_RE) from the same pieces, as a JSON Schema pattern
 # (anchored, no named groups); auth still checks the local part's 64 characters
 EMAIL_PATTERN = r"^%s(?:\.%s)*@%s(?:\.%s)+$" % (ATOM, ATOM, LABEL, LABEL)
-
-
-class RegisterBody(Model):
-    """The body of POST /register. Blanks around the address are ignored; auth checks it again."""
-    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL,
-                                            pattern=EMAIL_PATTERN)] = Field(
-        description="One plain mailbox, `local@domain`.")
-    password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 
 class User(Model):
@@ -289,7 +280,7 @@ USER = (BEARER, COOKIE)
 CSRF = (errors.CsrfRejected,)
 # every tus request but OPTIONS names the protocol version
 TUS = (tus.UnsupportedVersion,)
-JSON_BODY = (errors.BadRequest, errors.TooLarge)
+JSON_BODY = (errors.BadRequest, errors.TooLarge, errors.UnsupportedMediaType)
 STORAGE = (errors.StorageUnavailable,)
 
 TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
@@ -308,19 +299,6 @@ OPERATIONS = {
         {200: Reply("Every part answers.", Health),
          503: Reply("A part is not answering; `failing` names it.", Unhealthy)},
         security=(), tag="health"),
-    "register": Operation(
-        "Create an account", {201: Reply("Registered.", User)}, security=(), body=RegisterBody,
-        errors=JSON_BODY + (InvalidInput, RegistrationClosed, UserExists, errors.RateLimited,
-                            errors.AuthUnavailable, AuthBusy),
-        tag="users", description="Limited per client address (`REGISTER_RATE`)."),
-    "login": Operation(
-        "Get a token with HTTP Basic email and password", {200: Reply("A token.", Token)},
-        security=(BASIC,), tag="users",
-        errors=(InvalidInput, InvalidCredentials, errors.Unauthorized, TooManyAttempts, errors.RateLimited,
-                errors.AuthUnavailable, AuthBusy),
-        description="401 with the same body for any wrong email or password; failed logins lock the "
-                    "account for a while (429 `too_many_attempts`). Limited per client address "
-                    "(`LOGIN_RATE`)."),
     "upload": Operation(
         "Upload a video to convert, with conversion options",
         {202: Reply("Stored and queued.", UploadAccepted)},
@@ -415,8 +393,9 @@ OPERATIONS = {
                                    errors.AuthUnavailable, AuthBusy),
         description="Limited per client address as POST /login; 401 has no Basic challenge."),
     "web_logout": Operation(
-        "Log out the web page: the cookie is cleared", {204: Reply("Logged out.", media=None)},
-        security=(), tag="web page", errors=CSRF),
+        "Log out the web page: the cookie's token ends and the cookie is cleared",
+        {204: Reply("Logged out.", media=None)}, security=(), tag="web page",
+        errors=CSRF + (errors.AuthUnavailable,)),
     # --- this document ---
     "openapi": Operation(
         "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
@@ -606,3 +585,8 @@ def docs_file(request, name):
     if mimetype == "text/html":
         response.headers["Content-Security-Policy"] = DOCS_CSP
     return response.make_conditional(request)
+
+
+# the accounts' routes, described beside their models (they build on the names above)
+from services.gateway import api_accounts  # noqa: E402
+OPERATIONS.update(api_accounts.OPERATIONS)

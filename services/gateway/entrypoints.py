@@ -14,7 +14,8 @@ from nameko.web.server import WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Request, Response
 
-from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
+from services.gateway.caller import AUTHENTICATED
+from services.gateway.exceptions import BadRequest, Busy, TooLarge, UnsupportedMediaType, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ def error_response(exc):
 
 
 def json_body(request):
-    """The request's JSON object; its size was bounded before reading (413 `too_large`)."""
+    """The request's JSON object; its size was bounded before reading (413 `too_large`). Any other
+    content type is refused (415): a form or text/plain body is what another site's page can
+    send through its visitors' browsers without a CORS preflight."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
     limit = request.max_content_length
     # werkzeug stops a chunked body at the limit without saying so: anything left is too much
@@ -51,13 +56,23 @@ def json_body(request):
     return body
 
 
+def secure_headers(response, environ):
+    """Every response: `X-Content-Type-Options: nosniff`; one a token or the cookie authenticated:
+    `Cache-Control: no-store` (no shared or browser cache keeps a user's data)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if environ.get(AUTHENTICATED):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 class JsonWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             # liveness: the process serves HTTP; needs no worker, says nothing of dependencies
-            return json_response({"status": "ok"})(environ, start_response)
+            return secure_headers(json_response({"status": "ok"}), environ)(environ, start_response)
         if environ.get("PATH_INFO") == LIVEZ:
-            return error_response(MethodNotAllowed(["GET", "HEAD"]))(environ, start_response)
+            return secure_headers(error_response(MethodNotAllowed(["GET", "HEAD"])), environ)(
+                environ, start_response)
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
             environ["wsgi.input_terminated"] = True
@@ -69,7 +84,7 @@ class JsonWsgiApp(WsgiApp):
             rv = provider.handle_request(request)
         except HTTPException as exc:
             rv = error_response(exc)
-        return rv(environ, start_response)
+        return secure_headers(rv, environ)(environ, start_response)
 
 
 class JsonWebServer(GatewayWebServer):

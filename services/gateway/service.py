@@ -12,13 +12,15 @@ from services.gateway import caller, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck
 from services.gateway.jobs import GatewayStore
 from services.gateway.ratelimit import RateLimits
-from services.gateway.routes import accounts, health, jobs, pages, resumable, sessions, uploads
+from services.gateway.routes import (
+    account, accounts, health, jobs, pages, resumable, sessions, uploads)
 from services.gateway.settings import GatewaySettings
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
-                     sessions.SessionRoutes, jobs.JobRoutes, uploads.UploadRoutes,
-                     resumable.ResumableRoutes, pages.PageRoutes, operations.Operations):
+                     account.OwnAccountRoutes, sessions.SessionRoutes, jobs.JobRoutes,
+                     uploads.UploadRoutes, resumable.ResumableRoutes, pages.PageRoutes,
+                     operations.Operations):
     name = c.GATEWAY
 
     settings = GatewaySettings()

@@ -32,6 +32,8 @@ class GatewaySettings(MongoSettings):
     CLIENT_TIMEOUT = Number(float, minimum=0.1)
     LOGIN_RATE = Rate()
     REGISTER_RATE = Rate()
+    # new uploads per account (POST /upload, tus POST /uploads)
+    UPLOAD_RATE = Rate()
     # proxies whose X-Forwarded-For names the client (ingress, reverse proxy)
     TRUSTED_PROXIES = Networks(optional=True)
     # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)

@@ -51,7 +51,7 @@ TUS_REJECTIONS = ("checks.negative_data_rejection.expected-statuses = "
                   "checks.missing_required_header.expected-statuses = [400, 406, 412]\n")
 TUS_OPERATIONS = ("POST /uploads", "HEAD /uploads/{upload_id}", "PATCH /uploads/{upload_id}",
                   "DELETE /uploads/{upload_id}")
-REACHED = {"POST /register": 201, "POST /login": 200, "POST /upload": 202, "GET /jobs": 200,
+REACHED = {"POST /register": 202, "POST /login": 200, "POST /upload": 202, "GET /jobs": 200,
            "GET /jobs/{job_id}": 200, "DELETE /jobs/{job_id}": 204, "GET /session": 200,
            "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200}
 

@@ -148,7 +148,7 @@ def test_registration_takes_one_plain_mailbox(stack, email):
 @pytest.mark.parametrize("email", ["o'neil+tag@example.co.uk", "first.last@sub.example.com",
                                    "x_y-z@example-host.io"])
 def test_plain_mailboxes_register(stack, email):
-    assert stack.register(email, PASSWORD).status_code == 201
+    assert stack.register(email, PASSWORD).status_code == 202
 
 
 def test_concurrent_wrong_passwords_judge_at_most_the_limit(stack):

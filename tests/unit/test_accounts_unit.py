@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.auth.dependencies import Passwords, Tokens
 from services.auth.exceptions import (
-    EmailUnverified, InvalidCredentials, InvalidToken, TooManyAttempts, WeakPassword,
+    EmailUnverified, InvalidCredentials, InvalidLink, InvalidToken, TooManyAttempts, WeakPassword,
     WrongPassword)
 from services.auth.models import Base, Registration, ResetToken, User
 from services.auth.schemas import clean_password
@@ -88,13 +88,13 @@ def test_register_then_verify_then_login(service, session):
         service.login("ann@example.com", "wrong password!")
     assert service.verify_email(token) == {"email": "ann@example.com", "verified": True}
     assert service.login("ann@example.com", PASSWORD)["token"]
-    with pytest.raises(InvalidToken):  # once
+    with pytest.raises(InvalidLink):  # once
         service.verify_email(token)
 
 
 @pytest.mark.parametrize("token", ["", "x" * 43, None, 5, "y" * 5000])
 def test_bad_verification_tokens(service, token):
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidLink):
         service.verify_email(token)
 
 
@@ -103,7 +103,7 @@ def test_an_expired_link_does_not_verify(service, session):
     session.get(Registration, "old@example.com").expires_at = utcnow() - datetime.timedelta(
         seconds=1)
     session.commit()
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidLink):
         service.verify_email(mails(service)[-1][2])
 
 
@@ -124,7 +124,7 @@ def test_pre_hijacking_the_owner_registering_replaces_the_pending_password(servi
     attackers_link = mails(service, c.MAIL_VERIFY)[-1][2]
     service.register("victim@example.com", "the victim's password")
     owners_link = mails(service, c.MAIL_VERIFY)[-1][2]
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidLink):
         service.verify_email(attackers_link)
     service.verify_email(owners_link)
     with pytest.raises(InvalidCredentials):
@@ -139,7 +139,7 @@ def test_resend_replaces_the_link_and_answers_alike(service):
         "email": "cid@example.com", "status": "verification_sent"}
     assert service.resend_verification("nobody@example.com")["status"] == "verification_sent"
     assert len(mails(service, c.MAIL_VERIFY)) == 2
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidLink):
         service.verify_email(old)
     service.verify_email(mails(service, c.MAIL_VERIFY)[-1][2])
 
@@ -185,12 +185,12 @@ def test_forgot_and_reset(service, session):
     assert service.forgot_password("nobody@example.com")["status"] == "reset_sent"
     resets = mails(service, c.MAIL_RESET)
     assert [m[1] for m in resets] == ["fay@example.com", "fay@example.com"]
-    with pytest.raises(InvalidToken):  # the newer link replaced the older
+    with pytest.raises(InvalidLink):  # the newer link replaced the older
         service.reset_password(resets[0][2], NEW_PASSWORD)
     with pytest.raises(WeakPassword):  # a weak password leaves the link usable
         service.reset_password(resets[1][2], "password123")
     assert service.reset_password(resets[1][2], NEW_PASSWORD) == {"email": "fay@example.com"}
-    with pytest.raises(InvalidToken):  # once
+    with pytest.raises(InvalidLink):  # once
         service.reset_password(resets[1][2], NEW_PASSWORD + "!")
     with pytest.raises(InvalidToken):  # every token of the account ended
         service.validate_token(old_token)
@@ -205,7 +205,7 @@ def test_an_expired_reset_link(service, session):
     for row in session.scalars(select(ResetToken)):
         row.expires_at = utcnow() - datetime.timedelta(seconds=1)
     session.commit()
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidLink):
         service.reset_password(mails(service, c.MAIL_RESET)[-1][2], NEW_PASSWORD)
 
 

@@ -60,6 +60,7 @@ class ResumableRoutes:
         filename = schemas.clean_filename(metadata.get("filename") or metadata.get("name"))
         options = schemas.options_from(
             {key: value for key, value in metadata.items() if key not in CLIENT_KEYS}, ignore=())
+        self.limits.hit("upload", request, key=owner)  # UPLOAD_RATE per account
         job_id = self.jobs.create_upload(owner, filename, length, options, self.settings.USER_QUOTA_BYTES,
                                          self.settings.USER_MAX_ACTIVE_JOBS)
         return Response(status=201, headers=tus.response_headers(

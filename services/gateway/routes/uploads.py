@@ -9,11 +9,13 @@ from services.gateway.uploads import UploadReceiver
 
 
 class UploadRoutes:
-    """Mixin of GatewayService: uses its `jobs` store, `settings`, `_user` and `_dispatch_job`."""
+    """Mixin of GatewayService: uses its `jobs` store, `settings`, `limits`, `_user` and
+    `_dispatch_job`."""
 
     @http("POST", "/upload", max_body=None)  # bounded while streaming (uploads.py)
     def upload(self, request):
         owner = self._user(request)
+        self.limits.hit("upload", request, key=owner)  # UPLOAD_RATE per account
         quota = self.settings.USER_QUOTA_BYTES
         # before a byte is stored: the active-job cap, and the quota from Content-Length
         job_id, room = self.jobs.admit(owner, request.content_length, quota,
