@@ -4,8 +4,8 @@
 Each variant runs in its own process against MONGO_URI (default: starts nx-27017 from
 .venv-mongo on a free port) and prints time and peak RSS (VmHWM, reset after set-up):
 
-  parser      the gateway's UploadReceiver (werkzeug multipart) into a sink: no storage
-  storage     services.gateway.jobs GatewayJobs.begin_upload() + Upload.write/commit, plain Python
+  parser      the gateway's MultipartReceiver (werkzeug multipart) into a sink: no storage
+  storage     services.gateway.store UploadStore.admit/open_file() + write/commit, plain Python
   storage-ev  the same after eventlet.monkey_patch(), as in a nameko service
   direct-ev   chunk documents inserted one by one ({files_id, n, data}), files doc at the end,
               under eventlet: the suggested writer
@@ -54,7 +54,7 @@ def reset():
         f.write("5")
 
 if variant == "parser":
-    from services.gateway.uploads import UploadReceiver
+    from services.gateway.multipart import MultipartReceiver
     boundary = "benchboundary"
     head = ('--%s\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
             'Content-Type: video/mp4\r\n\r\n' % boundary).encode()
@@ -76,16 +76,14 @@ if variant == "parser":
     class Sink:
         size = 0
         def write(self, d): self.size += len(d)
-        def commit(self): pass
-        def abort(self): pass
     reset(); t0 = time.time()
-    UploadReceiver(1 << 31, lambda name: ("job", Sink())).receive(Req())
+    MultipartReceiver(1 << 31).receive(Req(), Sink())
 else:
     import pymongo
     from bson import Binary, ObjectId
     from services.common import constants as c
-    from services.gateway.jobs import GatewayJobs
-    st = GatewayJobs(pymongo.MongoClient(uri)["gridfs_memory"])
+    from services.gateway.store import GatewayStores
+    st = GatewayStores(pymongo.MongoClient(uri)["gridfs_memory"])
     st.ping()
 
     def insert_direct():
@@ -102,10 +100,11 @@ else:
         return fid
     if variant in ("storage", "storage-ev"):
         reset(); t0 = time.time()
-        job, up = st.begin_upload("bench@example.com", "a.mp4")
+        admission = st.uploads.admit("bench@example.com", None, 1 << 40, 1 << 20)
+        up = st.uploads.open_file(admission)
         for b in blocks():
             up.write(b)
-        up.commit()
+        up.commit("a.mp4")
         fid = up.file_id
     elif variant == "direct-ev":
         reset(); t0 = time.time()

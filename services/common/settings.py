@@ -16,6 +16,7 @@ import types
 
 from nameko.extensions import DependencyProvider
 
+from services.common.nameko_internals import container_cache
 from services.common.utils import as_bool
 
 
@@ -139,7 +140,7 @@ class Settings(DependencyProvider):
     @classmethod
     def of(cls, container):
         """The parsed settings of a container, parsed once and shared by its providers."""
-        cache = container.__dict__.setdefault("_mp3svc_settings", {})
+        cache = container_cache(container, "_mp3svc_settings")
         if cls not in cache:
             cache[cls] = cls.load(container.config)
         return cache[cls]

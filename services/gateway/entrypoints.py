@@ -10,10 +10,10 @@ import logging
 
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.wrappers import Request, Response
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.wrappers import Response
 
+from services.common.nameko_internals import RoutingWsgiApp, free_workers
 from services.gateway.caller import AUTHENTICATED
 from services.gateway.exceptions import BadRequest, Busy, TooLarge, UnsupportedMediaType, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
@@ -56,35 +56,36 @@ def json_body(request):
     return body
 
 
-def secure_headers(response, environ):
+def secure_headers(headers, environ):
     """Every response: `X-Content-Type-Options: nosniff`; one a token or the cookie authenticated:
     `Cache-Control: no-store` (no shared or browser cache keeps a user's data)."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    headers = [(k, v) for k, v in headers if k.lower() != "x-content-type-options"]
+    headers.append(("X-Content-Type-Options", "nosniff"))
     if environ.get(AUTHENTICATED):
-        response.headers["Cache-Control"] = "no-store"
-    return response
+        headers = [(k, v) for k, v in headers if k.lower() != "cache-control"]
+        headers.append(("Cache-Control", "no-store"))
+    return headers
 
 
-class JsonWsgiApp(WsgiApp):
+class JsonWsgiApp(RoutingWsgiApp):
     def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, secure_headers(headers, environ), exc_info)
+        return super().__call__(environ, start)
+
+    def before(self, environ):
         if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             # liveness: the process serves HTTP; needs no worker, says nothing of dependencies
-            return secure_headers(json_response({"status": "ok"}), environ)(environ, start_response)
+            return json_response({"status": "ok"})
         if environ.get("PATH_INFO") == LIVEZ:
-            return secure_headers(error_response(MethodNotAllowed(["GET", "HEAD"])), environ)(
-                environ, start_response)
+            return error_response(MethodNotAllowed(["GET", "HEAD"]))
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             # eventlet ends a chunked body itself; lets werkzeug apply max_content_length to it
             environ["wsgi.input_terminated"] = True
-        request = Request(environ, shallow=True)
-        adapter = self.url_map.bind_to_environ(environ)
-        try:
-            provider, values = adapter.match()
-            request.path_values = values
-            rv = provider.handle_request(request)
-        except HTTPException as exc:
-            rv = error_response(exc)
-        return secure_headers(rv, environ)(environ, start_response)
+        return None
+
+    def routing_error(self, exc):
+        return error_response(exc)
 
 
 class JsonWebServer(GatewayWebServer):
@@ -103,7 +104,7 @@ class HttpEntrypoint(HttpRequestHandler):
         request.max_content_length = self.max_body
         # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
         # switch happens between this check and the spawn, so the slot is still free then.
-        if self.container._worker_pool.free() < 1:
+        if free_workers(self.container) < 1:
             return error_response(Busy("The server is at capacity; try again in a few seconds.",
                                        BUSY_RETRY_AFTER))
         return super().handle_request(request)

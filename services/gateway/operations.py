@@ -6,15 +6,16 @@ from nameko.timer import timer
 
 from services.auth.exceptions import InvalidInput, UnknownUser
 from services.auth.schemas import lookup_email
+from services.common import constants as c
 from services.gateway import schemas
+from services.gateway.intake import video_uploaded
 
 log = logging.getLogger(__name__)
 MAX_LIST = 1000
 
 
 class Operations:
-    """Mixin of GatewayService: uses its `jobs` store, `auth`, `settings`, `_job_json` and
-    `_dispatch_job`."""
+    """Mixin of GatewayService: uses its `store`, `auth`, `settings`, `dispatch` and `_job_json`."""
 
     @rpc
     def list_jobs(self, email, limit=100):
@@ -22,17 +23,17 @@ class Operations:
         email = lookup_email(email)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise InvalidInput("limit must be a whole number from 1 to %d." % MAX_LIST)
-        return [self._job_json(job) for job in self.jobs.for_owner(email, limit)]
+        return [self._job_json(job) for job in self.store.jobs.for_owner(email, limit)]
 
     @rpc
     def requeue_job(self, job_id):
         """Put a failed job back in the queue; returns the job, or None when it is not failed."""
         if not schemas.is_job_id(job_id):
             raise InvalidInput("A job id is 32 hexadecimal characters, as a string.")
-        job = self.jobs.requeue(job_id)
+        job = self.store.jobs.requeue(job_id)
         if job is None:
             return None
-        self._dispatch_job(job)
+        self.dispatch(c.VIDEO_UPLOADED, video_uploaded(job))  # a failure is the operator's to see
         return self._job_json(job)
 
     @rpc
@@ -44,20 +45,20 @@ class Operations:
             self.auth.disable_user(email)
         except UnknownUser:
             pass  # the account is gone already: remove what is left of theirs
-        removed = self.jobs.delete_owner(email)
+        removed = self.store.jobs.delete_owner(email)
         account = self.auth.delete_user(email)
         return dict(removed, email=email, user_deleted=account["deleted"])
 
     @rpc
     def summary(self):
         """Jobs by status, files and bytes stored, users (from auth)."""
-        return dict(self.jobs.summary(), users=self.auth.summary())
+        return dict(self.store.jobs.summary(), users=self.auth.summary())
 
     @timer(interval=10)
     def sweep_uploads(self):
         """Remove uploads abandoned mid-stream by a gateway that crashed (UPLOAD_TIMEOUT)."""
         try:
-            swept = self.jobs.sweep_uploads(older_than=self.settings.UPLOAD_TIMEOUT)
+            swept = self.store.uploads.sweep(older_than=self.settings.UPLOAD_TIMEOUT)
             if swept:
                 log.info("removed %d abandoned upload(s)", swept)
         except Exception:
@@ -67,7 +68,7 @@ class Operations:
     def sweep_expired(self):
         """Delete finished jobs, their MP3s and videos RETENTION_HOURS after they finished."""
         try:
-            expired = self.jobs.expire(self.settings.RETENTION_HOURS)
+            expired = self.store.jobs.expire(self.settings.RETENTION_HOURS)
             if expired:
                 log.info("deleted %d expired job(s)", expired)
         except Exception:

@@ -4,10 +4,10 @@
   body or an idle keep-alive) is disconnected;
 - connections are green threads, capped a little above the worker pool (`max_workers`): past the
   cap a connection gets a canned 503 `busy` at once instead of waiting in the accept queue, and the
-  process never runs out of file descriptors (an accept error would stop nameko's accept loop);
+  process never runs out of file descriptors (the accept loop, services/common/nameko_internals.py,
+  also outlives an accept error);
 - any line the server reads itself (a chunk-size line of a chunked body) is bounded.
 """
-import errno
 import logging
 import resource
 import socket
@@ -15,8 +15,9 @@ from functools import partial
 
 import eventlet
 from eventlet import wsgi
-from nameko.web.server import HttpOnlyProtocol, WebServer
+from nameko.web.server import HttpOnlyProtocol
 
+from services.common.nameko_internals import AcceptingWebServer
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def raise_fd_limit(wanted):
                         target, wanted)
 
 
-class GatewayWebServer(WebServer):
+class GatewayWebServer(AcceptingWebServer):
     def setup(self):
         settings = GatewaySettings.of(self.container)
         self.client_timeout = settings.CLIENT_TIMEOUT
@@ -80,23 +81,13 @@ class GatewayWebServer(WebServer):
                            log=logging.getLogger(__name__), socket_timeout=self.client_timeout,
                            keepalive=self.client_timeout)
 
-    def run(self):
-        while self._is_accepting:
-            try:
-                sock, addr = self._sock.accept()
-            except OSError as exc:  # EMFILE and the like: keep accepting once descriptors free up
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
-                                     errno.ECONNABORTED):
-                    raise
-                log.warning("accept failed: %s", exc)
-                eventlet.sleep(0.1)
-                continue
-            sock.settimeout(self.client_timeout)
-            if self.connections >= self.max_connections:
-                self.container.spawn_managed_thread(partial(self.refuse, sock))
-            else:
-                self.connections += 1
-                self.container.spawn_managed_thread(partial(self.serve, sock, addr))
+    def accepted(self, sock, addr):
+        sock.settimeout(self.client_timeout)
+        if self.connections >= self.max_connections:
+            self.container.spawn_managed_thread(partial(self.refuse, sock))
+        else:
+            self.connections += 1
+            self.container.spawn_managed_thread(partial(self.serve, sock, addr))
 
     def serve(self, sock, addr):
         try:

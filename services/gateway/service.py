@@ -10,11 +10,12 @@ from services.common.messaging import EventDispatcher
 # in this module for a service, and a mixin is not one)
 from services.gateway import caller, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck
-from services.gateway.jobs import GatewayStore
+from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import (
     account, accounts, health, jobs, pages, resumable, sessions, uploads)
 from services.gateway.settings import GatewaySettings
+from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
@@ -26,10 +27,11 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
     settings = GatewaySettings()
     heartbeat = Heartbeat()
     auth = AuthRpc()
-    jobs = GatewayStore()
+    store = GatewayStore()
     broker = BrokerCheck()
     dispatch = EventDispatcher()
     limits = RateLimits()
 
-    def _dispatch_job(self, job):
-        self.dispatch(c.VIDEO_UPLOADED, job.event(video_id=str(job.video_id)))
+    def _intake(self):
+        """The upload use case (POST /upload, tus) over this worker's dependencies."""
+        return Intake(self.store, self.settings, self.dispatch)

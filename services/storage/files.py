@@ -43,8 +43,9 @@ class Upload:
         if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
             self._touch()
 
-    def commit(self):
-        self._writer.close()
+    def commit(self, filename=None):
+        """Keep the file (named `filename` when given: a name known only once the bytes arrived)."""
+        self._writer.close(filename)
         self.committed = True
 
     def abort(self):
@@ -61,10 +62,11 @@ class FileStore:
             self.db[bucket + ".chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
             self.db[bucket + ".files"].create_index([("filename", 1), ("uploadDate", 1)])
 
-    def create(self, bucket, filename, metadata, touch=None):
-        """An `Upload` of a new file; its id is known at once, the file exists once committed."""
-        writer = FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
-                            filename, metadata, CHUNK_SIZE)
+    def create(self, bucket, filename, metadata, touch=None, file_id=None):
+        """An `Upload` of a new file (id `file_id`, or a new one); its id is known at once, the file
+        exists once committed."""
+        writer = FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"],
+                            file_id or ObjectId(), filename, metadata, CHUNK_SIZE)
         return Upload(writer, touch)
 
     def append(self, bucket, file_id, offset, tail):
@@ -80,6 +82,17 @@ class FileStore:
         if doc is None:
             return None
         return StoredFile(self.db[bucket + ".chunks"], doc)
+
+    def ids_of(self, bucket, owner):
+        """The ids of every file of `owner` (by its metadata), committed or being written."""
+        files = self.db[bucket + ".files"]
+        return [doc["_id"] for doc in files.find({"metadata.owner": owner}, projection={"_id": 1})]
+
+    def totals(self, bucket):
+        """(files, bytes) stored in `bucket`."""
+        lengths = [doc.get("length") or 0 for doc in self.db[bucket + ".files"].find(
+            {}, projection={"length": 1})]
+        return len(lengths), sum(lengths)
 
     def delete(self, bucket, file_id):
         if file_id is not None:

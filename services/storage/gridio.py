@@ -141,7 +141,9 @@ class FileWriter:
             self._insert(bytes(self._buffer[:self._chunk_size]))
             del self._buffer[:self._chunk_size]
 
-    def close(self):
+    def close(self, filename=None):
+        if filename is not None:
+            self._filename = filename
         if self._buffer:
             self._insert(bytes(self._buffer))
             self._buffer = bytearray()

@@ -1,5 +1,5 @@
 """The stores in a real Nameko container against the MongoDB wire server: the GridFS `FileStore`
-and each service's part of the job record (`GatewayJobs`, `ConverterJobs`, `Outbox`)."""
+and each service's part of the job record (`GatewayStores`, `ConverterJobs`, `Outbox`)."""
 import datetime
 import hashlib
 import io
@@ -17,7 +17,7 @@ from services.common import constants as c
 from services.common.jobs import Job
 from services.common.utils import utcnow
 from services.converter.store import ConverterJobs, ConverterStore
-from services.gateway.jobs import GatewayJobs, GatewayStore
+from services.gateway.store import GatewayStore, GatewayStores
 from services.notification.store import Outbox, OutboxStore
 from services.storage.dependencies import Files
 from services.storage.files import CHUNK_SIZE, FileStore
@@ -134,18 +134,18 @@ def write_file(files, data, bucket=VIDEOS, filename="clip.mp4", metadata=None, c
 
 
 def upload_job(gateway, data=b"v" * 1000, owner=OWNER, filename="clip.mp4", commit=True):
-    job_id, room = gateway.admit(owner, None, quota=1 << 40, max_active=1000)
-    job_id, upload = gateway.begin_file(job_id, owner, filename, room, quota=1 << 40)
+    admission = gateway.uploads.admit(owner, None, quota=1 << 40, max_active=1000)
+    upload = gateway.uploads.open_file(admission)
     for piece in odd_pieces(data):
         upload.write(piece)
     if commit:
-        upload.commit()
-    return job_id, upload
+        upload.commit(filename)
+    return admission.job_id, upload
 
 
 def queued_job(gateway, data=b"v" * 1000, owner=OWNER):
     job_id, upload = upload_job(gateway, data, owner)
-    job = gateway.queue(job_id, upload.size, {})
+    job = gateway.uploads.queue(job_id, upload.size, filename="clip.mp4", options={})
     assert job.status == c.QUEUED
     return job_id
 
@@ -175,7 +175,7 @@ def concurrently(*calls):
 
 def test_each_provider_injects_its_store(container, stores, mongo_db):
     files, gateway, converter, outbox = stores
-    assert [type(s) for s in stores] == [FileStore, GatewayJobs, ConverterJobs, Outbox]
+    assert [type(s) for s in stores] == [FileStore, GatewayStores, ConverterJobs, Outbox]
     assert files.db.name == gateway.db.name == mongo_db
     assert converter.jobs.database.name == outbox.jobs.database.name == mongo_db
     with entrypoint_hook(container, "ping") as ping:
@@ -343,45 +343,46 @@ def test_delete_removes_a_file_and_is_idempotent(files, db):
     assert files.open(VIDEOS, kept.file_id).read() == b"other"
 
 
-# --- GatewayJobs -------------------------------------------------------------------------------
+# --- GatewayStores -----------------------------------------------------------------------------
 
 def test_gateway_upload_lifecycle(gateway, db):
     before = utcnow()
     job_id, upload = upload_job(gateway, b"v" * 5000, filename="Caf\u00e9.mp4")
-    assert gateway.get(job_id) is None and gateway.for_owner(OWNER) == []  # hidden while uploading
+    # hidden while uploading
+    assert gateway.jobs.get(job_id) is None and gateway.jobs.for_owner(OWNER) == []
     stored = db[c.JOBS_COLLECTION].find_one({"_id": job_id})
     assert stored["status"] == c.UPLOADING and stored["video_id"] == upload.file_id
 
-    job = gateway.queue(job_id, upload.size, {})
+    job = gateway.uploads.queue(job_id, upload.size, filename="Caf\u00e9.mp4", options={})
     assert isinstance(job, Job)
     assert (job.id, job.owner, job.filename, job.status, job.size, job.video_id) == \
         (job_id, OWNER, "Caf\u00e9.mp4", c.QUEUED, 5000, upload.file_id)
     # dates are datetimes whatever the server returned ($set dates are strings on nx-27017)
     assert isinstance(job.updated_at, datetime.datetime) and job.updated_at >= before
     assert job.due_at - job.updated_at == datetime.timedelta(seconds=c.REDISPATCH_AFTER)
-    assert gateway.get(job_id) == job
-    assert gateway.for_owner(OWNER) == [job]
-    assert gateway.for_owner("someone@example.com") == []
-    assert gateway.queue(job_id, 10, {}) is None  # only from uploading
-    assert gateway.queue("0" * 32, 10, {}) is None
+    assert gateway.jobs.get(job_id) == job
+    assert gateway.jobs.for_owner(OWNER) == [job]
+    assert gateway.jobs.for_owner("someone@example.com") == []
+    assert gateway.uploads.queue(job_id, 10, options={}) is None  # only from uploading
+    assert gateway.uploads.queue("0" * 32, 10, options={}) is None
 
 
 def test_gateway_for_owner_newest_first_with_a_limit(gateway, db):
     first, second, third = (queued_job(gateway) for _ in range(3))
     for job_id, minutes in ((first, 3), (second, 2), (third, 1)):
         set_fields(db, job_id, created_at=ago(60 * minutes))
-    assert ids(gateway.for_owner(OWNER)) == [third, second, first]
-    assert ids(gateway.for_owner(OWNER, limit=2)) == [third, second]
+    assert ids(gateway.jobs.for_owner(OWNER)) == [third, second, first]
+    assert ids(gateway.jobs.for_owner(OWNER, limit=2)) == [third, second]
 
 
 def test_gateway_discard_removes_job_and_video(gateway, db):
     job_id, upload = upload_job(gateway, os.urandom(2 * MiB + 1))
-    gateway.queue(job_id, upload.size, {})
-    gateway.discard(job_id)
-    assert gateway.get(job_id) is None
+    gateway.uploads.queue(job_id, upload.size, options={})
+    gateway.uploads.discard(job_id)
+    assert gateway.jobs.get(job_id) is None
     assert db[c.JOBS_COLLECTION].find_one({"_id": job_id}) is None
     assert leftovers(db) == (0, 0)
-    gateway.discard(job_id)  # already gone: no error
+    gateway.uploads.discard(job_id)  # already gone: no error
 
 
 def test_gateway_sweeps_stale_uploads_and_their_files(gateway, db):
@@ -392,14 +393,14 @@ def test_gateway_sweeps_stale_uploads_and_their_files(gateway, db):
     for job_id in (stale_id, old_queued_id):
         set_fields(db, job_id, updated_at=ago(7 * 3600))
 
-    assert gateway.sweep_uploads(older_than=6 * 3600) == 1
+    assert gateway.uploads.sweep(older_than=6 * 3600) == 1
     assert db[c.JOBS_COLLECTION].find_one({"_id": stale_id}) is None
     assert gateway.files.open(VIDEOS, stale.file_id) is None
     assert db[c.JOBS_COLLECTION].find_one({"_id": fresh_id})["status"] == c.UPLOADING
     assert gateway.files.open(VIDEOS, fresh.file_id).length == 1000
-    assert gateway.get(old_queued_id).status == c.QUEUED
+    assert gateway.jobs.get(old_queued_id).status == c.QUEUED
     assert leftovers(db) == (2, 2)  # the fresh upload's and the queued job's videos
-    assert gateway.sweep_uploads(older_than=6 * 3600) == 0
+    assert gateway.uploads.sweep(older_than=6 * 3600) == 0
 
 
 def test_gateway_sweeps_uploads_abandoned_mid_stream(gateway, db):
@@ -407,43 +408,43 @@ def test_gateway_sweeps_uploads_abandoned_mid_stream(gateway, db):
     for job_id in stale_ids:
         set_fields(db, job_id, updated_at=ago(7 * 3600))
     assert leftovers(db) != (0, 0)
-    assert gateway.sweep_uploads(older_than=6 * 3600) == 2
+    assert gateway.uploads.sweep(older_than=6 * 3600) == 2
     assert [db[c.JOBS_COLLECTION].find_one({"_id": job_id}) for job_id in stale_ids] == [None] * 2
     assert leftovers(db) == (0, 0)
 
 
 def test_gateway_requeue_only_failed_jobs_with_their_video(gateway, converter):
     job_id = queued_job(gateway)
-    assert gateway.requeue(job_id) is None  # queued
+    assert gateway.jobs.requeue(job_id) is None  # queued
     converter.claim(job_id, "worker-1", 30)
-    assert gateway.requeue(job_id) is None  # converting
+    assert gateway.jobs.requeue(job_id) is None  # converting
     failed = converter.fail(job_id, "worker-1", "The file is not media.")
     assert (failed.status, failed.error, failed.notify) == \
         (c.FAILED, "The file is not media.", c.NOTIFY_PENDING)
-    requeued = gateway.requeue(job_id)
+    requeued = gateway.jobs.requeue(job_id)
     assert (requeued.status, requeued.error, requeued.attempts, requeued.notify) == \
         (c.QUEUED, None, 0, None)
     assert requeued.due_at > utcnow()
-    assert gateway.requeue(job_id) is None  # queued again
+    assert gateway.jobs.requeue(job_id) is None  # queued again
     assert converter.claim(job_id, "worker-2", 30).attempts == 1
 
     done = finished_job(gateway, converter)
-    assert gateway.requeue(done.id) is None  # done
-    assert gateway.requeue("0" * 32) is None
+    assert gateway.jobs.requeue(done.id) is None  # done
+    assert gateway.jobs.requeue("0" * 32) is None
 
     gone = finished_job(gateway, converter, fail=True)
     converter.drop_video(gone)
-    assert gateway.requeue(gone.id) is None  # its video is no longer stored
+    assert gateway.jobs.requeue(gone.id) is None  # its video is no longer stored
 
 
 def test_gateway_opens_the_converters_mp3(gateway, converter):
     done = finished_job(gateway, converter)
-    stored = gateway.open_mp3(done.mp3_id)
+    stored = gateway.jobs.open_mp3(done.mp3_id)
     assert stored.filename == "clip.mp3"
     assert stored.metadata == {"owner": OWNER, "job_id": done.id, "source": "clip.mp4"}
     assert stored.read() == b"ID3 fake mp3"
     assert done.mp3_size == len(b"ID3 fake mp3") and done.duration == 1.0
-    assert gateway.open_mp3(done.video_id) is None  # a video is not an MP3
+    assert gateway.jobs.open_mp3(done.video_id) is None  # a video is not an MP3
 
 
 # --- ConverterJobs -----------------------------------------------------------------------------
@@ -488,7 +489,7 @@ def test_converter_expired_lease_is_taken_over_and_only_the_new_holder_finishes(
     assert converter.complete(job_id, "worker-1", mp3.file_id, 1.0, mp3.size) is None
     assert converter.fail(job_id, "worker-1", "late") is None
     converter.release(job_id, "worker-1", 10, "late")
-    assert gateway.get(job_id).status == c.CONVERTING
+    assert gateway.jobs.get(job_id).status == c.CONVERTING
     done = converter.complete(job_id, "worker-2", mp3.file_id, 1.0, mp3.size)
     assert (done.status, done.mp3_id, done.mp3_size, done.error, done.progress) == \
         (c.DONE, mp3.file_id, 12, None, 1.0)
@@ -499,7 +500,7 @@ def test_converter_expired_lease_is_taken_over_and_only_the_new_holder_finishes(
 
     converter.drop_video(job)
     assert converter.open_video(job) is None
-    assert gateway.get(job_id).video_id is None
+    assert gateway.jobs.get(job_id).video_id is None
     assert db["jobs"].find_one({"_id": job_id})["lease_owner"] is None
 
 
@@ -507,9 +508,9 @@ def test_converter_release_puts_the_job_back_after_its_retry_time(gateway, conve
     job_id = queued_job(gateway)
     converter.claim(job_id, "worker-1", 30)
     converter.release(job_id, "worker-2", 10, "not mine")  # not the holder: no effect
-    assert gateway.get(job_id).status == c.CONVERTING
+    assert gateway.jobs.get(job_id).status == c.CONVERTING
     converter.release(job_id, "worker-1", 10, "mongo hiccup")
-    job = gateway.get(job_id)
+    job = gateway.jobs.get(job_id)
     assert job.status == c.QUEUED and job.lease_until is None
     assert utcnow() < job.due_at <= utcnow() + datetime.timedelta(seconds=10)
     assert db[c.JOBS_COLLECTION].find_one({"_id": job_id})["last_error"] == "mongo hiccup"
@@ -524,7 +525,7 @@ def test_converter_a_queued_job_is_due_once_its_event_is_overdue(gateway, conver
     assert converter.due() == []  # its event is on its way
     set_fields(db, job_id, due_at=ago(5))
     [job] = converter.due()
-    assert (job.id, job.video_id, job.owner) == (job_id, gateway.get(job_id).video_id, OWNER)
+    assert (job.id, job.video_id, job.owner) == (job_id, gateway.jobs.get(job_id).video_id, OWNER)
 
 
 def test_converter_due_filters_in_the_database(gateway, converter, db):
@@ -559,7 +560,7 @@ def test_converter_take_due_hands_a_job_out_once(gateway, converter, db):
     assert converter.take_due(first)
     assert not converter.take_due(first)
     assert ids(converter.due()) == [second.id]  # no longer due; the other still is
-    postponed = gateway.get(first.id).due_at
+    postponed = gateway.jobs.get(first.id).due_at
     assert postponed > utcnow() + datetime.timedelta(seconds=c.REDISPATCH_AFTER - 10)
 
     other = ConverterJobs(db)  # another converter's sweeper, at the same moment
@@ -591,9 +592,9 @@ def test_outbox_claim_once_and_again_only_after_its_lease(gateway, converter, ou
     assert second.notify_attempts == 2
 
     outbox.sent(job_id, "mail-1")  # the stale sender cannot record anything
-    assert gateway.get(job_id).notify == c.NOTIFY_SENDING
+    assert gateway.jobs.get(job_id).notify == c.NOTIFY_SENDING
     outbox.sent(job_id, "mail-2")
-    assert gateway.get(job_id).notify == c.NOTIFY_SENT
+    assert gateway.jobs.get(job_id).notify == c.NOTIFY_SENT
     assert db[c.JOBS_COLLECTION].find_one({"_id": job_id})["notified_at"] is not None
     assert outbox.claim(job_id, "mail-3", 60) is None
     assert outbox.due() == []
@@ -611,9 +612,9 @@ def test_outbox_failed_retries_later_or_gives_up(gateway, converter, outbox, db)
     job_id = finished_job(gateway, converter, fail=True).id
     outbox.claim(job_id, "mail-1", 60)
     outbox.failed(job_id, "mail-2", 30, False, "not mine")  # not the holder: no effect
-    assert gateway.get(job_id).notify == c.NOTIFY_SENDING
+    assert gateway.jobs.get(job_id).notify == c.NOTIFY_SENDING
     outbox.failed(job_id, "mail-1", 30, False, "SMTP down")
-    job = gateway.get(job_id)
+    job = gateway.jobs.get(job_id)
     assert job.notify == c.NOTIFY_PENDING and job.notify_next > utcnow()
     assert db[c.JOBS_COLLECTION].find_one({"_id": job_id})["notify_error"] == "SMTP down"
     assert outbox.due() == []  # not before notify_next
@@ -621,7 +622,7 @@ def test_outbox_failed_retries_later_or_gives_up(gateway, converter, outbox, db)
     assert ids(outbox.due()) == [job_id]
     assert outbox.claim(job_id, "mail-1", 60).notify_attempts == 2
     outbox.failed(job_id, "mail-1", 30, True, "SMTP down for good")
-    assert gateway.get(job_id).notify == c.NOTIFY_GAVE_UP
+    assert gateway.jobs.get(job_id).notify == c.NOTIFY_GAVE_UP
     assert outbox.claim(job_id, "mail-2", 60) is None
     set_fields(db, job_id, notify_next=ago(5))
     assert outbox.due() == []  # given up: never due again
@@ -661,5 +662,5 @@ def test_outbox_take_due_hands_an_email_out_once(gateway, converter, outbox, db)
     results = concurrently(*[lambda store=store: store.take_due(job) for store in [outbox, other]])
     assert sorted(results) == [False, True]
     assert outbox.due() == []
-    assert gateway.get(job_id).notify_next > utcnow()
+    assert gateway.jobs.get(job_id).notify_next > utcnow()
     assert outbox.claim(job_id, "mail-1", 60).notify == c.NOTIFY_SENDING  # the event still works

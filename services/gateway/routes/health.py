@@ -4,12 +4,12 @@ from services.gateway.entrypoints import http, json_response
 
 
 class HealthRoutes:
-    """Mixin of GatewayService: uses its `jobs`, `broker` and `auth` dependencies."""
+    """Mixin of GatewayService: uses its `store`, `broker` and `auth` dependencies."""
 
     @http("GET", "/healthz")
     def healthz(self, request):
         failing = {}
-        for part, check in (("mongodb", self.jobs.ping), ("broker", self.broker.check),
+        for part, check in (("mongodb", self.store.ping), ("broker", self.broker.check),
                             ("auth", self.auth.ping)):
             try:
                 check()

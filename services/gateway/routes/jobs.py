@@ -12,12 +12,12 @@ DOWNLOAD_BLOCK = 1024 * 1024
 
 
 class JobRoutes:
-    """Mixin of GatewayService: uses its `jobs` store, `settings` and `_user` (caller.py)."""
+    """Mixin of GatewayService: uses its `store`, `settings` and `_user` (caller.py)."""
 
     @http("GET", "/jobs")
     def list_jobs_http(self, request):
         owner = self._user(request)
-        return json_response({"jobs": [self._job_json(j) for j in self.jobs.for_owner(owner)]})
+        return json_response({"jobs": [self._job_json(j) for j in self.store.jobs.for_owner(owner)]})
 
     @http("GET", "/jobs/<string:job_id>")
     def get_job(self, request, job_id):
@@ -27,7 +27,7 @@ class JobRoutes:
     def delete_job(self, request, job_id):
         """The job, its MP3 and its video; a conversion in progress stops (see JobStore.delete)."""
         job = self._own_job(request, job_id)
-        if not self.jobs.delete(job.id, job.owner):
+        if not self.store.jobs.delete(job.id, job.owner):
             raise NotFound("No such job.")
         return Response(status=204)
 
@@ -43,7 +43,7 @@ class JobRoutes:
         file_id = parse_file_id(fid)
         if file_id is None:
             raise InvalidId("fid must be the MP3 id from the email (24 hexadecimal characters).")
-        stored = self.jobs.open_mp3(file_id)
+        stored = self.store.jobs.open_mp3(file_id)
         if stored is None or stored.metadata.get("owner") != owner:
             raise NotFound("No such MP3.")
         response = Response(wrap_file(request.environ, stored, DOWNLOAD_BLOCK),
@@ -62,7 +62,7 @@ class JobRoutes:
         owner = owner or self._user(request)
         if not schemas.is_job_id(job_id):
             raise InvalidId("A job id is 32 hexadecimal characters.")
-        job = self.jobs.get(job_id)
+        job = self.store.jobs.get(job_id)
         if job is None or job.owner != owner:
             raise NotFound("No such job.")
         return job

@@ -1,4 +1,5 @@
-"""Streaming multipart parser: the `file` part goes straight into GridFS as it arrives.
+"""Streaming multipart parser: the `file` part goes straight into the sink it is given (the video's
+GridFS stream) as it arrives; the parser stores nothing itself and calls back into nothing.
 
 Nothing is buffered beyond one read block: the decoder's buffer is bounded (a boundary-like line
 that never ends is refused, not kept), as are part headers, non-file fields and the number of parts;
@@ -6,6 +7,8 @@ the size limit is enforced while streaming and from Content-Length before readin
 upload is refused before it is stored. Per upload in flight: one READ_BLOCK, the decoder's buffer
 and one GridFS chunk.
 """
+import dataclasses
+
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -42,14 +45,23 @@ def check_length(request, max_bytes):
         raise too_large(max_bytes)
 
 
-class UploadReceiver:
-    """Parses one upload request. `begin(filename)` returns (job_id, Upload) for the file part."""
+@dataclasses.dataclass(frozen=True)
+class Form:
+    """What a multipart upload carried: the file's name and size (its bytes went to the sink), and
+    the other fields as text."""
+    filename: str
+    size: int
+    fields: dict
 
-    def __init__(self, max_bytes, begin):
+
+class MultipartReceiver:
+    """Parses one upload request, writing the `file` part's bytes to `sink.write`."""
+
+    def __init__(self, max_bytes):
         self.max_bytes = max_bytes
-        self.begin = begin
-        self.job_id = None
-        self.upload = None
+        self.sink = None
+        self.filename = None      # set once the `file` part began
+        self.size = 0             # bytes of the `file` part written to the sink
         self.in_file = False
         self.field_bytes = 0      # all non-file fields
         self.part_bytes = 0       # the current non-file field
@@ -59,9 +71,10 @@ class UploadReceiver:
         self.fields = {}          # the non-file fields: name -> text
         self.field_name = None
 
-    def receive(self, request):
-        """Stream the request into storage; returns (job_id, size) with the file committed.
-        On an exception the caller calls `abort()`; nothing of the file stays behind."""
+    def receive(self, request, sink):
+        """Stream the request's `file` part into `sink` (its `write`); returns the `Form`. On an
+        exception the caller aborts what it gave as the sink."""
+        self.sink = sink
         check_length(request, self.max_bytes)
         decoder = MultipartDecoder(boundary_of(request), max_form_memory_size=MAX_DECODER_BUFFER)
         stream = request.environ["wsgi.input"]
@@ -77,14 +90,13 @@ class UploadReceiver:
         except (ValueError, IOError) as exc:
             # malformed multipart, undecodable headers, the client went away mid-upload
             raise BadRequest("The upload could not be read (%s)." % exc) from exc
-        if self.upload is None:
+        if self.filename is None:
             raise NoFile("No file: send the video in a multipart field named 'file'.")
-        if self.upload.size == 0:
+        if self.size == 0:
             raise EmptyFile("The uploaded file is empty.")
-        self.upload.commit()
-        return self.job_id, self.upload.size
+        return Form(self.filename, self.size, self._text_fields())
 
-    def text_fields(self):
+    def _text_fields(self):
         """The non-file fields as text (UTF-8, as browsers and curl send them)."""
         try:
             return {name: value.decode("utf-8") for name, value in self.fields.items()}
@@ -116,7 +128,7 @@ class UploadReceiver:
                 raise TooManyFiles("Send exactly one file per upload.")
             self.files += 1
             if event.name == FILE_FIELD:
-                self.job_id, self.upload = self.begin(clean_filename(event.filename))
+                self.filename = clean_filename(event.filename)
             self.in_file = True
         elif isinstance(event, Field):
             self.in_file = False
@@ -125,14 +137,15 @@ class UploadReceiver:
             self.field_name = event.name
             self.fields[event.name] = b""
         elif isinstance(event, Data):
-            if self.in_file and self.upload is None:  # a file in another field: not stored
+            if self.in_file and self.filename is None:  # a file in another field: not stored
                 self.ignored_bytes += len(event.data)
                 if self.ignored_bytes > self.max_bytes:
                     raise too_large(self.max_bytes)
             elif self.in_file:
                 if event.data:
-                    self.upload.write(event.data)
-                    if self.upload.size > self.max_bytes:
+                    self.sink.write(event.data)
+                    self.size += len(event.data)
+                    if self.size > self.max_bytes:
                         raise too_large(self.max_bytes)
             else:
                 self.part_bytes += len(event.data)
@@ -144,9 +157,3 @@ class UploadReceiver:
                 self.fields[self.field_name] += event.data
             if not event.more_data:
                 self.in_file = False
-
-    def abort(self):
-        """Undo a failed upload's stream: nothing of it stays in GridFS (the caller, which admitted
-        the job, discards its record)."""
-        if self.upload is not None:
-            self.upload.abort()

@@ -1,4 +1,4 @@
-"""The multipart receiver's bounds, on in-memory requests (the storage side is a fake)."""
+"""The multipart receiver's bounds, on in-memory requests (the sink is a fake)."""
 import io
 import time
 
@@ -7,33 +7,27 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from services.gateway.exceptions import BadRequest, NoFile, TooLarge, TooManyFiles
-from services.gateway.uploads import MAX_PARTS, UploadReceiver
+from services.gateway.multipart import MAX_PARTS, Form, MultipartReceiver
 
 B = b"XyZ"
 
 
-class FakeUpload:
+class FakeSink:
     def __init__(self):
         self.size = 0
-        self.committed = False
 
     def write(self, data):
         self.size += len(data)
-
-    def commit(self):
-        self.committed = True
-
-    def abort(self):
-        pass
 
 
 def receive(body, max_bytes=10 * 1024 * 1024):
     environ = EnvironBuilder(method="POST", input_stream=io.BytesIO(body), headers={
         "Content-Type": "multipart/form-data; boundary=XyZ", "Content-Length": str(len(body))},
     ).get_environ()
-    upload = FakeUpload()
-    receiver = UploadReceiver(max_bytes, lambda filename: ("job", upload))
-    return receiver.receive(Request(environ))
+    sink = FakeSink()
+    form = MultipartReceiver(max_bytes).receive(Request(environ), sink)
+    assert sink.size == form.size
+    return form
 
 
 def part(name, content, filename=None):
@@ -48,7 +42,8 @@ def form(*parts):
 
 
 def test_a_normal_form():
-    assert receive(form(part("title", b"t"), part("file", b"v" * 300000, "a.mp4"))) == ("job", 300000)
+    assert receive(form(part("title", b"t"), part("file", b"v" * 300000, "a.mp4"))) == \
+        Form("a.mp4", 300000, {"title": "t"})
 
 
 @pytest.mark.parametrize("name, body, error", [

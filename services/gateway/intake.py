@@ -1,0 +1,130 @@
+"""One upload's way in, the same for POST /upload and for a tus upload's last PATCH:
+
+    admit (active-job cap, quota) -> store the video -> queue the job -> dispatch its event
+
+When the event cannot be dispatched (the broker is away), the upload still succeeds: the job is
+queued with `due_at`, and the converter's sweeper dispatches it again once it is due
+(services/converter). The client gets 202 (204 for tus), so it does not send the video again (no
+duplicate job), and the stored video is not thrown away (no lost job).
+"""
+import logging
+
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import ClientDisconnected
+
+from services.common import constants as c
+from services.gateway import schemas, tus
+from services.gateway.exceptions import NotFound, UploadExpired
+from services.gateway.multipart import MultipartReceiver
+
+log = logging.getLogger(__name__)
+READ_BLOCK = 256 * 1024
+
+
+def video_uploaded(job):
+    """The payload of the `video_uploaded` event of a queued job (identifiers, never bytes)."""
+    return job.event(video_id=str(job.video_id))
+
+
+class Intake:
+    """The upload use case, over the gateway's stores, its settings and its event dispatcher."""
+
+    def __init__(self, stores, settings, dispatch):
+        self.uploads = stores.uploads
+        self.settings = settings
+        self.dispatch = dispatch
+
+    def admit(self, owner, announced, **fields):
+        """An `Admission` for an upload of `announced` bytes (None: unknown), before a byte is stored:
+        TooManyJobs past USER_MAX_ACTIVE_JOBS, QuotaExceeded past USER_QUOTA_BYTES."""
+        return self.uploads.admit(owner, announced, self.settings.USER_QUOTA_BYTES,
+                                  self.settings.USER_MAX_ACTIVE_JOBS, **fields)
+
+    # POST /upload ---------------------------------------------------------------------------------
+    def receive_form(self, owner, request):
+        """A multipart upload streamed into storage and queued: its `Job`."""
+        admission = self.admit(owner, request.content_length)
+        video = self.uploads.open_file(admission)  # held to the quota while streaming
+        try:
+            form = MultipartReceiver(self.settings.MAX_UPLOAD_BYTES).receive(request, video)
+            options = schemas.options_from(form.fields, ignore=())
+            video.commit(form.filename)
+        except BaseException:
+            try:
+                video.abort()
+                self.uploads.discard(admission.job_id)
+            except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
+                pass
+            raise
+        job = self.uploads.queue(admission.job_id, form.size, filename=form.filename, options=options)
+        if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
+            self.uploads.discard(admission.job_id, video_id=admission.video_id)
+            raise UploadExpired("The upload took longer than the server allows; send it again.")
+        return self._dispatched(job)
+
+    # tus ------------------------------------------------------------------------------------------
+    def create_resumable(self, owner, filename, length, options):
+        """A new resumable upload of `length` bytes, admitted as POST /upload is: its job id."""
+        fields = self.uploads.resumable_fields(filename, length, options)
+        return self.admit(owner, length, **fields).job_id
+
+    def append(self, upload, offset, stream):
+        """One PATCH: the body from `offset` stored, the offset recorded at each stored chunk (a
+        client that goes away keeps what arrived); the last byte queues the job. The upload's state
+        after it (a `Resumable`)."""
+        if not upload.uploading:  # complete already: a repeated last PATCH
+            return upload
+        claim = self.uploads.claim(upload, offset)
+        if claim is None:
+            raise tus.OffsetMismatch("Another request moved this upload on meanwhile; ask with HEAD "
+                                     "and continue from there.")
+        appender = self.uploads.appender(upload)
+        saved = self._receive(stream, upload, appender, claim)
+        if appender.offset < upload.length:
+            self._save(upload, claim, saved, appender.offset, appender.tail)
+            return upload.moved_to(appender.offset)
+        job = self.uploads.finish(upload, appender, claim)
+        if job is None:
+            self._lost(upload)
+        self._dispatched(job)
+        return upload.moved_to(upload.length, job.status)
+
+    def _receive(self, stream, upload, appender, claim):
+        """Stream the body into GridFS; returns the offset recorded."""
+        saved = appender.offset
+        while appender.offset < upload.length:
+            try:
+                block = stream.read(min(READ_BLOCK, upload.length - appender.offset))
+            except (ClientDisconnected, OSError) as exc:
+                log.info("upload %s: the client went away at byte %d (%s)", upload.id, appender.offset,
+                         type(exc).__name__)
+                break
+            if not block:
+                break
+            if appender.write(block):
+                self._save(upload, claim, saved, appender.stored, b"")
+                saved = appender.stored
+        return saved
+
+    def _save(self, upload, claim, old, new, tail):
+        if not self.uploads.save_offset(upload, claim, old, new, tail):
+            self._lost(upload)
+
+    def _lost(self, upload):
+        """This PATCH may no longer write: the upload is gone (terminated, expired) or another PATCH
+        took over."""
+        if self.uploads.find(upload.id, upload.owner) is None:
+            self.uploads.drop_video(upload.video_id)  # chunks this PATCH wrote after the removal
+            raise NotFound("The upload was deleted or expired while it was being sent.")
+        raise tus.OffsetMismatch("Another request took over this upload; ask with HEAD and continue "
+                                 "from there.")
+
+    # the end of both ------------------------------------------------------------------------------
+    def _dispatched(self, job):
+        """The queued job's event sent; when it cannot be, the converter's sweeper sends it later."""
+        try:
+            self.dispatch(c.VIDEO_UPLOADED, video_uploaded(job))
+        except Exception:
+            log.warning("job %s queued, its event not dispatched yet (the converter's sweeper "
+                        "dispatches it again)", job.id, exc_info=True)
+        return job

@@ -1,0 +1,203 @@
+"""Uploads in progress: admission (a hidden `uploading` job record holding a slot and reserved bytes),
+the video's GridFS stream, the tus offset protocol, and the step that makes an upload a queued job.
+
+A resumable (tus) upload is an `uploading` job with upload_length, upload_offset and upload_tail (the
+bytes past the video's last full GridFS chunk). Offset and tail move together in one update, after
+the chunks they claim are stored; upload_writer names the one PATCH allowed to move them.
+"""
+import dataclasses
+import datetime
+import functools
+import uuid
+
+from bson import Binary, ObjectId
+from pymongo import ReturnDocument
+
+from services.common import constants as c
+from services.common.jobs import Job, as_datetime
+from services.common.utils import utcnow
+from services.gateway.store.jobs import redispatch_time
+from services.gateway.store.slots import quota_exceeded
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """An admitted upload: its job id, its video's id, and the bytes its owner had left for it."""
+    job_id: str
+    owner: str
+    video_id: ObjectId
+    room: int
+    quota: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Resumable:
+    """A resumable upload's state, in progress or complete (`status` past uploading)."""
+    id: str
+    owner: str
+    filename: str
+    status: str
+    video_id: ObjectId
+    length: int
+    offset: int
+    updated_at: datetime.datetime
+    tail: bytes = b""
+
+    @classmethod
+    def from_doc(cls, doc):
+        if doc is None:
+            return None
+        return cls(id=doc["_id"], owner=doc["owner"], filename=doc["filename"], status=doc["status"],
+                   video_id=doc["video_id"], length=doc["upload_length"], offset=doc["upload_offset"],
+                   updated_at=as_datetime(doc["updated_at"]), tail=bytes(doc.get("upload_tail") or b""))
+
+    @property
+    def uploading(self):
+        return self.status == c.UPLOADING
+
+    def moved_to(self, offset, status=c.UPLOADING):
+        """The state after a PATCH stored up to `offset` (`status`: the job's, once complete)."""
+        return dataclasses.replace(self, offset=offset, status=status, updated_at=utcnow())
+
+
+class QuotaFile:
+    """The video's `Upload` held to the bytes its owner had left (`Admission.room`): the block that
+    would take them over quota is refused before it is written."""
+
+    def __init__(self, upload, admission):
+        self._upload = upload
+        self._admission = admission
+
+    def write(self, data):
+        if self._upload.size + len(data) > self._admission.room:
+            raise quota_exceeded(self._admission.quota)
+        self._upload.write(data)
+
+    def __getattr__(self, name):  # size, file_id, committed, commit, abort
+        return getattr(self._upload, name)
+
+
+class UploadStore:
+    def __init__(self, db, files, slots, jobs):
+        self.jobs = db[c.JOBS_COLLECTION]
+        self.files = files
+        self.slots = slots
+        self.job_store = jobs
+
+    # admission ----------------------------------------------------------------------------------
+    def admit(self, owner, announced, quota, max_active, **fields):
+        """Reserve a job for an upload about to stream, before anything is stored. TooManyJobs when
+        `max_active` of the owner's jobs are uploading, queued or converting; QuotaExceeded when
+        `announced` bytes (Content-Length or Upload-Length; None when unknown) would take them over
+        `quota`. Leaves nothing behind when it raises.
+
+        The job record (hidden while uploading) is written first, then its id takes one of the
+        owner's slots with one conditional update of their slots document, so concurrent uploads
+        cannot together exceed the cap. Its `reserved` bytes count in the quota of uploads that
+        begin while it streams. `fields`: more of the record (a resumable upload's)."""
+        now = utcnow()
+        job_id = uuid.uuid4().hex
+        video_id = ObjectId()
+        self.jobs.insert_one(dict({
+            "_id": job_id, "owner": owner, "filename": None, "status": c.UPLOADING,
+            "video_id": video_id, "mp3_id": None, "error": None, "attempts": 0,
+            "reserved": announced or 0, "notify": None, "notify_attempts": 0, "created_at": now,
+            "updated_at": now}, **fields))
+        try:
+            self.slots.take(owner, job_id, max_active)
+            others = self.slots.usage(owner, exclude=job_id)
+            if others + (announced or 0) > quota:
+                raise quota_exceeded(quota)
+        except BaseException:
+            self.discard(job_id)
+            raise
+        return Admission(job_id, owner, video_id, quota - others, quota)
+
+    def open_file(self, admission):
+        """The GridFS stream of an admitted upload's video (named when committed), held to its
+        room; a long upload keeps its record fresh (not taken for abandoned)."""
+        upload = self.files.create(c.VIDEOS_BUCKET, None, {"owner": admission.owner,
+                                                           "job_id": admission.job_id},
+                                   touch=functools.partial(self._touch, admission.job_id),
+                                   file_id=admission.video_id)
+        return QuotaFile(upload, admission)
+
+    def _touch(self, job_id):
+        self.jobs.update_one({"_id": job_id, "status": c.UPLOADING}, {"$set": {"updated_at": utcnow()}})
+
+    def queue(self, job_id, size, **fields):
+        """The uploaded job made visible and queued (due for redispatch by the converter's sweeper
+        if its event is lost) with `fields` set; None when it was swept or deleted meanwhile."""
+        return self._queue({"_id": job_id}, size, **fields)
+
+    def _queue(self, query, size, **fields):
+        now = utcnow()
+        return Job.from_doc(self.jobs.find_one_and_update(
+            dict(query, status=c.UPLOADING),
+            {"$set": dict(fields, status=c.QUEUED, size=size, updated_at=now,
+                          due_at=redispatch_time(now))},
+            return_document=ReturnDocument.AFTER))
+
+    def discard(self, job_id, video_id=None):
+        """Forget a job that never got queued, with its video (`video_id`: one written for it that
+        its record may not name)."""
+        self.job_store.remove({"_id": job_id})
+        self.files.delete(c.VIDEOS_BUCKET, video_id)
+
+    def sweep(self, older_than):
+        """Remove uploads abandoned by a crashed gateway: job record and any chunks written."""
+        cutoff = utcnow() - datetime.timedelta(seconds=older_than)
+        abandoned = [doc["_id"] for doc in self.jobs.find(
+            {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}, projection={"_id": 1})]
+        for job_id in abandoned:
+            self.discard(job_id)
+        return len(abandoned)
+
+    # resumable uploads (tus) -------------------------------------------------------------------
+    @staticmethod
+    def resumable_fields(filename, length, options):
+        """The record of a new resumable upload of `length` bytes, for `admit`. (No upload_tail
+        yet: nx-27017 cannot $set an ObjectId and bytes in one update.)"""
+        return {"filename": filename, "options": options, "upload_length": length,
+                "upload_offset": 0, "upload_writer": None}
+
+    def find(self, job_id, owner, tail=False):
+        """Owner's resumable upload (in progress or complete), or None; `tail`: with its bytes past
+        the last full chunk (a PATCH continues from them)."""
+        return Resumable.from_doc(self.jobs.find_one(
+            {"_id": job_id, "owner": owner, "upload_length": {"$exists": True}},
+            projection=None if tail else {"upload_tail": 0}))
+
+    def claim(self, upload, offset):
+        """Make the calling PATCH the upload's writer from offset: its claim, or None when the upload
+        moved on or went away meanwhile."""
+        claim = uuid.uuid4().hex
+        result = self.jobs.update_one(
+            {"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
+            {"$set": {"upload_writer": claim, "updated_at": utcnow()}})
+        return claim if result.matched_count else None
+
+    def appender(self, upload):
+        """A `ChunkAppender` continuing the upload's video at its recorded offset."""
+        return self.files.append(c.VIDEOS_BUCKET, upload.video_id, upload.offset, upload.tail)
+
+    def save_offset(self, upload, claim, old, new, tail):
+        """Record the bytes held (chunks stored plus tail); False when the claim is lost."""
+        result = self.jobs.update_one(
+            {"_id": upload.id, "status": c.UPLOADING, "upload_writer": claim, "upload_offset": old},
+            {"$set": {"upload_offset": new, "upload_tail": Binary(tail), "updated_at": utcnow()}})
+        return bool(result.matched_count)
+
+    def finish(self, upload, appender, claim):
+        """Store the video's last chunk and files document, then queue the job as `queue` does;
+        None when the upload was terminated, swept or taken over meanwhile."""
+        size = appender.finish(upload.filename, {"owner": upload.owner, "job_id": upload.id})
+        return self._queue({"_id": upload.id, "upload_writer": claim}, size,
+                           upload_offset=size, upload_tail=Binary(b""))
+
+    def terminate(self, job_id):
+        """Remove an upload still in progress with every chunk stored; False when it is not."""
+        return self.job_store.remove({"_id": job_id, "status": c.UPLOADING})
+
+    def drop_video(self, video_id):
+        self.files.delete(c.VIDEOS_BUCKET, video_id)
