@@ -34,8 +34,10 @@ def check(session, tokens, token):
         .select_from(Session).join(User, User.id == Session.user_id)
         .outerjoin(DisabledUser, DisabledUser.email == User.email)
         .where(Session.id == sid, Session.user_id == user_id, Session.expires_at > utcnow())).first()
-    if row is None:
-        raise InvalidToken(ENDED)
+    if row is None:  # (the failure path only) say why when the account was disabled
+        disabled = session.execute(select(DisabledUser.email).join(
+            User, User.email == DisabledUser.email).where(User.id == user_id)).first()
+        raise InvalidToken(DISABLED if disabled else ENDED)
     if row[1] is not None:
         raise InvalidToken(DISABLED)
     return {"email": row[0], "user_id": user_id}
