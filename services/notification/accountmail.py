@@ -43,9 +43,16 @@ def compose(payload, public_url, sender):
     message["To"] = email
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = "<%s.%s@mp3svc>" % (uuid.uuid4().hex, kind)
-    message.set_content(templates.get_template(kind + ".txt").render(context))
+    text = templates.get_template(kind + ".txt").render(context)
+    message.set_content(text, cte=plain(text))
     message.add_alternative(templates.get_template(kind + ".html").render(context), subtype="html")
     return message
+
+
+def plain(text):
+    """7bit for plain ASCII text (the link stays whole in the raw message: `grep` finds it in a
+    Maildir), else the library's choice."""
+    return "7bit" if text.isascii() and all(len(line) <= 998 for line in text.splitlines()) else None
 
 
 def expiry(text):
