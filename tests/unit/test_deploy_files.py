@@ -33,6 +33,8 @@ EXTRA_VARS = {
         GatewaySettings.AUTH_RPC_TIMEOUT)}
 DOCUMENTED = CONTRACT_VARS | EXTRA_VARS
 DOCUMENTED |= {"CLIENT_TIMEOUT", "LOGIN_RATE", "REGISTER_RATE", "TRUSTED_PROXIES"}  # issue 9 (edge)
+DOCUMENTED |= {"EMAIL_VERIFICATION", "VERIFY_TTL_HOURS", "RESET_TTL_MINUTES", "USER_EMAIL_RATE",
+               "UPLOAD_RATE"}  # issue 16 (accounts)
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"}
 # what a deployment must set when the service reads it (the local defaults point at 127.0.0.1)
