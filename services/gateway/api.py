@@ -587,6 +587,6 @@ def docs_file(request, name):
     return response.make_conditional(request)
 
 
-# the accounts' routes, described beside their models (they build on the names above)
-from services.gateway import api_accounts  # noqa: E402
-OPERATIONS.update(api_accounts.OPERATIONS)
+# the accounts' routes are described beside their models, which build on the names above; that
+# module adds its operations to OPERATIONS (whichever of the two is imported first)
+from services.gateway import api_accounts  # noqa: E402,F401
