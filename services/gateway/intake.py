@@ -16,6 +16,7 @@ from services.common import constants as c
 from services.gateway import schemas, tus
 from services.gateway.exceptions import NotFound, UploadExpired
 from services.gateway.multipart import MultipartReceiver
+from services.gateway.store.uploads import resumable_fields
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 256 * 1024
@@ -65,8 +66,7 @@ class Intake:
     # tus ------------------------------------------------------------------------------------------
     def create_resumable(self, owner, filename, length, options):
         """A new resumable upload of `length` bytes, admitted as POST /upload is: its job id."""
-        fields = self.uploads.resumable_fields(filename, length, options)
-        return self.admit(owner, length, **fields).job_id
+        return self.admit(owner, length, **resumable_fields(filename, length, options)).job_id
 
     def append(self, upload, offset, stream):
         """One PATCH: the body from `offset` stored, the offset recorded at each stored chunk (a

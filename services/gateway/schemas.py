@@ -1,8 +1,14 @@
-"""What the gateway sends and accepts: job documents, file names, ids."""
+"""What the gateway sends and accepts: job documents, file names, ids, and the request models it
+validates JSON bodies with (pydantic v2; the OpenAPI document, services/gateway/openapi/, shows them)."""
 import re
 import unicodedata
+from typing import Annotated
 from urllib.parse import quote
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from services.auth.exceptions import InvalidInput
+from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
 from services.common import constants as c
 from services.common.options import FIELDS, InvalidOption, parse_options
 from services.common.utils import isoformat
@@ -74,3 +80,40 @@ def content_disposition(filename):
 
 def is_job_id(value):
     return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
+
+
+# --- request models ---------------------------------------------------------------------------
+class Model(BaseModel):
+    model_config = ConfigDict(strict=True)  # no coercion: a number is not an email address
+
+
+# auth's mailbox rule (services/auth/schemas.py EMAIL_RE) from the same pieces, as a JSON Schema pattern
+# (anchored, no named groups); auth still checks the local part's 64 characters
+EMAIL_PATTERN = r"^%s(?:\.%s)*@%s(?:\.%s)+$" % (ATOM, ATOM, LABEL, LABEL)
+
+
+class RegisterBody(Model):
+    """The body of POST /register. Blanks around the address are ignored; auth checks it again."""
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL,
+                                            pattern=EMAIL_PATTERN)] = Field(
+        description="One plain mailbox, `local@domain`.")
+    password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+def parse(model, data, error=InvalidInput):
+    """`data` validated by `model`; any problem raises `error` (400) naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise error(problem(exc)) from None
+
+
+def problem(exc):
+    """One sentence for a person from a pydantic ValidationError (its first problem)."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return "The field '%s' is missing." % where
+    if first["type"] == "string_pattern_mismatch":
+        return "The field '%s' is not valid." % where
+    return "The field '%s' is not valid: %s." % (where, first["msg"][:1].lower() + first["msg"][1:])

@@ -45,7 +45,9 @@ class Upload:
 
     def commit(self, filename=None):
         """Keep the file (named `filename` when given: a name known only once the bytes arrived)."""
-        self._writer.close(filename)
+        if filename is not None:
+            self._writer.filename = filename
+        self._writer.close()
         self.committed = True
 
     def abort(self):

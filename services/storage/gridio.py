@@ -127,7 +127,7 @@ class FileWriter:
         self._files = files
         self._chunks = chunks
         self.file_id = file_id
-        self._filename = filename
+        self.filename = filename  # may be set until close()
         self._metadata = metadata
         self._chunk_size = chunk_size
         self._buffer = bytearray()
@@ -141,13 +141,11 @@ class FileWriter:
             self._insert(bytes(self._buffer[:self._chunk_size]))
             del self._buffer[:self._chunk_size]
 
-    def close(self, filename=None):
-        if filename is not None:
-            self._filename = filename
+    def close(self):
         if self._buffer:
             self._insert(bytes(self._buffer))
             self._buffer = bytearray()
-        insert_files_doc(self._files, self.file_id, self.length, self._chunk_size, self._filename,
+        insert_files_doc(self._files, self.file_id, self.length, self._chunk_size, self.filename,
                          self._metadata)
 
     def abort(self):

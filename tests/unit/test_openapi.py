@@ -1,6 +1,7 @@
 """The OpenAPI document: every @http route of the gateway is in it, with the errors of the one table."""
 import inspect
 import json
+import os
 import re
 
 import openapi_spec_validator
@@ -10,14 +11,15 @@ from nameko.web.handlers import HttpRequestHandler
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import clean_email
 from services.common.options import ConversionOptions
-from services.gateway import api, api_accounts, exceptions
+from services.gateway import account_schemas, exceptions, schemas, static
+from services.gateway.openapi import builder, operations as ops_table
 from services.gateway.entrypoints import LIVEZ, http
 from services.gateway.service import GatewayService
 
 
 def routes_of(service_cls):
     """(HTTP method, OpenAPI path) of every @http entrypoint, read straight from nameko's registry on
-    the class and its bases (independently of api.http_entrypoints)."""
+    the class and its bases (independently of builder.http_entrypoints)."""
     found = set()
     for klass in inspect.getmro(service_cls):
         for member in vars(klass).values():
@@ -30,7 +32,7 @@ def routes_of(service_cls):
 
 @pytest.fixture(scope="module")
 def document():
-    return api.document(GatewayService)
+    return builder.document(GatewayService)
 
 
 def operations(document):
@@ -53,8 +55,8 @@ def test_an_undocumented_route_fails_loudly():
         def delete_job_unknown_to_api(self, request, job_id):
             pass
 
-    with pytest.raises(api.Undocumented, match="delete_job_unknown_to_api"):
-        api.document(Extended)
+    with pytest.raises(builder.Undocumented, match="delete_job_unknown_to_api"):
+        builder.document(Extended)
 
 
 def test_document_is_valid_openapi_3_1(document):
@@ -136,9 +138,9 @@ def test_error_headers(document):
 
 def test_security(document):
     ops = operations(document)
-    assert ops[("post", "/login")]["security"] == [{api.BASIC: []}]
+    assert ops[("post", "/login")]["security"] == [{ops_table.BASIC: []}]
     # the token, or the web page's cookie
-    assert ops[("get", "/jobs")]["security"] == [{api.BEARER: []}, {api.COOKIE: []}]
+    assert ops[("get", "/jobs")]["security"] == [{ops_table.BEARER: []}, {ops_table.COOKIE: []}]
     assert "csrf" in error_codes(ops[("delete", "/jobs/{job_id}")], 403)
     assert "WWW-Authenticate" not in ops[("post", "/session")]["responses"]["401"].get("headers", {})
     for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs"),
@@ -173,7 +175,7 @@ def test_upload_form_and_job_schema(document):
 ])
 def test_register_body_rejects(body, field):
     with pytest.raises(InvalidInput, match="'%s'" % field):
-        api.parse(api_accounts.RegisterBody, body)
+        account_schemas.parse(account_schemas.RegisterBody, body)
 
 
 @pytest.mark.parametrize("email", ["a@example.com", "first.last+tag@mail.example.co.uk", "x@a-b.io",
@@ -186,23 +188,45 @@ def test_email_pattern_is_auths_rule(email):
         accepted = True
     except InvalidInput:
         accepted = False
-    assert (re.search(api.EMAIL_PATTERN, email) is not None) == accepted
+    assert (re.search(schemas.EMAIL_PATTERN, email) is not None) == accepted
 
 
 def test_register_body_accepts_what_auth_accepts():
-    form = api.parse(api_accounts.RegisterBody,
-                     {"email": " twice@Example.COM ", "password": "p" * 1024, "x": 1})
+    form = account_schemas.parse(account_schemas.RegisterBody,
+                                 {"email": " twice@Example.COM ", "password": "p" * 1024, "x": 1})
     assert (form.email, len(form.password)) == ("twice@Example.COM", 1024)
 
 
 def test_docs_assets_are_local_files():
-    page = (api.DOCS_DIR / api.DOCS_PAGE).read_text()
+    page = open(os.path.join(static.DOCS_DIR, static.DOCS_PAGE)).read()
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert [link for link in links if link.startswith("/docs/")]
     for link in links:
         assert link.startswith("/"), link  # no CDN
         if link.startswith("/docs/"):
-            assert link[len("/docs/"):] in api.DOCS_ASSETS
-    assert {"LICENSE", "swagger-ui-bundle.js", "swagger-ui.css"} <= set(api.DOCS_ASSETS)
-    setup = (api.DOCS_DIR / "docs.js").read_text()
+            assert link[len("/docs/"):] in static.DOCS.names()
+    assert {"LICENSE", "swagger-ui-bundle.js", "swagger-ui.css"} <= set(static.DOCS.names())
+    setup = open(os.path.join(static.DOCS_DIR, "docs.js")).read()
     assert "validatorUrl: null" in setup and "http" not in setup.replace("/openapi.json", "")
+
+
+IMPORT_PROBE = """
+import sys
+touched = []
+def hook(event, args):
+    if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], str) \\
+            and ("apidocs" in args[0] or "/gateway/web" in args[0]):
+        touched.append((event, args[0]))
+sys.addaudithook(hook)
+import services.gateway.service
+print(touched)
+"""
+
+
+def test_no_static_file_is_read_at_import():
+    """The document and the static-file server read their files when asked, not at import."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "[]", out.stdout

@@ -1,6 +1,6 @@
 """The caller's own account: PUT /account/password, DELETE /account (with every job, video and
 MP3), POST /logout (that token ends at once)."""
-from services.gateway import api_accounts
+from services.gateway import account_schemas
 from services.gateway.caller import cookie_name, secure_cookie
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.routes.accounts import empty_response
@@ -14,7 +14,7 @@ class OwnAccountRoutes:
     def change_password(self, request):
         """A new password; every token of the account ends and the answer is a new one."""
         account = self._account(request)
-        form = api_accounts.parse(api_accounts.PasswordChange, json_body(request))
+        form = account_schemas.parse(account_schemas.PasswordChange, json_body(request))
         grant = self.auth.change_password(account["token"], form.current_password,
                                           form.new_password, self.limits.client(request))
         response = json_response(grant)
@@ -26,7 +26,7 @@ class OwnAccountRoutes:
     def delete_account(self, request):
         """The account with every job, video and MP3 of it, once its password is given again."""
         account = self._account(request)
-        form = api_accounts.parse(api_accounts.PasswordBody, json_body(request))
+        form = account_schemas.parse(account_schemas.PasswordBody, json_body(request))
         self.auth.confirm_password(account["token"], form.password, self.limits.client(request))
         self.delete_user(account["email"])
         response = empty_response()

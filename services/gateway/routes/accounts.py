@@ -1,10 +1,10 @@
 """Accounts: registration with a confirmed address, login (HTTP Basic), password reset by email,
 answered by auth over RPC. The owner's own account (password change, deletion, logout) is in
 routes/account.py."""
-from services.gateway import api_accounts
+from services.gateway import account_schemas
 from services.gateway.entrypoints import http, json_body, json_response
 from services.gateway.exceptions import Unauthorized
-from services.gateway.static import web_file
+from services.gateway.static import WEB
 
 # the /verify and /reset pages carry a one-time token in their URL: it goes to no other page
 LINK_PAGE_HEADERS = {"Referrer-Policy": "no-referrer"}
@@ -18,7 +18,7 @@ class AccountRoutes:
         """202 with the same body for a new and a taken address (auth does the same work)."""
         body = json_body(request)
         self.limits.hit("register", request)
-        form = api_accounts.parse(api_accounts.RegisterBody, body)
+        form = account_schemas.parse(account_schemas.RegisterBody, body)
         return json_response(self.auth.register(form.email, form.password), 202)
 
     @http("POST", "/login")
@@ -33,7 +33,7 @@ class AccountRoutes:
     # --- the address ----------------------------------------------------------------------------
     @http("POST", "/verify")
     def verify(self, request):
-        form = api_accounts.parse(api_accounts.TokenBody, json_body(request))
+        form = account_schemas.parse(account_schemas.TokenBody, json_body(request))
         return json_response(self.auth.verify_email(form.token))
 
     @http("GET", "/verify")
@@ -43,20 +43,20 @@ class AccountRoutes:
 
     @http("POST", "/verify/resend")
     def verify_resend(self, request):
-        form = api_accounts.parse(api_accounts.EmailBody, json_body(request))
+        form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
         self.limits.hit("account_email", request)
         return json_response(self.auth.resend_verification(form.email), 202)
 
     # --- a forgotten password -------------------------------------------------------------------
     @http("POST", "/password/forgot")
     def password_forgot(self, request):
-        form = api_accounts.parse(api_accounts.EmailBody, json_body(request))
+        form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
         self.limits.hit("account_email", request)
         return json_response(self.auth.forgot_password(form.email), 202)
 
     @http("POST", "/password/reset")
     def password_reset(self, request):
-        form = api_accounts.parse(api_accounts.ResetBody, json_body(request))
+        form = account_schemas.parse(account_schemas.ResetBody, json_body(request))
         self.auth.reset_password(form.token, form.password)
         return empty_response()
 
@@ -67,7 +67,7 @@ class AccountRoutes:
 
 
 def link_page(request):
-    response = web_file(request, "index.html")
+    response = WEB.serve(request, "index.html")
     response.headers.update(LINK_PAGE_HEADERS)
     return response
 

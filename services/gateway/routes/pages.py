@@ -1,8 +1,8 @@
 """Pages for a person and the API's description: the web page (/, /web/*), the OpenAPI document
-(/openapi.json) and its Swagger UI page (/docs)."""
-from services.gateway import api
+(/openapi.json) and its Swagger UI page (/docs), all from the one static-file server (static.py)."""
 from services.gateway.entrypoints import http, json_response
-from services.gateway.static import web_file
+from services.gateway.openapi.builder import document
+from services.gateway.static import DOCS, DOCS_PAGE, WEB
 
 
 class PageRoutes:
@@ -10,20 +10,20 @@ class PageRoutes:
 
     @http("GET", "/")
     def web_index(self, request):
-        return web_file(request, "index.html")
+        return WEB.serve(request, "index.html")
 
     @http("GET", "/web/<path:path>")
     def web_static(self, request, path):
-        return web_file(request, path)
+        return WEB.serve(request, path)
 
     @http("GET", "/openapi.json")
     def openapi(self, request):
-        return json_response(api.document(type(self)))
+        return json_response(document(type(self)))
 
     @http("GET", "/docs")
     def docs(self, request):
-        return api.docs_file(request, api.DOCS_PAGE)
+        return DOCS.serve(request, DOCS_PAGE)
 
     @http("GET", "/docs/<string:asset>")
     def docs_asset(self, request, asset):
-        return api.docs_file(request, asset)
+        return DOCS.serve(request, asset)

@@ -60,6 +60,13 @@ class Resumable:
         return dataclasses.replace(self, offset=offset, status=status, updated_at=utcnow())
 
 
+def resumable_fields(filename, length, options):
+    """The record of a new resumable upload of `length` bytes, for `UploadStore.admit`. (No
+    upload_tail yet: nx-27017 cannot $set an ObjectId and bytes in one update.)"""
+    return {"filename": filename, "options": options, "upload_length": length, "upload_offset": 0,
+            "upload_writer": None}
+
+
 class QuotaFile:
     """The video's `Upload` held to the bytes its owner had left (`Admission.room`): the block that
     would take them over quota is refused before it is written."""
@@ -154,13 +161,6 @@ class UploadStore:
         return len(abandoned)
 
     # resumable uploads (tus) -------------------------------------------------------------------
-    @staticmethod
-    def resumable_fields(filename, length, options):
-        """The record of a new resumable upload of `length` bytes, for `admit`. (No upload_tail
-        yet: nx-27017 cannot $set an ObjectId and bytes in one update.)"""
-        return {"filename": filename, "options": options, "upload_length": length,
-                "upload_offset": 0, "upload_writer": None}
-
     def find(self, job_id, owner, tail=False):
         """Owner's resumable upload (in progress or complete), or None; `tail`: with its bytes past
         the last full chunk (a PATCH continues from them)."""

@@ -1,33 +1,21 @@
-"""The HTTP API of accounts (issue 16), described as services/gateway/api.py describes the rest:
-request and response models, and one Operation per entrypoint of routes/accounts.py and
-routes/account.py (api.OPERATIONS takes them in)."""
-from typing import Annotated, Literal
+"""The account routes (routes/accounts.py, routes/account.py) in the OpenAPI document: their
+responses and one Operation each, added to services/gateway/openapi/operations.py's OPERATIONS."""
+from typing import Literal
 
-from pydantic import Field, StringConstraints, ValidationError
+from pydantic import Field
 
 from services.auth.exceptions import Busy as AuthBusy
 from services.auth.exceptions import (
     EmailUnverified, InvalidCredentials, InvalidInput, InvalidLink, RegistrationClosed,
     TooManyAttempts, WeakPassword, WrongPassword)
-from services.auth.schemas import MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
-from services.gateway import api
 from services.gateway import exceptions as errors
-from services.gateway.api import (
-    BASIC, CSRF, EMAIL_PATTERN, JSON_BODY, TOKEN, USER, Model, Operation, Reply, Token, problem)
-
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL,
-                                         pattern=EMAIL_PATTERN)]
-NewPassword = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX),
-                        Field(description="%d to %d characters, not among commonly used passwords "
-                                          "(400 `weak_password` otherwise)."
-                                          % (PASSWORD_MIN, PASSWORD_MAX))]
-LinkToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class RegisterBody(Model):
-    """The body of POST /register. Blanks around the address are ignored; auth checks it again."""
-    email: Email = Field(description="One plain mailbox, `local@domain`.")
-    password: NewPassword
+from services.gateway.account_schemas import (
+    EmailBody, PasswordBody, PasswordChange, RegisterBody, ResetBody, TokenBody)
+from services.gateway.openapi import operations
+from services.gateway.openapi.models import Token
+from services.gateway.openapi.operations import (
+    BASIC, CSRF, JSON_BODY, TOKEN, USER, Operation, Reply)
+from services.gateway.schemas import Model
 
 
 class Registered(Model):
@@ -37,55 +25,15 @@ class Registered(Model):
                     "PUBLIC_URL/verify?token=, the owner of a taken one a notice.")
 
 
-class TokenBody(Model):
-    token: LinkToken = Field(description="The `token` of the emailed link.")
-
-
 class Verified(Model):
     email: str
     verified: Literal[True]
-
-
-class EmailBody(Model):
-    email: Email = Field(description="One plain mailbox, `local@domain`.")
 
 
 class ResetSent(Model):
     email: str
     status: Literal["reset_sent"] = Field(description="The same for any address.")
 
-
-class ResetBody(Model):
-    token: LinkToken = Field(description="The `token` of the emailed reset link.")
-    password: NewPassword
-
-
-class PasswordChange(Model):
-    current_password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)]
-    new_password: NewPassword
-
-
-class PasswordBody(Model):
-    password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)] = Field(
-        description="The account's password, again.")
-
-
-def parse(model, data):
-    """`data` validated by `model`, as api.parse does; a new password of the wrong length is 400
-    `weak_password`, as auth says of one too common."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        if first["loc"][:1] == (NEW_PASSWORD_FIELD.get(model),) and first["type"] in (
-                "string_too_short", "string_too_long"):
-            raise WeakPassword("The password must be %d to %d characters long."
-                               % (PASSWORD_MIN, PASSWORD_MAX)) from None
-        raise InvalidInput(problem(exc)) from None
-
-
-# the field of each body that is a new password
-NEW_PASSWORD_FIELD = {RegisterBody: "password", ResetBody: "password", PasswordChange: "new_password"}
 
 HTML_PAGE = {200: Reply("The web page, which carries on from the link.", media="text/html",
                         schema={"type": "string"}),
@@ -155,4 +103,4 @@ OPERATIONS = {
         "End this token at once", {204: Reply("Logged out.", media=None)}, security=USER,
         tag="users", errors=TOKEN + CSRF),
 }
-api.OPERATIONS.update(OPERATIONS)
+operations.OPERATIONS.update(OPERATIONS)

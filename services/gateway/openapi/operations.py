@@ -1,0 +1,205 @@
+"""The API described once: one `Operation` per @http entrypoint of the gateway (keyed by its method
+name; method and path are read from the @http decorator itself), with the models of
+services/gateway/openapi/models.py and the exception classes each can raise (their statuses and codes
+come from the one error table, services/gateway/exceptions.py)."""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from werkzeug.exceptions import NotFound as NotFoundPage
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+
+from services.auth.exceptions import Busy as AuthBusy
+from services.auth.exceptions import InvalidCredentials, InvalidInput, InvalidToken, TooManyAttempts
+from services.common.options import InvalidOption
+from services.gateway import exceptions as errors
+from services.gateway import tus
+from services.gateway.caller import COOKIE_NAME
+from services.gateway.openapi.models import (
+    DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody, TusCreate,
+    TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User, WebPath,
+    asset_path)
+from services.gateway.static import DOCS, WEB
+
+JSON = "application/json"
+BEARER, BASIC, COOKIE = "bearerAuth", "basicAuth", "cookieAuth"
+SECURITY_SCHEMES = {
+    BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+             "description": "The token from POST /login: `Authorization: Bearer <token>`."},
+    BASIC: {"type": "http", "scheme": "basic", "description": "Email and password."},
+    COOKIE: {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
+             "description": "The web page's HttpOnly cookie from POST /session; a state-changing request "
+                            "it authenticates must come from the page itself (403 `csrf` otherwise)."},
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful response: a JSON model, or other media types (`schema` for the body)."""
+    description: str
+    model: Optional[type] = None
+    media: Optional[str | tuple | Callable] = JSON  # a callable: read when the document is built
+    schema: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    replies: dict                      # status -> Reply
+    errors: tuple = ()                 # exception classes (exceptions.ERRORS) or werkzeug HTTPExceptions
+    security: tuple = (BEARER,)        # SECURITY_SCHEMES names, any one suffices; () for public
+    body: Optional[type] = None        # JSON request body model
+    form: Optional[type] = None        # multipart/form-data request body model
+    raw: Optional[str] = None          # media type of a raw request body (tus PATCH)
+    challenge: bool = True             # whether a 401 carries WWW-Authenticate
+    path: Optional[type | Callable] = None  # path parameters model (a function: made when built)
+    query: Optional[type] = None       # query parameters model
+    headers: Optional[type] = None     # request header parameters model
+    tag: str = "jobs"
+    description: str = ""
+
+
+# errors any operation may give: the worker pool full, or the process restarting
+ALWAYS = (errors.Busy,)
+# errors of every operation that checks a Bearer token or the page's cookie (auth answers the check)
+TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
+USER = (BEARER, COOKIE)
+# a state-changing request authenticated by the cookie must come from the page itself
+CSRF = (errors.CsrfRejected,)
+# every tus request but OPTIONS names the protocol version
+TUS = (tus.UnsupportedVersion,)
+JSON_BODY = (errors.BadRequest, errors.TooLarge, errors.UnsupportedMediaType)
+STORAGE = (errors.StorageUnavailable,)
+
+TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
+                "ETag": "The MP3's id.", "Content-Length": "Bytes in the body."}
+
+# One entry per @http entrypoint, keyed by its method name. For a new route: its models above, then an
+# Operation here with the exception classes it can raise (the codes and statuses come from
+# exceptions.ERRORS; a new error class goes into that table first).
+OPERATIONS = {
+    # GET /livez is answered by the WSGI app itself (entrypoints.LIVEZ), not by an entrypoint
+    "livez": Operation(
+        "Liveness: the process serves HTTP", {200: Reply("Alive.", Health)}, security=(), tag="health",
+        description="Says nothing of the dependencies; answered without a worker."),
+    "healthz": Operation(
+        "Readiness: auth, the broker and MongoDB answer",
+        {200: Reply("Every part answers.", Health),
+         503: Reply("A part is not answering; `failing` names it.", Unhealthy)},
+        security=(), tag="health"),
+    "upload": Operation(
+        "Upload a video to convert, with conversion options",
+        {202: Reply("Stored and queued.", UploadAccepted)},
+        form=UploadForm, security=USER,
+        errors=TOKEN + STORAGE + CSRF + (
+            errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
+            errors.QuotaExceeded, errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
+            errors.TooManyJobs, errors.BrokerUnavailable),
+        description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413, over the "
+                    "user's quota 403 `quota_exceeded`, over `USER_MAX_ACTIVE_JOBS` 429 `too_many_jobs`. "
+                    "A field that is not an option, or a bad value, gets 400 `invalid_option` naming it. "
+                    "A file that is not media with an audio stream fails the job later, with the reason."),
+    "list_jobs_http": Operation(
+        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, security=USER,
+        errors=TOKEN + STORAGE),
+    "get_job": Operation(
+        "One job", {200: Reply("The job.", Job)}, path=JobPath, security=USER,
+        errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound),
+        description="404 for unknown ids and for other users' jobs."),
+    "delete_job": Operation(
+        "Delete a job, its MP3 and its video", {204: Reply("Deleted.", media=None)}, path=JobPath,
+        security=USER, errors=TOKEN + STORAGE + CSRF + (errors.InvalidId, errors.NotFound),
+        description="A conversion in progress stops. 404 for unknown ids and for other users' jobs."),
+    "download": Operation(
+        "Download an MP3", {
+            200: Reply("The MP3, streamed.", media="audio/mpeg", headers=TEXT_HEADERS,
+                       schema={"type": "string", "contentMediaType": "audio/mpeg"}),
+            206: Reply("The requested byte range.", media="audio/mpeg",
+                       schema={"type": "string", "contentMediaType": "audio/mpeg"},
+                       headers={"Content-Range": "The range sent."}),
+            304: Reply("Not modified (If-None-Match).", media=None)},
+        query=DownloadQuery, headers=DownloadHeaders, security=USER,
+        errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound, errors.NotReady,
+                                  RequestedRangeNotSatisfiable),
+        description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
+                    "MP3 exists). 404 for unknown ids and for other users' files."),
+    # --- resumable uploads: tus 1.0.0 (services/gateway/routes/resumable.py) ---
+    "tus_options": Operation(
+        "What the tus server supports", {204: Reply("Advertised in the headers.", media=None, headers={
+            "Tus-Version": "Versions spoken.", "Tus-Extension": "`%s`." % tus.TUS_EXTENSION,
+            "Tus-Max-Size": "`MAX_UPLOAD_BYTES`."})},
+        security=(), tag="resumable uploads"),
+    "tus_create": Operation(
+        "Start a resumable upload",
+        {201: Reply("Created: PATCH the bytes to `Location`.", media=None, headers={
+            "Location": "`/uploads/<job_id>`: the upload id is the job id.",
+            "Upload-Expires": "When the unfinished upload is removed (`UPLOAD_TIMEOUT`)."})},
+        headers=TusCreate, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (tus.InvalidHeader, tus.TooLarge, errors.EmptyFile,
+                                               InvalidOption, errors.QuotaExceeded, errors.TooManyJobs),
+        description="The same token, limits, quotas and errors as POST /upload."),
+    "tus_head": Operation(
+        "How many bytes of an upload the server holds",
+        {200: Reply("The offset.", media=None, headers={
+            "Upload-Offset": "Bytes held.", "Upload-Length": "Bytes of the whole file.",
+            "Upload-Expires": "When the unfinished upload is removed."})},
+        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + TUS + (errors.InvalidId, errors.NotFound),
+        description="404 for unknown, expired or other users' uploads."),
+    "tus_patch": Operation(
+        "Append bytes at Upload-Offset",
+        {204: Reply("Stored; the last byte queues the job (GET /jobs/<id>).", media=None, headers={
+            "Upload-Offset": "Bytes held now.", "Upload-Expires": "When the unfinished upload is removed."})},
+        path=UploadPath, headers=TusPatch, raw=tus.OFFSET_CONTENT_TYPE, security=USER,
+        tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (
+            tus.InvalidHeader, tus.WrongContentType, tus.OffsetMismatch, tus.TooLarge, errors.InvalidId,
+            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.QuotaExceeded,
+            errors.BrokerUnavailable)),
+    "tus_terminate": Operation(
+        "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
+        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        errors=TOKEN + STORAGE + CSRF + TUS + (errors.InvalidId, errors.NotFound, errors.UploadFinished)),
+    # --- the web page (services/gateway/routes/pages.py, sessions.py) ---
+    "web_index": Operation(
+        "The web page", {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),
+                         304: Reply("Not modified.", media=None)},
+        security=(), tag="web page"),
+    "web_static": Operation(
+        "A file of the web page", {200: Reply("The file.", media=WEB.media_types, schema={"type": "string"}),
+                                   304: Reply("Not modified.", media=None)},
+        path=WebPath, errors=(NotFoundPage,), security=(), tag="web page"),
+    "web_session": Operation(
+        "Who is logged in", {200: Reply("The account.", User)}, security=USER, tag="web page",
+        errors=TOKEN),
+    "web_login": Operation(
+        "Log in the web page: the token goes into an HttpOnly cookie",
+        {200: Reply("Logged in; `Set-Cookie` carries the token.", Session,
+                    headers={"Set-Cookie": "`%s`, HttpOnly, SameSite=Strict." % COOKIE_NAME})},
+        body=SessionBody, security=(), tag="web page", challenge=False,
+        errors=JSON_BODY + CSRF + (InvalidInput, InvalidCredentials, TooManyAttempts, errors.RateLimited,
+                                   errors.AuthUnavailable, AuthBusy),
+        description="Limited per client address as POST /login; 401 has no Basic challenge."),
+    "web_logout": Operation(
+        "Log out the web page: the cookie's token ends and the cookie is cleared",
+        {204: Reply("Logged out.", media=None)}, security=(), tag="web page",
+        errors=CSRF + (errors.AuthUnavailable,)),
+    # --- this document ---
+    "openapi": Operation(
+        "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
+        security=(), tag="documentation"),
+    "docs": Operation(
+        "The document for a person (Swagger UI)",
+        {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),
+         304: Reply("Not modified.", media=None)},
+        security=(), tag="documentation"),
+    "docs_asset": Operation(
+        "A file of the documentation page",
+        {200: Reply("The file.", media=DOCS.media_types,
+                    schema={"type": "string"}),
+         304: Reply("Not modified.", media=None)},
+        path=asset_path, errors=(NotFoundPage,), security=(), tag="documentation"),
+}
+
+# the accounts' routes are described in openapi/accounts.py, which adds them to OPERATIONS
+from services.gateway.openapi import accounts  # noqa: E402,F401
