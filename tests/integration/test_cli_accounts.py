@@ -41,7 +41,7 @@ def test_cli_account_flows(site, tmp_path):  # noqa: F811 (the fixture)
 
     code, out, err = cli("forgot", email)
     assert code == 0, err
-    reset = link_in(wait_mail(site.mail, email, 2)[-1], "reset")
+    reset = link_in(wait_mail(site.mail, email, subject="new mp3svc password")[0], "reset")
     cli.env["MP3SVC_PASSWORD"] = NEW_PASSWORD
     code, out, err = cli("reset", reset)
     assert code == 0 and "Password changed" in out, err
