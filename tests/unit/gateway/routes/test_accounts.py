@@ -6,7 +6,7 @@ import pytest
 
 from services.auth.exceptions import InvalidInput
 from services.gateway.exceptions import Unauthorized
-from tests.unit.gateway_worker import OWNER, TOKEN, gateway, request
+from tests.unit.gateway.worker import OWNER, TOKEN, gateway, request
 
 
 def body(response):

@@ -8,6 +8,7 @@ import openapi_spec_validator
 import pytest
 from nameko.web.handlers import HttpRequestHandler
 
+from devtools.stack import ROOT
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import clean_email
 from services.common.options import ConversionOptions
@@ -228,5 +229,5 @@ def test_no_static_file_is_read_at_import():
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                         cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout

@@ -5,7 +5,7 @@ import pytest
 
 from services.auth.exceptions import InvalidCredentials
 from services.gateway.exceptions import CsrfRejected, Unauthorized
-from tests.unit.gateway_worker import HOST, OWNER, TOKEN, gateway, request, settings
+from tests.unit.gateway.worker import HOST, OWNER, TOKEN, gateway, request, settings
 
 
 def body(response):
