@@ -285,3 +285,21 @@ def test_trim_starting_after_the_end_is_the_users_fault(files, encoder, tmp_path
     with pytest.raises(ConversionError) as info:
         convert(encoder, files["rich"], tmp_path, {"start": "7"})
     assert "after the end of the media" in info.value.args[0]
+
+
+@pytest.mark.parametrize("name, fields", [("rich", {}), ("big", {"cover": "0"})])
+def test_one_ffmpeg_run_after_the_probe_reads_the_audio_and_the_cover(files, encoder, tmp_path,
+                                                                      monkeypatch, name, fields):
+    """The cover (the attached picture, or a frame at 10 %) comes out of the encoding run and the
+    duration from its progress: the upload is read twice (probe, encode) and the MP3 not at all."""
+    argvs, run = [], Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: argvs.append(argv) or run(
+        self, argv, *a, **k))
+    result, target = convert(encoder, files[name], tmp_path, fields)
+    assert [os.path.basename(argv[0]) for argv in argvs] == ["ffprobe", "ffmpeg"]
+    assert len(ID3(target).getall("APIC")) == 1 and result.duration > 0
+
+
+def test_no_key_frame_after_the_cover_time_falls_back_to_any_frame(files, encoder, tmp_path):
+    result, target = convert(encoder, files["big"], tmp_path, {"cover": "9.9"})
+    assert jpeg_size(tmp_path, ID3(target).getall("APIC")[0].data)[0] == "mjpeg"

@@ -43,12 +43,18 @@ def probe(tools, path, formats="mp3"):
             "-show_format", "-show_streams", "-show_chapters", "-of", "json", path]
 
 
-def encode(tools, source, target, options=None, info=None, loudness=None):
+def encode(tools, source, target, options=None, info=None, loudness=None, picture=None):
     """ffmpeg argv: the chosen audio only, to MP3 (VBR quality, CBR bitrate or a copy), capped in
     duration and size, with live progress on stdout and no tags (mutagen writes those).
-    `loudness`: the first pass's measurements (loudness.parse_loudnorm) for the second pass."""
+    `loudness`: the first pass's measurements (loudness.parse_loudnorm) for the second pass.
+    `picture`: a path for the cover JPEG (cover_choice's picture) as a second output of the same
+    run, so the upload is read and decoded once; the file stays empty when no frame was found."""
     options = options or ConversionOptions()
-    audio = _audio(source, options)
+    choice = cover_choice(options, info) if picture else None
+    # key frames only: a video decoder fed every frame would decode the whole video to the end
+    keyframes = choice is not None and choice[1] is not None
+    source_node = _input(source, **({"skip_frame:v": "nokey"} if keyframes else {}))
+    audio = source_node["a:%d" % options.track]
     kwargs = dict(_limits(tools, options), format="mp3", vn=None, sn=None, dn=None, map_metadata=-1,
                   map_chapters=-1, id3v2_version=0, write_id3v1=0)
     if copies(options, info):
@@ -69,7 +75,10 @@ def encode(tools, source, target, options=None, info=None, loudness=None):
             kwargs["ac"] = 2
         if loudness:
             audio = audio.filter("loudnorm", **loudnorm_filter(loudness))
-    return _compile(tools, audio.output(target, **kwargs), "-v", "error", *_progress(tools))
+    out = audio.output(target, **kwargs)
+    if choice:
+        out = ffmpeg.merge_outputs(out, _picture_output(source_node, picture, *choice))
+    return _compile(tools, out, "-v", "error", *_progress(tools))
 
 
 def measure(tools, source, options):
@@ -79,36 +88,51 @@ def measure(tools, source, options):
     return _compile(tools, out, "-v", "info", *_progress(tools))
 
 
-def cover(tools, source, options, info):
-    """The argvs to try in turn for the cover picture (each writes one JPEG on stdout); [] for
-    none. The upload's attached picture when it has one, else a video frame at COVER_AT of the
-    duration (or at the `cover` option's seconds): key frames first, which is much faster on a
-    pipe, then any frame, as there may be no key frame after that time."""
+def cover_choice(options, info):
+    """(stream index, seconds or None) of the cover picture, or None for none: the upload's
+    attached picture (no time) when it has one, else a video frame at COVER_AT of the duration
+    (or at the `cover` option's seconds)."""
     choice = options.cover if options.cover is not None else AUTO
-    if choice == NONE:
-        return []
+    if choice == NONE or info is None:
+        return None
     if choice == AUTO and info.picture >= 0:
-        return [cover_frame(tools, source, info.picture)]
+        return info.picture, None
     if info.video < 0:
-        return []
+        return None
     at = choice if choice != AUTO else round(info.duration * COVER_AT, 3)
     if info.duration and at >= info.duration:
+        return None
+    return info.video, at
+
+
+def cover(tools, source, options, info):
+    """The argvs to try in turn for the cover picture (each writes one JPEG on stdout); [] for
+    none. A video frame is looked for among key frames first, which is much faster on a pipe,
+    then among any frames, as there may be no key frame after that time."""
+    choice = cover_choice(options, info)
+    if choice is None:
         return []
-    return [cover_frame(tools, source, info.video, at, keyframes)
+    stream_index, at = choice
+    if at is None:
+        return [cover_frame(tools, source, stream_index)]
+    return [cover_frame(tools, source, stream_index, at, keyframes)
             for keyframes in ([True, False] if at else [False])]
 
 
 def cover_frame(tools, source, stream_index, at=None, keyframes=False):
     """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe),
     at `at` seconds (output side, as for the trim); `keyframes` decodes key frames only."""
-    seek = {"ss": round(float(at), 3)} if at is not None else {}
     picture = _input(source, **({"skip_frame": "nokey"} if keyframes else {}))
-    picture = picture["%d" % int(stream_index)].filter(
+    return _compile(tools, _picture_output(picture, "pipe:1", stream_index, at), "-v", "error")
+
+
+def _picture_output(source_node, target, stream_index, at=None):
+    seek = {"ss": round(float(at), 3)} if at is not None else {}
+    picture = source_node["%d" % int(stream_index)].filter(
         "scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
         force_original_aspect_ratio="decrease")
-    out = picture.output("pipe:1", format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
-                         **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
-    return _compile(tools, out, "-v", "error")
+    return picture.output(target, format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
+                          **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
 
 
 def copies(options, info):
