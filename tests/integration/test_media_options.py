@@ -303,3 +303,23 @@ def test_one_ffmpeg_run_after_the_probe_reads_the_audio_and_the_cover(files, enc
 def test_no_key_frame_after_the_cover_time_falls_back_to_any_frame(files, encoder, tmp_path):
     result, target = convert(encoder, files["big"], tmp_path, {"cover": "9.9"})
     assert jpeg_size(tmp_path, ID3(target).getall("APIC")[0].data)[0] == "mjpeg"
+
+
+def test_normalize_measures_once_at_the_audio_rate_and_goes_dynamic_only_when_one_gain_would_clip(
+        encoder, tmp_path, monkeypatch):
+    """A quiet tone with loud clicks: one gain up to -16 LUFS would clip, so loudnorm's own
+    measuring pass and dynamic mode follow ebur128's; a plain loud file takes ebur128 + one gain."""
+    from tests.helpers import FFMPEG
+    clicks = tmp_path / "clicks.m4a"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "aevalsrc=0.01*sin(2*PI*440*t)+if(lt(mod(t\\,1)\\,0.002)\\,0.9\\,0):s=44100:d=6",
+                    "-c:a", "aac", str(clicks)], check=True)
+    filters, run = [], Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: filters.append(
+        " ".join(argv)) or run(self, argv, *a, **k))
+    before = m.loudness(clicks)
+    result, target = convert(encoder, str(clicks), tmp_path, {"normalize": "true"})
+    assert result.normalized == "dynamic"
+    assert ["ebur128" in f for f in filters[1:]] == [True, False, False]
+    assert ["loudnorm" in f for f in filters[1:]] == [False, True, True]
+    assert m.loudness(target) > before + 3  # louder, clicks limited

@@ -75,22 +75,37 @@ MEASURED = {"input_i": -9.5, "input_tp": -3.0, "input_lra": 4.0, "input_thresh":
 def test_normalize_first_pass_measures_into_null():
     argv = args.measure(TOOLS, PIPE, options(normalize="true"))
     assert argv == HEAD + [
+        "-filter_complex", "[0:a:0]ebur128=framelog=verbose:peak=true[s0]",
+        "-map", "[s0]", "-f", "null", "-dn", *CAPS, "-sn", "-t", "601", "-vn", "-",
+        "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-progress", "pipe:1",
+        "-stats_period", "0.5", "-y"]
+
+
+def test_loudnorm_measures_itself_only_for_its_dynamic_mode():
+    argv = args.measure_dynamic(TOOLS, PIPE, options(normalize="true"))
+    assert argv == HEAD + [
         "-filter_complex", "[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:print_format=json[s0]",
         "-map", "[s0]", "-f", "null", "-dn", *CAPS, "-sn", "-t", "601", "-vn", "-",
         "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-progress", "pipe:1",
         "-stats_period", "0.5", "-y"]
 
 
-def test_normalize_second_pass_applies_the_measured_values():
+def test_normalize_second_pass_applies_one_gain_when_loudnorm_would_be_linear():
     measured = dict(MEASURED)
     argv = encode(loudness=measured, normalize="true")
-    graph = ("[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:linear=true:measured_I=-9.5:measured_LRA=4.0:"
-             "measured_TP=-3.0:measured_thresh=-19.6:offset=0.2:print_format=none[s0]")
-    assert argv == HEAD + ["-filter_complex", graph] + mp3_out(ar="44100", q="4", source_map="[s0]") \
-        + TAIL
+    assert argv == HEAD + ["-filter_complex", "[0:a:0]volume=volume=-6.50dB[s0]"] \
+        + mp3_out(ar="44100", q="4", source_map="[s0]") + TAIL
     assert measured == MEASURED  # nothing written into the caller's measurements
     assert args.loudnorm_mode(MEASURED) == "linear"
     assert args.loudnorm_mode(dict(MEASURED, input_i=-40.0, input_tp=-2.0)) == "dynamic"
+
+
+def test_normalize_second_pass_is_loudnorm_dynamic_when_one_gain_would_clip():
+    argv = encode(loudness=dict(MEASURED, input_i=-40.0, input_tp=-2.0), normalize="true")
+    graph = ("[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:linear=true:measured_I=-40.0:measured_LRA=4.0:"
+             "measured_TP=-2.0:measured_thresh=-19.6:offset=0.2:print_format=none[s0]")
+    assert argv == HEAD + ["-filter_complex", graph] + mp3_out(ar="44100", q="4", source_map="[s0]") \
+        + TAIL
 
 
 def test_passthrough_copies_an_mp3_stream():

@@ -46,7 +46,8 @@ def probe(tools, path, formats="mp3"):
 def encode(tools, source, target, options=None, info=None, loudness=None, picture=None):
     """ffmpeg argv: the chosen audio only, to MP3 (VBR quality, CBR bitrate or a copy), capped in
     duration and size, with live progress on stdout and no tags (mutagen writes those).
-    `loudness`: the first pass's measurements (loudness.parse_loudnorm) for the second pass.
+    `loudness`: the first pass's measurements (loudness.parse_ebur128): one gain (volume) when
+    that is loudnorm's linear mode, else loudnorm's dynamic mode.
     `picture`: a path for the cover JPEG (cover_choice's picture) as a second output of the same
     run, so the upload is read and decoded once; the file stays empty when no frame was found."""
     options = options or ConversionOptions()
@@ -73,7 +74,9 @@ def encode(tools, source, target, options=None, info=None, loudness=None, pictur
             kwargs["ac"] = options.channels
         elif source_audio.get("channels", 0) > 2:
             kwargs["ac"] = 2
-        if loudness:
+        if loudness and loudnorm_mode(loudness) == "linear":
+            audio = audio.filter("volume", volume="%.2fdB" % linear_gain(loudness))
+        elif loudness:
             audio = audio.filter("loudnorm", **loudnorm_filter(loudness))
     out = audio.output(target, **kwargs)
     if choice:
@@ -82,7 +85,17 @@ def encode(tools, source, target, options=None, info=None, loudness=None, pictur
 
 
 def measure(tools, source, options):
-    """First loudnorm pass: measures the chosen audio, prints JSON on stderr (hence -v info)."""
+    """First pass: EBU R128 loudness and true peak of the chosen audio (ebur128, which runs at
+    48 kHz, where loudnorm's own measuring pass upsamples to 192 kHz); its summary on stderr."""
+    audio = _audio(source, options).filter("ebur128", peak="true", framelog="verbose")
+    out = audio.output("-", format="null", vn=None, sn=None, dn=None, **_limits(tools, options))
+    return _compile(tools, out, "-v", "info", *_progress(tools))
+
+
+def measure_dynamic(tools, source, options):
+    """loudnorm's own measuring pass (JSON on stderr, hence -v info), for its dynamic mode, whose
+    second pass needs this pass's target_offset; loudnorm upsamples to 192 kHz, so it is run only
+    when ebur128's measurements call for that mode."""
     audio = _audio(source, options).filter("loudnorm", print_format="json", **LOUDNESS)
     out = audio.output("-", format="null", vn=None, sn=None, dn=None, **_limits(tools, options))
     return _compile(tools, out, "-v", "info", *_progress(tools))
@@ -148,18 +161,24 @@ def nearest_rate(rate):
 
 
 def loudnorm_filter(measured):
-    """loudnorm's arguments for the second pass, from the first pass's measurements."""
+    """loudnorm's arguments for a second pass in its dynamic mode (a linear gain would clip or
+    the loudness range is too wide), from the first pass's measurements."""
     return dict(LOUDNESS, measured_I=measured["input_i"], measured_TP=measured["input_tp"],
                 measured_LRA=measured["input_lra"], measured_thresh=measured["input_thresh"],
                 offset=measured["target_offset"], linear="true", print_format="none")
 
 
+def linear_gain(measured):
+    """dB that bring the measured integrated loudness to the target: what loudnorm's linear mode
+    applies, done here by the volume filter at the audio's own rate."""
+    return LOUDNESS["I"] - measured["input_i"]
+
+
 def loudnorm_mode(measured):
     """The mode loudnorm will pick (its own rule): linear when the gain keeps the true peak under
     TP and the loudness range fits, else dynamic."""
-    gain = LOUDNESS["I"] - measured["input_i"]
-    linear = measured["input_tp"] + gain <= LOUDNESS["TP"] and measured["input_lra"] <= LOUDNESS["LRA"]
-    return "linear" if linear else "dynamic"
+    fits = measured["input_tp"] + linear_gain(measured) <= LOUDNESS["TP"]
+    return "linear" if fits and measured["input_lra"] <= LOUDNESS["LRA"] else "dynamic"
 
 
 def _track(options, info):

@@ -86,6 +86,10 @@ class _Attempt:
             offset = 0.5
             measured = loudness.measured(self.run(args.measure(tools, source, options),
                                                   self.progress.reader(span, 0.0, offset)))
+            if measured and args.loudnorm_mode(measured) == "dynamic":
+                measured = loudness.measured(self.run(args.measure_dynamic(tools, source, options),
+                                                      self.progress.reader(span, 0.0, offset)),
+                                             loudness.parse_loudnorm)
         with temp_path(os.path.dirname(target) or None, suffix=".jpg") as picture_path:
             errors.check(self.run(args.encode(tools, source, target, options, info, measured, picture_path),
                                   self.progress.reader(span, offset, 1.0 - offset)))
