@@ -13,6 +13,7 @@ import argparse
 import collections
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ def step_of(argv):
     text = " ".join(argv)
     if os.path.basename(argv[0]).startswith("ffprobe"):
         return "probe mp3" if argv[-1].endswith(".mp3") else "probe"
+    if "-f mp3" in text:
+        return "encode+cover" if "mjpeg" in text else "encode"
     if "mjpeg" in text:
         return "cover"
     if "-f null" in text or "null" in argv and "loudnorm" in text:
@@ -62,19 +65,28 @@ def profile(video, options, mongo_uri=None):
         with tempfile.TemporaryDirectory(prefix="bench-profile-") as directory:
             target = os.path.join(directory, "out.mp3")
             encoder = encoder_module.Encoder(tmp_dir=directory, timeout=3600)
-            started = time.monotonic()
+            started, cpu = time.monotonic(), children_cpu()
             with LocalStored(video) as stored:
                 encoder.convert(stored, target, options)
             times["convert"] = time.monotonic() - started
+            times["convert cpu"] = children_cpu() - cpu
             if mongo_uri:
                 times["gridfs store"] = store(mongo_uri, target)
-            started = time.monotonic()
+            started, cpu = time.monotonic(), children_cpu()
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", video, "-vn", "-c:a", "libmp3lame",
                             "-q:a", "2", os.path.join(directory, "raw.mp3")], check=True)
             times["raw ffmpeg"] = time.monotonic() - started
+            times["raw cpu"] = children_cpu() - cpu
     finally:
         process.Supervisor.run, id3.write = run, write
     return dict(times)
+
+
+def children_cpu():
+    """CPU seconds (user + system) of the finished child processes: steadier than wall time on a
+    shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def store(mongo_uri, path):
