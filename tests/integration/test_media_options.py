@@ -285,3 +285,41 @@ def test_trim_starting_after_the_end_is_the_users_fault(files, encoder, tmp_path
     with pytest.raises(ConversionError) as info:
         convert(encoder, files["rich"], tmp_path, {"start": "7"})
     assert "after the end of the media" in info.value.args[0]
+
+
+@pytest.mark.parametrize("name, fields", [("rich", {}), ("big", {"cover": "0"})])
+def test_one_ffmpeg_run_after_the_probe_reads_the_audio_and_the_cover(files, encoder, tmp_path,
+                                                                      monkeypatch, name, fields):
+    """The cover (the attached picture, or a frame at 10 %) comes out of the encoding run and the
+    duration from its progress: the upload is read twice (probe, encode) and the MP3 not at all."""
+    argvs, run = [], Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: argvs.append(argv) or run(
+        self, argv, *a, **k))
+    result, target = convert(encoder, files[name], tmp_path, fields)
+    assert [os.path.basename(argv[0]) for argv in argvs] == ["ffprobe", "ffmpeg"]
+    assert len(ID3(target).getall("APIC")) == 1 and result.duration > 0
+
+
+def test_no_key_frame_after_the_cover_time_falls_back_to_any_frame(files, encoder, tmp_path):
+    result, target = convert(encoder, files["big"], tmp_path, {"cover": "9.9"})
+    assert jpeg_size(tmp_path, ID3(target).getall("APIC")[0].data)[0] == "mjpeg"
+
+
+def test_normalize_measures_once_at_the_audio_rate_and_goes_dynamic_only_when_one_gain_would_clip(
+        encoder, tmp_path, monkeypatch):
+    """A quiet tone with loud clicks: one gain up to -16 LUFS would clip, so loudnorm's own
+    measuring pass and dynamic mode follow ebur128's; a plain loud file takes ebur128 + one gain."""
+    from tests.helpers import FFMPEG
+    clicks = tmp_path / "clicks.m4a"
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "aevalsrc=0.01*sin(2*PI*440*t)+if(lt(mod(t\\,1)\\,0.002)\\,0.9\\,0):s=44100:d=6",
+                    "-c:a", "aac", str(clicks)], check=True)
+    filters, run = [], Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: filters.append(
+        " ".join(argv)) or run(self, argv, *a, **k))
+    before = m.loudness(clicks)
+    result, target = convert(encoder, str(clicks), tmp_path, {"normalize": "true"})
+    assert result.normalized == "dynamic"
+    assert ["ebur128" in f for f in filters[1:]] == [True, False, False]
+    assert ["loudnorm" in f for f in filters[1:]] == [False, True, True]
+    assert m.loudness(target) > before + 3  # louder, clicks limited

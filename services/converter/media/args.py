@@ -43,12 +43,19 @@ def probe(tools, path, formats="mp3"):
             "-show_format", "-show_streams", "-show_chapters", "-of", "json", path]
 
 
-def encode(tools, source, target, options=None, info=None, loudness=None):
+def encode(tools, source, target, options=None, info=None, loudness=None, picture=None):
     """ffmpeg argv: the chosen audio only, to MP3 (VBR quality, CBR bitrate or a copy), capped in
     duration and size, with live progress on stdout and no tags (mutagen writes those).
-    `loudness`: the first pass's measurements (loudness.parse_loudnorm) for the second pass."""
+    `loudness`: the first pass's measurements (loudness.parse_ebur128): one gain (volume) when
+    that is loudnorm's linear mode, else loudnorm's dynamic mode.
+    `picture`: a path for the cover JPEG (cover_choice's picture) as a second output of the same
+    run, so the upload is read and decoded once; the file stays empty when no frame was found."""
     options = options or ConversionOptions()
-    audio = _audio(source, options)
+    choice = cover_choice(options, info) if picture else None
+    # key frames only: a video decoder fed every frame would decode the whole video to the end
+    keyframes = choice is not None and choice[1] is not None
+    source_node = _input(source, **({"skip_frame:v": "nokey"} if keyframes else {}))
+    audio = source_node["a:%d" % options.track]
     kwargs = dict(_limits(tools, options), format="mp3", vn=None, sn=None, dn=None, map_metadata=-1,
                   map_chapters=-1, id3v2_version=0, write_id3v1=0)
     if copies(options, info):
@@ -67,48 +74,78 @@ def encode(tools, source, target, options=None, info=None, loudness=None):
             kwargs["ac"] = options.channels
         elif source_audio.get("channels", 0) > 2:
             kwargs["ac"] = 2
-        if loudness:
+        if loudness and loudnorm_mode(loudness) == "linear":
+            audio = audio.filter("volume", volume="%.2fdB" % linear_gain(loudness))
+        elif loudness:
             audio = audio.filter("loudnorm", **loudnorm_filter(loudness))
-    return _compile(tools, audio.output(target, **kwargs), "-v", "error", *_progress(tools))
+    out = audio.output(target, **kwargs)
+    if choice:
+        out = ffmpeg.merge_outputs(out, _picture_output(source_node, picture, *choice))
+    return _compile(tools, out, "-v", "error", *_progress(tools))
 
 
 def measure(tools, source, options):
-    """First loudnorm pass: measures the chosen audio, prints JSON on stderr (hence -v info)."""
+    """First pass: EBU R128 loudness and true peak of the chosen audio (ebur128, which runs at
+    48 kHz, where loudnorm's own measuring pass upsamples to 192 kHz); its summary on stderr."""
+    audio = _audio(source, options).filter("ebur128", peak="true", framelog="verbose")
+    out = audio.output("-", format="null", vn=None, sn=None, dn=None, **_limits(tools, options))
+    return _compile(tools, out, "-v", "info", *_progress(tools))
+
+
+def measure_dynamic(tools, source, options):
+    """loudnorm's own measuring pass (JSON on stderr, hence -v info), for its dynamic mode, whose
+    second pass needs this pass's target_offset; loudnorm upsamples to 192 kHz, so it is run only
+    when ebur128's measurements call for that mode."""
     audio = _audio(source, options).filter("loudnorm", print_format="json", **LOUDNESS)
     out = audio.output("-", format="null", vn=None, sn=None, dn=None, **_limits(tools, options))
     return _compile(tools, out, "-v", "info", *_progress(tools))
 
 
-def cover(tools, source, options, info):
-    """The argvs to try in turn for the cover picture (each writes one JPEG on stdout); [] for
-    none. The upload's attached picture when it has one, else a video frame at COVER_AT of the
-    duration (or at the `cover` option's seconds): key frames first, which is much faster on a
-    pipe, then any frame, as there may be no key frame after that time."""
+def cover_choice(options, info):
+    """(stream index, seconds or None) of the cover picture, or None for none: the upload's
+    attached picture (no time) when it has one, else a video frame at COVER_AT of the duration
+    (or at the `cover` option's seconds)."""
     choice = options.cover if options.cover is not None else AUTO
-    if choice == NONE:
-        return []
+    if choice == NONE or info is None:
+        return None
     if choice == AUTO and info.picture >= 0:
-        return [cover_frame(tools, source, info.picture)]
+        return info.picture, None
     if info.video < 0:
-        return []
+        return None
     at = choice if choice != AUTO else round(info.duration * COVER_AT, 3)
     if info.duration and at >= info.duration:
+        return None
+    return info.video, at
+
+
+def cover(tools, source, options, info):
+    """The argvs to try in turn for the cover picture (each writes one JPEG on stdout); [] for
+    none. A video frame is looked for among key frames first, which is much faster on a pipe,
+    then among any frames, as there may be no key frame after that time."""
+    choice = cover_choice(options, info)
+    if choice is None:
         return []
-    return [cover_frame(tools, source, info.video, at, keyframes)
+    stream_index, at = choice
+    if at is None:
+        return [cover_frame(tools, source, stream_index)]
+    return [cover_frame(tools, source, stream_index, at, keyframes)
             for keyframes in ([True, False] if at else [False])]
 
 
 def cover_frame(tools, source, stream_index, at=None, keyframes=False):
     """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe),
     at `at` seconds (output side, as for the trim); `keyframes` decodes key frames only."""
-    seek = {"ss": round(float(at), 3)} if at is not None else {}
     picture = _input(source, **({"skip_frame": "nokey"} if keyframes else {}))
-    picture = picture["%d" % int(stream_index)].filter(
+    return _compile(tools, _picture_output(picture, "pipe:1", stream_index, at), "-v", "error")
+
+
+def _picture_output(source_node, target, stream_index, at=None):
+    seek = {"ss": round(float(at), 3)} if at is not None else {}
+    picture = source_node["%d" % int(stream_index)].filter(
         "scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
         force_original_aspect_ratio="decrease")
-    out = picture.output("pipe:1", format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
-                         **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
-    return _compile(tools, out, "-v", "error")
+    return picture.output(target, format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
+                          **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
 
 
 def copies(options, info):
@@ -124,18 +161,24 @@ def nearest_rate(rate):
 
 
 def loudnorm_filter(measured):
-    """loudnorm's arguments for the second pass, from the first pass's measurements."""
+    """loudnorm's arguments for a second pass in its dynamic mode (a linear gain would clip or
+    the loudness range is too wide), from the first pass's measurements."""
     return dict(LOUDNESS, measured_I=measured["input_i"], measured_TP=measured["input_tp"],
                 measured_LRA=measured["input_lra"], measured_thresh=measured["input_thresh"],
                 offset=measured["target_offset"], linear="true", print_format="none")
 
 
+def linear_gain(measured):
+    """dB that bring the measured integrated loudness to the target: what loudnorm's linear mode
+    applies, done here by the volume filter at the audio's own rate."""
+    return LOUDNESS["I"] - measured["input_i"]
+
+
 def loudnorm_mode(measured):
     """The mode loudnorm will pick (its own rule): linear when the gain keeps the true peak under
     TP and the loudness range fits, else dynamic."""
-    gain = LOUDNESS["I"] - measured["input_i"]
-    linear = measured["input_tp"] + gain <= LOUDNESS["TP"] and measured["input_lra"] <= LOUDNESS["LRA"]
-    return "linear" if linear else "dynamic"
+    fits = measured["input_tp"] + linear_gain(measured) <= LOUDNESS["TP"]
+    return "linear" if fits and measured["input_lra"] <= LOUDNESS["LRA"] else "dynamic"
 
 
 def _track(options, info):

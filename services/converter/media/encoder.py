@@ -8,7 +8,7 @@ from services.converter import tags as id3
 from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
 from services.converter.media.process import Progress, Supervisor
-from services.converter.media.tempfiles import spooled
+from services.converter.media.tempfiles import spooled, temp_path
 
 
 @dataclasses.dataclass
@@ -86,19 +86,19 @@ class _Attempt:
             offset = 0.5
             measured = loudness.measured(self.run(args.measure(tools, source, options),
                                                   self.progress.reader(span, 0.0, offset)))
-        errors.check(self.run(args.encode(tools, source, target, options, info, measured),
-                              self.progress.reader(span, offset, 1.0 - offset)))
-        probed = probe.duration(self.supervisor.run(args.probe(tools, target)))
-        if probed <= 0:
-            return None
-        self.check_duration(probed)
-        # the MP3's frames hold the encoder's delay and padding (and the Xing frame) on top of the
-        # audio; ffmpeg's last out_time is within one frame of what a player shows, and a trim is
-        # sample-accurate, so the expected span is exact when the audio lasts that long
-        duration, out_time = probed, self.progress.out_time
-        if 0 < out_time <= probed + 1:
-            duration = round(min(out_time, span) if span else out_time, 3)
-        picture = cover.grab(self.run, args.cover(tools, source, options, info))
+            if measured and args.loudnorm_mode(measured) == "dynamic":
+                measured = loudness.measured(self.run(args.measure_dynamic(tools, source, options),
+                                                      self.progress.reader(span, 0.0, offset)),
+                                             loudness.parse_loudnorm)
+        with temp_path(os.path.dirname(target) or None, suffix=".jpg") as picture_path:
+            errors.check(self.run(args.encode(tools, source, target, options, info, measured, picture_path),
+                                  self.progress.reader(span, offset, 1.0 - offset)))
+            duration = self.duration(target, span)
+            if duration is None:
+                return None
+            picture = _jpeg(picture_path)
+        if picture is None:  # no key frame after that time (or none at all): a pass over any frame
+            picture = cover.grab(self.run, args.cover(tools, source, options, info)[-1:])
         frames = id3.frames_for(info.tags if options.with_tags else {},
                                 info.chapters if options.with_tags else [], options, picture, duration)
         id3.write(target, frames)
@@ -106,6 +106,19 @@ class _Attempt:
         return Result(duration=duration, size=os.path.getsize(target),
                       passthrough=args.copies(options, info),
                       normalized=args.loudnorm_mode(measured) if measured else "")
+
+    def duration(self, target, span):
+        """Seconds of the MP3 just encoded, None when it holds no audio. ffmpeg's last out_time is
+        within one frame of what a player shows (the MP3's frames hold the encoder's delay and
+        padding on top), and a trim is sample-accurate, so the expected span is exact when the
+        audio lasts that long. Only when ffmpeg reported no time is the MP3 probed."""
+        out_time = self.progress.out_time
+        if out_time <= 0:
+            out_time = probe.duration(self.supervisor.run(args.probe(self.tools, target)))
+            if out_time <= 0:
+                return None
+        self.check_duration(out_time)
+        return round(min(out_time, span) if span else out_time, 3)
 
     def check_duration(self, duration):
         if duration > self.tools.max_duration:
@@ -118,6 +131,13 @@ def expected_span(duration, options):
     if duration:
         end = min(end, duration)
     return max(0.0, (end or 0.0) - (options.start or 0.0))
+
+
+def _jpeg(path):
+    """The JPEG at `path`, None when the run wrote none."""
+    with open(path, "rb") as picture:
+        data = picture.read(id3.MAX_PICTURE + 1)
+    return data if data.startswith(cover.JPEG) else None
 
 
 def which(binary):

@@ -75,22 +75,37 @@ MEASURED = {"input_i": -9.5, "input_tp": -3.0, "input_lra": 4.0, "input_thresh":
 def test_normalize_first_pass_measures_into_null():
     argv = args.measure(TOOLS, PIPE, options(normalize="true"))
     assert argv == HEAD + [
+        "-filter_complex", "[0:a:0]ebur128=framelog=verbose:peak=true[s0]",
+        "-map", "[s0]", "-f", "null", "-dn", *CAPS, "-sn", "-t", "601", "-vn", "-",
+        "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-progress", "pipe:1",
+        "-stats_period", "0.5", "-y"]
+
+
+def test_loudnorm_measures_itself_only_for_its_dynamic_mode():
+    argv = args.measure_dynamic(TOOLS, PIPE, options(normalize="true"))
+    assert argv == HEAD + [
         "-filter_complex", "[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:print_format=json[s0]",
         "-map", "[s0]", "-f", "null", "-dn", *CAPS, "-sn", "-t", "601", "-vn", "-",
         "-hide_banner", "-nostdin", "-nostats", "-v", "info", "-progress", "pipe:1",
         "-stats_period", "0.5", "-y"]
 
 
-def test_normalize_second_pass_applies_the_measured_values():
+def test_normalize_second_pass_applies_one_gain_when_loudnorm_would_be_linear():
     measured = dict(MEASURED)
     argv = encode(loudness=measured, normalize="true")
-    graph = ("[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:linear=true:measured_I=-9.5:measured_LRA=4.0:"
-             "measured_TP=-3.0:measured_thresh=-19.6:offset=0.2:print_format=none[s0]")
-    assert argv == HEAD + ["-filter_complex", graph] + mp3_out(ar="44100", q="4", source_map="[s0]") \
-        + TAIL
+    assert argv == HEAD + ["-filter_complex", "[0:a:0]volume=volume=-6.50dB[s0]"] \
+        + mp3_out(ar="44100", q="4", source_map="[s0]") + TAIL
     assert measured == MEASURED  # nothing written into the caller's measurements
     assert args.loudnorm_mode(MEASURED) == "linear"
     assert args.loudnorm_mode(dict(MEASURED, input_i=-40.0, input_tp=-2.0)) == "dynamic"
+
+
+def test_normalize_second_pass_is_loudnorm_dynamic_when_one_gain_would_clip():
+    argv = encode(loudness=dict(MEASURED, input_i=-40.0, input_tp=-2.0), normalize="true")
+    graph = ("[0:a:0]loudnorm=I=-16:LRA=20:TP=-1.0:linear=true:measured_I=-40.0:measured_LRA=4.0:"
+             "measured_TP=-2.0:measured_thresh=-19.6:offset=0.2:print_format=none[s0]")
+    assert argv == HEAD + ["-filter_complex", graph] + mp3_out(ar="44100", q="4", source_map="[s0]") \
+        + TAIL
 
 
 def test_passthrough_copies_an_mp3_stream():
@@ -129,6 +144,29 @@ def test_cover_from_a_frame_at_ten_percent_key_frames_first():
     info = MediaInfo(duration=60.0, audio=AAC.audio, video=0)
     assert args.cover(TOOLS, PIPE, options(), info) == [
         cover_argv(PIPE, 0, ("-ss", "6.0"), keyframes=True), cover_argv(PIPE, 0, ("-ss", "6.0"))]
+
+
+def picture_out(stream, seek=(), target="/tmp/c.jpg"):
+    """The cover's output part of an argv (cover_argv's, without its input and globals)."""
+    return ["-map", "[s0]", "-f", "image2pipe", "-an", "-dn", "-frames:v", "1", "-pix_fmt", "yuvj420p",
+            "-q:v", "4", "-sn", *seek, "-vcodec", "mjpeg", target]
+
+
+def test_the_cover_frame_is_a_second_output_of_the_encoding_run():
+    info = MediaInfo(duration=60.0, audio=AAC.audio, video=0)
+    argv = args.encode(TOOLS, PIPE, "/tmp/o.mp3", options(), info, None, "/tmp/c.jpg")
+    scale = "[0:0]scale=force_original_aspect_ratio=decrease:h=min(600\\,ih):w=min(600\\,iw)[s0]"
+    assert argv == HEAD[:5] + ["-skip_frame:v", "nokey", "-i", "pipe:0", "-filter_complex", scale] \
+        + mp3_out(q="4") + picture_out(0, ("-ss", "6.0")) + TAIL
+
+
+def test_an_attached_picture_in_the_encoding_run_is_read_whole_and_none_means_none():
+    info = MediaInfo(duration=60.0, audio=AAC.audio, video=0, picture=2)
+    argv = args.encode(TOOLS, PIPE, "/tmp/o.mp3", options(), info, None, "/tmp/c.jpg")
+    assert argv[5:7] == ["-i", "pipe:0"] and argv[-len(TAIL) - 16:-len(TAIL)] == picture_out(2)
+    assert "[0:2]scale" in argv[8]
+    argv = args.encode(TOOLS, PIPE, "/tmp/o.mp3", options(cover="none"), info, None, "/tmp/c.jpg")
+    assert argv == encode(info=info)
 
 
 def test_cover_option_picks_a_time_or_none():

@@ -6,7 +6,7 @@ from services.common.options import ConversionOptions, parse_options
 from services.converter import tags
 from services.converter.media.args import FORMAT_WHITELIST, Tools, encode, loudnorm_mode, nearest_rate
 from services.converter.media.encoder import expected_span
-from services.converter.media.loudness import parse_loudnorm
+from services.converter.media.loudness import parse_ebur128, parse_loudnorm
 from services.converter.media.probe import MediaInfo
 
 AAC = MediaInfo(duration=60.0, audio=[{"codec": "aac", "sample_rate": 44100, "channels": 2}])
@@ -66,12 +66,12 @@ MEASURED = {"input_i": -9.5, "input_tp": -3.0, "input_lra": 4.0, "input_thresh":
             "target_offset": 0.2}
 
 
-def test_loudnorm_second_pass_is_linear_with_the_measurements():
+def test_normalize_second_pass_is_one_gain_when_loudnorm_would_be_linear():
     measured = dict(MEASURED)
     argv = argv_for({"normalize": "true"}, loudness=measured)
     graph = value(argv, "-filter_complex")
-    assert "loudnorm=" in graph and "linear=true" in graph and "measured_I=-9.5" in graph
-    assert value(argv, "-ar") == "44100"  # loudnorm would otherwise output 192 kHz
+    assert graph == "[0:a:0]volume=volume=-6.50dB[s0]"  # at the audio's rate: no 192 kHz loudnorm
+    assert value(argv, "-ar") == "44100"
     assert loudnorm_mode(measured) == "linear" and measured == MEASURED  # argv building is pure
     quiet = dict(MEASURED, input_i=-40.0, input_tp=-2.0)
     assert loudnorm_mode(quiet) == "dynamic"  # +24 dB would clip: loudnorm goes dynamic
@@ -97,6 +97,34 @@ def test_parse_loudnorm():
     assert parse_loudnorm(LOUDNORM_STDERR.replace('"-22.71"', '"-inf"')) is None  # silence
     assert parse_loudnorm("no json here") is None
     assert parse_loudnorm("{broken") is None
+
+
+EBUR128_STDERR = """[Parsed_ebur128_0 @ 0x1] t: 0.1 TARGET:-23 LUFS    M: -120.7 S:-120.7
+[Parsed_ebur128_0 @ 0x1] Summary:
+
+  Integrated loudness:
+    I:         -22.7 LUFS
+    Threshold: -32.7 LUFS
+
+  Loudness range:
+    LRA:         0.1 LU
+    Threshold: -42.7 LUFS
+    LRA low:   -22.8 LUFS
+    LRA high:  -22.6 LUFS
+
+  True peak:
+    Peak:      -18.6 dBFS
+"""
+
+
+def test_parse_ebur128():
+    assert parse_ebur128("noise\n" + EBUR128_STDERR) == {
+        "input_i": -22.7, "input_tp": -18.6, "input_lra": 0.1, "input_thresh": -32.7,
+        "target_offset": 0.0}
+    silent = EBUR128_STDERR.replace("-22.7 LUFS\n    Th", "-70.0 LUFS\n    Th").replace("-18.6", "-inf")
+    assert parse_ebur128(silent) is None  # no finite peak
+    assert parse_ebur128("no summary here") is None
+    assert parse_ebur128(EBUR128_STDERR.replace("-22.7 LUFS", "x LUFS")) is None
 
 
 @pytest.mark.parametrize("rate, nearest", [(44100, 44100), (96000, 48000), (44000, 44100),
