@@ -11,6 +11,7 @@ import eventlet
 from pymongo.errors import PyMongoError
 
 from services.common import constants as c
+from services.common.logs import bind
 from services.common.leases import backoff, worker_id
 from services.converter.exceptions import ConversionAborted, ConversionError, LeaseLost, TransientError
 from services.converter.media.tempfiles import temp_path
@@ -30,11 +31,17 @@ class Conversion:
         self.lost = False
         self.timings = {}  # seconds from the claim: "ffmpeg" (encoded), "stored" (job done)
 
-    def run(self, job_id):
-        """Returns ("done"|"failed", job) when this call settled the job, else (None, None)."""
-        job = self.store.claim(job_id, self.worker, self.lease)
+    def run(self):
+        """Claim the next job (the fairest, see fairness.py) and convert it. Returns
+        ("done"|"failed", job) when this call settled the job, else (None, job or None)."""
+        job = self.store.claim_next(self.worker, self.lease)
         if job is None:
-            return None, None  # queued elsewhere, being converted, or already finished
+            return None, None  # nothing queued: other converters took it all
+        bind(job_id=job.id)  # the job this worker converts, whichever event woke it
+        return self._run(job)
+
+    def _run(self, job):
+        job_id = job.id
         if job.attempts > self.max_attempts:
             return self._fail(job, GAVE_UP)
         started = time.monotonic()
