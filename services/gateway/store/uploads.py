@@ -152,13 +152,13 @@ class UploadStore:
         self.files.delete(c.VIDEOS_BUCKET, video_id)
 
     def sweep(self, older_than):
-        """Remove uploads abandoned by a crashed gateway: job record and any chunks written."""
+        """Remove uploads abandoned by a crashed gateway: job record and any chunks written. Each
+        delete repeats the state it was found in (still uploading, still not refreshed since the
+        cutoff), so an upload that was queued or received bytes meanwhile stays."""
         cutoff = utcnow() - datetime.timedelta(seconds=older_than)
-        abandoned = [doc["_id"] for doc in self.jobs.find(
-            {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}, projection={"_id": 1})]
-        for job_id in abandoned:
-            self.discard(job_id)
-        return len(abandoned)
+        stale = {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}
+        abandoned = [doc["_id"] for doc in self.jobs.find(stale, projection={"_id": 1})]
+        return sum(1 for job_id in abandoned if self.job_store.remove(dict(stale, _id=job_id)))
 
     # resumable uploads (tus) -------------------------------------------------------------------
     def find(self, job_id, owner, tail=False):
