@@ -5,6 +5,7 @@ renews. A converter that dies stops renewing; once the lease expires any convert
 the job over. Only the lease holder may finish the job, so a job gets one MP3 and one outcome.
 """
 import logging
+import os
 import time
 
 import eventlet
@@ -19,11 +20,14 @@ from services.converter.media.tempfiles import temp_path
 log = logging.getLogger(__name__)
 
 GAVE_UP = ("The conversion was interrupted too many times; an operator can requeue it.")
+OVER_QUOTA = ("The MP3 would be %d bytes and take you over your storage quota of %d bytes; delete "
+              "some jobs, or convert with a lower bitrate or a shorter range.")
 
 
 class Conversion:
-    def __init__(self, store, encoder, lease, max_attempts):
+    def __init__(self, store, encoder, lease, max_attempts, quota=None):
         self.store = store
+        self.quota = quota  # USER_QUOTA_BYTES; None: not checked
         self.encoder = encoder
         self.lease = lease
         self.max_attempts = max_attempts
@@ -56,6 +60,7 @@ class Conversion:
                     video, target, job.options, should_stop=lambda: self.lost,
                     on_progress=lambda fraction: self._progress(job_id, fraction))
                 self.timings["ffmpeg"] = time.monotonic() - started
+                self._check_quota(job, os.path.getsize(target))
                 mp3_upload = self.store.create_mp3(job)
                 with open(target, "rb") as mp3:
                     for block in iter(lambda: mp3.read(1 << 20), b""):
@@ -86,6 +91,12 @@ class Conversion:
             return None, None
         finally:
             renewer.kill()
+
+    def _check_quota(self, job, size):
+        """MP3s count in the quota when stored: one that would take its owner over it is not (a
+        ConversionError, so the job fails with the reason and its video goes)."""
+        if self.quota is not None and self.store.usage_after(job, size) > self.quota:
+            raise ConversionError(OVER_QUOTA % (size, self.quota))
 
     def _fail(self, job, reason, drop_video=False):
         """Settle the job as failed. A failure caused by the upload (not media, no audio, too long)

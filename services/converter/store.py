@@ -5,7 +5,7 @@ import datetime
 import uuid
 
 from services.common import constants as c
-from services.common.jobs import Job
+from services.common.jobs import Job, held_bytes
 from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
 from services.converter.fairness import FairQueue
@@ -86,6 +86,10 @@ class ConverterJobs:
             "status": c.QUEUED, "due_at": later(retry_in), "retry_at": later(retry_in),
             "last_error": reason,
             "updated_at": utcnow()})
+
+    def usage_after(self, job, mp3_size):
+        """Bytes the job's owner would hold once its MP3 of `mp3_size` bytes replaced its video."""
+        return held_bytes(self.jobs, {"owner": job.owner}, exclude=job.id) + mp3_size
 
     # files -------------------------------------------------------------------------------------
     def open_video(self, job):

@@ -37,9 +37,11 @@ class Intake:
 
     def admit(self, owner, announced, **fields):
         """An `Admission` for an upload of `announced` bytes (None: unknown), before a byte is stored:
-        TooManyJobs past USER_MAX_ACTIVE_JOBS, QuotaExceeded past USER_QUOTA_BYTES."""
+        TooManyJobs past USER_MAX_ACTIVE_JOBS, QuotaExceeded past USER_QUOTA_BYTES, StorageFull
+        past STORAGE_LIMIT_BYTES."""
         return self.uploads.admit(owner, announced, self.settings.USER_QUOTA_BYTES,
-                                  self.settings.USER_MAX_ACTIVE_JOBS, **fields)
+                                  self.settings.USER_MAX_ACTIVE_JOBS,
+                                  self.settings.STORAGE_LIMIT_BYTES, **fields)
 
     # POST /upload ---------------------------------------------------------------------------------
     def receive_form(self, owner, request):

@@ -15,6 +15,7 @@ from services.common import constants as c
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.common.jobs import Job
 from services.common.leases import backoff
+from services.common import logs
 from services.converter.jobs import GAVE_UP, Conversion
 from services.converter.media import args
 from services.converter.media.args import FORMAT_WHITELIST
@@ -193,6 +194,14 @@ def test_convert_real_video_without_audio(media, tmp_path):
     assert info.value.args[0] == NO_AUDIO
 
 
+@pytest.fixture(autouse=True)
+def fresh_log_context():
+    """A conversion binds its job id to the running green thread's log context (a worker's, in
+    the service); here that is the test's own, so clear it for the tests that follow."""
+    yield
+    logs.current().clear()
+
+
 # --- Conversion ------------------------------------------------------------------------------
 JOB_ID = "c" * 32
 OUTCOME = "e" * 32
@@ -224,6 +233,7 @@ class Harness:
         self.storage.fail.side_effect = lambda job_id, worker, error: dataclasses.replace(
             self.job, status=c.FAILED, error=error, outcome_id=OUTCOME)
         self.storage.unannounced.return_value = []
+        self.storage.usage_after.return_value = 0
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
@@ -534,3 +544,18 @@ def test_fair_order_least_busy_then_served_longest_ago():
     assert order(["a", "b", "c"], {}, served) == ["c", "b", "a"]      # never served first
     assert order(["d", "c"], {}, served) == ["d", "c"]                # then the oldest job's
     assert order(["a", "b", "c"], {"c": 1, "b": 1}, served) == ["a", "c", "b"]
+
+
+def test_an_mp3_over_the_owners_quota_is_not_stored(tmp_path):
+    h = Harness(tmp_path)
+    h.conversion.quota = 5000
+    h.storage.usage_after.side_effect = lambda job, size: 4000 + size   # 4000 held elsewhere
+    outcome, job = h.conversion.run()
+    assert outcome == c.FAILED and "quota of 5000 bytes" in job.error and "3003 bytes" in job.error
+    h.storage.usage_after.assert_called_once_with(h.job, len(h.mp3))
+    h.storage.create_mp3.assert_not_called()
+    h.storage.drop_video.assert_called_once()
+    h.storage.usage_after.side_effect = lambda job, size: size           # nothing else held
+    h2 = Harness(tmp_path)
+    h2.conversion.quota = 5000
+    assert h2.conversion.run()[0] == c.DONE
