@@ -200,14 +200,30 @@ class UploadStore:
             {"_id": job_id, "owner": owner, "upload_length": {"$exists": True}},
             projection=None if tail else {"upload_tail": 0}))
 
-    def claim(self, upload, offset):
-        """Make the calling PATCH the upload's writer from offset: its claim, or None when the upload
-        moved on or went away meanwhile."""
+    def claim(self, upload, offset, seconds):
+        """Make the calling PATCH the upload's one writer from offset, for `seconds` unless renewed:
+        its claim, or None when another PATCH holds a live claim, or the upload moved on or went
+        away meanwhile. (Claimed before the stored tail is loaded: one tail in memory per upload.)"""
         claim = uuid.uuid4().hex
+        now = utcnow()
+        # ($and spelled out: nx-27017 ignores a condition beside a top-level $or)
         result = self.jobs.update_one(
-            {"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
-            {"$set": {"upload_writer": claim, "updated_at": utcnow()}})
+            {"$and": [{"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
+                      {"$or": [{"upload_writer": None}, {"upload_writer_until": {"$lt": now}}]}]},
+            {"$set": {"upload_writer": claim, "updated_at": now,
+                      "upload_writer_until": now + datetime.timedelta(seconds=seconds)}})
         return claim if result.matched_count else None
+
+    def renew(self, upload, claim, seconds):
+        """Keep the writer's claim alive while its bytes arrive."""
+        now = utcnow()
+        self.jobs.update_one({"_id": upload.id, "upload_writer": claim}, {"$set": {
+            "upload_writer_until": now + datetime.timedelta(seconds=seconds), "updated_at": now}})
+
+    def release(self, upload, claim):
+        """The PATCH is over: the next one may write."""
+        self.jobs.update_one({"_id": upload.id, "upload_writer": claim},
+                             {"$set": {"upload_writer": None, "upload_writer_until": None}})
 
     def appender(self, upload):
         """A `ChunkAppender` continuing the upload's video at its recorded offset."""
