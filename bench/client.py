@@ -45,7 +45,7 @@ class Api:
         email = f"bench-{secrets.token_hex(4)}@example.com"
         password = secrets.token_urlsafe(12)
         status, body, _ = self.json("POST", "/register", {"email": email, "password": password})
-        if status != 201:
+        if status != 202:
             raise RuntimeError(f"register: {status} {body}")
         basic = base64.b64encode(f"{email}:{password}".encode()).decode()
         status, body, _ = self.call("POST", "/login",

@@ -61,8 +61,10 @@ class BenchStack(Stack):
             "GATEWAY_ADDRESS": f"{LOCAL}:{self.gateway_port}", "PUBLIC_URL": self.base,
             "JWT_SECRET": secrets.token_urlsafe(48), "ALLOW_REGISTRATION": "true",
             "HEARTBEAT_DIR": self.workdir, **free_metrics_env(),
-            # the bench's one user uploads its whole throughput batch at once: the cap is this
-            # stack's, not raised for anybody else
+            # the bench measures conversions: its users log in at once and upload without a budget,
+            # and its one user uploads its whole throughput batch at once (this stack's cap, not
+            # raised for anybody else)
+            "EMAIL_VERIFICATION": "false", "UPLOAD_RATE": "1000000/hour",
             "USER_MAX_ACTIVE_JOBS": str(max(self.args.batch, 4))})
         log(f"backing services: MONGO_URI={self.env[MONGO_URI]} AMQP vhost={self.vhost or '/'} "
             f"smtp={smtp_port}")

@@ -106,6 +106,10 @@ def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
         "SMTP_PORT": 1,
         "max_workers": 10,
         "PREFETCH_COUNT": 2,
+        # most tests register then log in at once, and upload more than UPLOAD_RATE allows; the
+        # tests of accounts turn verification on and set the rate
+        "EMAIL_VERIFICATION": False,
+        "UPLOAD_RATE": "100000/hour",
     })
     return config
 

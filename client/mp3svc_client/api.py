@@ -120,6 +120,22 @@ class Api:
     def login(self, email, password):
         return self.send("POST", "/login", token=False, auth=(email, password)).json()
 
+    def verify(self, token):
+        return self.send("POST", "/verify", token=False, json={"token": token}).json()
+
+    def resend(self, email):
+        return self.send("POST", "/verify/resend", token=False, json={"email": email}).json()
+
+    def forgot(self, email):
+        return self.send("POST", "/password/forgot", token=False, json={"email": email}).json()
+
+    def reset(self, token, password):
+        self.send("POST", "/password/reset", token=False, json={"token": token, "password": password})
+
+    def logout(self):
+        """The saved token stops working on the server at once."""
+        self.send("POST", "/logout")
+
     # --- jobs ------------------------------------------------------------------------------------
     def jobs(self):
         return self.send("GET", "/jobs").json()["jobs"]

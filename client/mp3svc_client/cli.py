@@ -36,6 +36,8 @@ OPTIONS = {
 
 EXAMPLES = """examples:
   mp3svc register me@example.com          # asks for a password (or reads MP3SVC_PASSWORD)
+  mp3svc verify 'http://127.0.0.1:8080/verify?token=...'   # the link from the email (or its token)
+  mp3svc login me@example.com
   mp3svc convert talk.mp4 concert.mkv --bitrate 192 -o ~/Music
   mp3svc jobs --json
   mp3svc download 3f2a... -o ~/Music
@@ -54,9 +56,18 @@ def build_parser():
     parser.add_argument("--version", action="version", version="mp3svc " + __version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for name, text in (("register", "create an account and log in"), ("login", "log in and save the token")):
+    for name, text in (("register", "create an account (then confirm the address from the email)"),
+                       ("login", "log in and save the token"),
+                       ("forgot", "email yourself a link to choose a new password"),
+                       ("resend", "email a new link to confirm the address")):
         p = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
         p.add_argument("email")
+    for name, text in (("verify", "confirm your address with the emailed link or its token"),
+                       ("reset", "choose a new password with the emailed link or its token")):
+        p = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
+        p.add_argument("token", metavar="TOKEN")
+    sub.add_parser("logout", parents=[common], help="end the saved token on the server and forget it",
+                   description="End the saved token on the server at once and forget it.")
 
     p = sub.add_parser("convert", parents=[common], help="upload videos, convert them, save the MP3s",
                        description="Upload (resumably), convert and download. Ctrl-C during an upload and "
@@ -143,7 +154,77 @@ def read_password(confirm=False):
 def cmd_register(api, args, out):
     password = read_password(confirm=True)
     api.register(args.email, password)
-    return _login(api, args, out, password, "Registered and logged in as %s")
+    try:
+        return _login(api, args, out, password, "Registered and logged in as %s")
+    except ApiError as err:
+        if err.code not in ("email_unverified", "invalid_credentials"):
+            raise
+    # the server confirms addresses first (or the address had an account already: the same answer)
+    out.result("Registered %s. Confirm the address: open the link we emailed you (or run mp3svc verify "
+               "LINK), then mp3svc login %s. No email? mp3svc resend %s" % ((args.email,) * 3),
+               {"email": args.email, "server": api.server, "status": "verification_sent"})
+    return 0
+
+
+def link_token(text):
+    """The token of an emailed link (`.../verify?token=...`), or the token itself."""
+    text = text.strip()
+    if "token=" in text:
+        text = text.split("token=", 1)[1].split("&", 1)[0].split("#", 1)[0]
+    if not text:
+        raise CliError("Give the link from the email, or its token.")
+    return text
+
+
+def cmd_verify(api, args, out):
+    answer = api.verify(link_token(args.token))
+    out.result("Confirmed %s: now mp3svc login %s" % (answer["email"], answer["email"]), answer)
+    return 0
+
+
+def cmd_resend(api, args, out):
+    answer = api.resend(args.email)
+    out.result("If %s waits for confirmation, a new link is on its way (older ones stop working)."
+               % args.email, answer)
+    return 0
+
+
+def cmd_forgot(api, args, out):
+    answer = api.forgot(args.email)
+    out.result("If %s has an account, a link to choose a new password is on its way; then "
+               "mp3svc reset LINK." % args.email, answer)
+    return 0
+
+
+def cmd_reset(api, args, out):
+    token = link_token(args.token)
+    api.reset(token, read_password(confirm=True))
+    out.result("Password changed; every earlier login ended. Now mp3svc login EMAIL.", {"reset": True})
+    return 0
+
+
+def cmd_logout(api, args, out):
+    """Revoke the token on the server first, then forget it (also when the server says it was no
+    longer valid). Unreachable server: forget it anyway, and say that it lives on until it expires."""
+    revoked, failure = False, None
+    if api.token:
+        try:
+            api.logout()
+            revoked = True
+        except ApiError as err:
+            if err.status != 401:
+                failure = err
+        except ConnectionFailed as err:
+            failure = err
+    forgot = config.forget_login(api.server)
+    if failure is not None:
+        out.error("%s The saved token was forgotten here, but it works until it expires." % failure)
+        return 1
+    text = "Logged out." if (revoked or forgot) else "Not logged in."
+    if os.environ.get(config.ENV_TOKEN):
+        text += " (MP3SVC_TOKEN is still set in your environment.)"
+    out.result(text, {"logged_out": True, "revoked": revoked})
+    return 0
 
 
 def cmd_login(api, args, out):
@@ -350,7 +431,8 @@ def _size(n):
 
 
 COMMANDS = {"register": cmd_register, "login": cmd_login, "convert": cmd_convert, "jobs": cmd_jobs,
-            "download": cmd_download, "rm": cmd_rm}
+            "download": cmd_download, "rm": cmd_rm, "verify": cmd_verify, "resend": cmd_resend,
+            "forgot": cmd_forgot, "reset": cmd_reset, "logout": cmd_logout}
 
 
 def main(argv=None, transport=None):

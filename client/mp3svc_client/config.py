@@ -57,6 +57,17 @@ def saved_login(server_url):
     return entry.get("token"), entry.get("email")
 
 
+def forget_login(server_url):
+    """Drop what `login` saved for server_url; True when there was something."""
+    path = credentials_path()
+    data = _load(path)
+    if server_url not in data:
+        return False
+    del data[server_url]
+    write_private(path, data)
+    return True
+
+
 def save_login(server_url, email, token, expires_in):
     """Tokens are kept per server, so one server's token is never sent to another."""
     path = credentials_path()

@@ -84,24 +84,29 @@ class Tokens:
         self.secret = secret
         self.ttl = ttl
 
-    def issue(self, subject):
+    def issue(self, user_id, sid):
+        """A token of one session (`sid`) of one account (`sub`: the user's id, never reused)."""
         now = datetime.datetime.now(datetime.timezone.utc)
-        claims = {"sub": subject, "iat": now, "exp": now + datetime.timedelta(seconds=self.ttl),
-                  "iss": ISSUER, "aud": AUDIENCE}
+        claims = {"sub": str(user_id), "sid": sid, "iat": now,
+                  "exp": now + datetime.timedelta(seconds=self.ttl), "iss": ISSUER, "aud": AUDIENCE}
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
     def check(self, token):
+        """(user id, session id) of a well-signed, unexpired token; InvalidToken otherwise."""
         if not isinstance(token, str) or not token:
             raise InvalidToken("The token is missing.")
         try:
             claims = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]})
+                options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]})
         except jwt.ExpiredSignatureError:
             raise InvalidToken("The token has expired; log in again.")
         except jwt.InvalidTokenError:
             raise InvalidToken("The token is not valid.")
-        return claims["sub"]
+        try:
+            return int(claims["sub"]), str(claims["sid"])
+        except (TypeError, ValueError):  # a token of before sessions: its sub was an address
+            raise InvalidToken("The token is not valid; log in again.") from None
 
 
 class JWTTokens(DependencyProvider):

@@ -48,3 +48,23 @@ class Busy(Exception):
     @property
     def retry_after(self):
         return int(self.args[1]) if len(self.args) > 1 else 1
+
+
+@deserialize_to_instance
+class WeakPassword(InvalidInput):
+    """A password outside 8..1024 characters, or among commonly used ones."""
+
+
+@deserialize_to_instance
+class EmailUnverified(Exception):
+    """The password was right, but the address is not confirmed yet."""
+
+
+@deserialize_to_instance
+class WrongPassword(Exception):
+    """The current password given to change the password or delete the account is wrong."""
+
+
+@deserialize_to_instance
+class InvalidLink(Exception):
+    """A verification or reset token that is unknown, used, replaced or expired."""

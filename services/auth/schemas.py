@@ -1,7 +1,8 @@
 """Validation of what users send to auth."""
+import functools
 import re
 
-from services.auth.exceptions import InvalidInput
+from services.auth.exceptions import InvalidInput, WeakPassword
 
 # One plain mailbox, `local@domain`: the local part a dot-atom (RFC 5322: no quoted strings, no
 # spaces, commas, angle brackets or display names), the domain DNS labels with at least one dot.
@@ -39,10 +40,20 @@ def lookup_email(email):
     return "%s@%s" % (local, domain.lower())
 
 
+@functools.lru_cache(maxsize=1)
+def common_passwords():
+    """The 30,000 most common passwords of zxcvbn's frequency list, lower-cased."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    return frozenset(word.lower() for word in FREQUENCY_LISTS["passwords"])
+
+
 def clean_password(password):
+    """A new password: 8..1024 characters and not among commonly used ones (any case)."""
     if not isinstance(password, str):
         raise InvalidInput("The password is missing.")
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise InvalidInput("The password must be %d to %d characters long."
+        raise WeakPassword("The password must be %d to %d characters long."
                            % (PASSWORD_MIN, PASSWORD_MAX))
+    if password.lower() in common_passwords():
+        raise WeakPassword("That password is among the most commonly used ones; choose another.")
     return password

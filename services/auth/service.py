@@ -1,7 +1,7 @@
 """auth: users, passwords and tokens over Nameko RPC."""
 from nameko.rpc import rpc
 
-from services.auth import users
+from services.auth import accounts, sessions, users
 from services.auth.metrics import counting_login
 from services.auth.dependencies import JWTTokens, PasswordHashing, UsersDatabase
 from services.auth.exceptions import RegistrationClosed
@@ -10,7 +10,9 @@ from services.auth.settings import AuthSettings
 from services.common import constants as c
 from services.common.heartbeat import Heartbeat
 from services.common.logs import LogContext
+from services.common.messaging import EventDispatcher
 from services.common.metrics import MetricsServer
+from services.common.utils import isoformat
 
 
 class AuthService:
@@ -23,38 +25,87 @@ class AuthService:
     db = UsersDatabase(Base)
     passwords = PasswordHashing()
     tokens = JWTTokens()
+    dispatch = EventDispatcher()
 
     @rpc
     def ping(self):
         return "pong"
 
-    @rpc
-    def create_user(self, email, password):
-        """Ops: create a user whether or not registration is open."""
-        return users.create_user(self.db.session, self.passwords, email, password)
+    def _mail(self, kind, email, token=None, expires_at=None):
+        """An account email, rendered and sent by notification: the raw one-time token only for
+        the link it mails (auth stores its hash), and when the link expires."""
+        self.dispatch(c.ACCOUNT_EMAIL, {"kind": kind, "email": email, "token": token,
+                                        "expires_at": isoformat(expires_at)})
 
+    # --- accounts -------------------------------------------------------------------------------
     @rpc
     def register(self, email, password):
+        """{"email", "status": "verification_sent"} for a new and for a taken address alike."""
         if not self.settings.ALLOW_REGISTRATION:
             raise RegistrationClosed("Registration is closed on this server.")
-        return users.create_user(self.db.session, self.passwords, email, password)
+        return accounts.register(self.db.session, self.passwords, self._mail, self.settings,
+                                 email, password)
 
     @rpc
-    def login(self, email, password):
+    def verify_email(self, token):
+        return accounts.verify(self.db.session, token)
+
+    @rpc
+    def resend_verification(self, email):
+        return accounts.resend(self.db.session, self._mail, self.settings, email)
+
+    @rpc
+    def forgot_password(self, email):
+        return accounts.forgot(self.db.session, self._mail, self.settings, email)
+
+    @rpc
+    def reset_password(self, token, password):
+        return accounts.reset(self.db.session, self.passwords, token, password)
+
+    @rpc
+    def change_password(self, token, current_password, new_password, client=None):
+        """A new password; every token of the account ends and the caller gets a new one."""
+        user = sessions.check(self.db.session, self.tokens, token)
+        users.confirm_password(self.db.session, self.passwords, self.settings, user,
+                               current_password, client)
+        return accounts.change_password(self.db.session, self.passwords, self.tokens,
+                                        user["user_id"], new_password)
+
+    @rpc
+    def confirm_password(self, token, password, client=None):
+        """The token's account when `password` is its password (before the owner deletes it)."""
+        user = sessions.check(self.db.session, self.tokens, token)
+        users.confirm_password(self.db.session, self.passwords, self.settings, user, password,
+                               client)
+        return user
+
+    # --- sessions -------------------------------------------------------------------------------
+    @rpc
+    def login(self, email, password, client=None):
+        """A token of a new session. `client`: the caller's address (the gateway's view of it,
+        honouring TRUSTED_PROXIES), so guesses are counted per account and client address."""
         with counting_login():
-            email = users.authenticate(
-                self.db.session, self.passwords, email, password,
-                max_failures=self.settings.LOGIN_MAX_FAILURES,
-                lockout=self.settings.LOGIN_LOCKOUT_SECONDS)
-        return {"token": self.tokens.issue(email), "token_type": "Bearer",
-                "expires_in": self.tokens.ttl}
+            user_id, _ = users.authenticate(self.db.session, self.passwords, self.settings, email,
+                                            password, client)
+        return sessions.start(self.db.session, self.tokens, user_id)
 
     @rpc
     def validate_token(self, token):
-        """The token's user, while the account exists and is enabled (one indexed lookup)."""
-        return {"email": users.check_account(self.db.session, self.tokens.check(token))}
+        """{"email", "user_id"} while the token's session exists and its account is enabled (one
+        query on the sessions primary key)."""
+        return sessions.check(self.db.session, self.tokens, token)
+
+    @rpc
+    def logout(self, token):
+        """The token's session ends at once."""
+        sessions.end(self.db.session, self.tokens, token)
 
     # --- ops (nameko shell); arguments are checked like HTTP input --------------------------
+    @rpc
+    def create_user(self, email, password):
+        """Ops: create a verified user whether or not registration is open."""
+        return users.create_user(self.db.session, self.passwords, email, password)
+
     @rpc
     def disable_user(self, email):
         """Refuse the user's logins; their tokens stop working at once."""
@@ -71,5 +122,5 @@ class AuthService:
 
     @rpc
     def summary(self):
-        """{"users": n, "disabled": n}"""
+        """{"users": n, "disabled": n, "unverified": n}"""
         return users.summary(self.db.session)

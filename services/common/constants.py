@@ -10,6 +10,13 @@ NOTIFICATION = "notification"
 VIDEO_UPLOADED = "video_uploaded"      # gateway -> converter
 MP3_READY = "mp3_ready"                # converter -> notification
 CONVERSION_FAILED = "conversion_failed"  # converter -> notification
+ACCOUNT_EMAIL = "account_email"        # auth -> notification: kind, email, token (for the link)
+
+# kinds of account email
+MAIL_VERIFY = "verify"    # confirm a new address: PUBLIC_URL/verify?token=
+MAIL_NOTICE = "notice"    # someone registered an address that has an account already
+MAIL_RESET = "reset"      # a password-reset link: PUBLIC_URL/reset?token=
+ACCOUNT_MAILS = (MAIL_VERIFY, MAIL_NOTICE, MAIL_RESET)
 
 # job states visible through the API
 QUEUED = "queued"

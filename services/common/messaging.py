@@ -19,6 +19,7 @@ CONSUMERS = {
     (c.GATEWAY, c.VIDEO_UPLOADED): [(c.CONVERTER, "handle_video_uploaded")],
     (c.CONVERTER, c.MP3_READY): [(c.NOTIFICATION, "handle_mp3_ready")],
     (c.CONVERTER, c.CONVERSION_FAILED): [(c.NOTIFICATION, "handle_conversion_failed")],
+    (c.AUTH, c.ACCOUNT_EMAIL): [(c.NOTIFICATION, "handle_account_email")],
 }
 
 

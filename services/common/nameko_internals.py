@@ -1,7 +1,7 @@
 """Every use of nameko's internals, in one place (nameko 2.14.1).
 
 Nameko has no public API for these; each is pinned in `RELIED_ON` and checked by
-tests/unit/test_nameko_internals.py, which fails loudly when a nameko upgrade changes one:
+tests/unit/common/test_nameko_internals.py, which fails loudly when a nameko upgrade changes one:
 
 - `free_workers(container)`: free slots of the container's worker pool (`container._worker_pool`,
   an eventlet GreenPool: `free()`), so an HTTP request can be answered 503 instead of waiting.

@@ -14,6 +14,8 @@ sentence naming the environment variable.
 import math
 import types
 
+import limits
+
 from nameko.extensions import DependencyProvider
 
 from services.common.nameko_internals import container_cache
@@ -124,6 +126,13 @@ class Address(Setting):
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("expected host:port")
         return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Rate(Setting):
+    """A rate in `limits` notation: `10/minute`, `5/hour`, `100 per day`."""
+
+    def parse(self, raw):
+        return limits.parse(str(raw).strip())
 
 
 class Settings(DependencyProvider):

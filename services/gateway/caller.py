@@ -9,16 +9,26 @@ from urllib.parse import urlsplit
 from services.gateway.exceptions import CsrfRejected, Unauthorized
 
 COOKIE_NAME = "mp3svc_token"
+# behind https the cookie is `__Host-mp3svc_token`: the browser accepts it only Secure, for Path=/
+# and from this very host, so neither a sibling subdomain nor plain http can plant or shadow it
+HOST_PREFIX = "__Host-"
+# set on the request's environ once a token checked out: the response gets `Cache-Control: no-store`
+AUTHENTICATED = "mp3svc.authenticated"
 STATE_CHANGING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def token_from_request(request):
+def cookie_name(public_url):
+    """The cookie's name: `__Host-` prefixed when the public URL is https."""
+    return HOST_PREFIX + COOKIE_NAME if secure_cookie(public_url) else COOKIE_NAME
+
+
+def token_from_request(request, public_url=None):
     """(token or None, via_cookie): `Authorization: Bearer` wins over the page's cookie."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip(), False
-    cookie = request.cookies.get(COOKIE_NAME, "").strip()
+    cookie = request.cookies.get(cookie_name(public_url), "").strip()
     if cookie:
         return cookie, True
     return None, False
@@ -64,7 +74,7 @@ def check_origin(request, public_origins=()):
     carries neither header is refused too. Bearer-authenticated and read-only requests pass."""
     if request.method not in STATE_CHANGING:
         return
-    token, via_cookie = token_from_request(request)
+    token, via_cookie = token_from_request(request, public_origins[0] if public_origins else None)
     if token is None or not via_cookie:
         return
     if request_origin(request) not in own_origins(request, public_origins):
@@ -89,8 +99,14 @@ class Caller:
     def _user(self, request):
         """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
         state-changing requests must come from the page itself: 403 csrf otherwise)."""
-        token, _ = token_from_request(request)
+        return self._account(request)["email"]
+
+    def _account(self, request):
+        """(As `_user`) {"email", "user_id", "token", "via_cookie"} of the caller."""
+        token, via_cookie = token_from_request(request, self.settings.PUBLIC_URL)
         if token is None:
             raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
         check_origin(request, (self.settings.PUBLIC_URL,))
-        return self.auth.validate_token(token)["email"]
+        account = self.auth.validate_token(token)
+        request.environ[AUTHENTICATED] = True
+        return dict(account, token=token, via_cookie=via_cookie)

@@ -17,7 +17,8 @@ from werkzeug.wrappers import Response
 
 from services.common.nameko_internals import RoutingWsgiApp, free_workers
 from services.gateway import metrics
-from services.gateway.exceptions import BadRequest, Busy, TooLarge, describe
+from services.gateway.caller import AUTHENTICATED
+from services.gateway.exceptions import BadRequest, Busy, TooLarge, UnsupportedMediaType, describe
 from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ def error_response(exc):
 
 
 def json_body(request):
-    """The request's JSON object; its size was bounded before reading (413 `too_large`)."""
+    """The request's JSON object; its size was bounded before reading (413 `too_large`). Any other
+    content type is refused (415): a form or text/plain body is what another site's page can
+    send through its visitors' browsers without a CORS preflight."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
     limit = request.max_content_length
     # werkzeug stops a chunked body at the limit without saying so: anything left is too much
@@ -55,7 +60,23 @@ def json_body(request):
     return body
 
 
+def secure_headers(headers, environ):
+    """Every response: `X-Content-Type-Options: nosniff`; one a token or the cookie authenticated:
+    `Cache-Control: no-store` (no shared or browser cache keeps a user's data)."""
+    headers = [(k, v) for k, v in headers if k.lower() != "x-content-type-options"]
+    headers.append(("X-Content-Type-Options", "nosniff"))
+    if environ.get(AUTHENTICATED):
+        headers = [(k, v) for k, v in headers if k.lower() != "cache-control"]
+        headers.append(("Cache-Control", "no-store"))
+    return headers
+
+
 class JsonWsgiApp(RoutingWsgiApp):
+    def __call__(self, environ, start_response):
+        def start(status, headers, exc_info=None):
+            return start_response(status, secure_headers(headers, environ), exc_info)
+        return super().__call__(environ, start)
+
     def before(self, environ):
         if environ.get("PATH_INFO") == LIVEZ and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             # liveness: the process serves HTTP; needs no worker, says nothing of dependencies

@@ -8,8 +8,8 @@ from werkzeug.exceptions import HTTPException
 from services.auth.exceptions import Busy as AuthBusy
 from services.common.options import InvalidOption
 from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
-    UserExists)
+    EmailUnverified, InvalidCredentials, InvalidInput, InvalidLink, InvalidToken, RegistrationClosed,
+    TooManyAttempts, UserExists, WeakPassword, WrongPassword)
 from services.gateway import tus
 
 
@@ -115,7 +115,9 @@ class TooManyJobs(GatewayError):
 
 # exception -> (HTTP status, error code); the first matching class wins, so subclasses go first.
 ERRORS = [
+    (WeakPassword, 400, "weak_password"),
     (InvalidInput, 400, "invalid_input"),
+    (InvalidLink, 400, "invalid_token"),
     (BadRequest, 400, "bad_request"),
     (NoFile, 400, "no_file"),
     (EmptyFile, 400, "empty_file"),
@@ -126,6 +128,8 @@ ERRORS = [
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
     (RegistrationClosed, 403, "registration_closed"),
+    (EmailUnverified, 403, "email_unverified"),
+    (WrongPassword, 403, "wrong_password"),
     (CsrfRejected, 403, "csrf"),
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),

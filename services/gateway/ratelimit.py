@@ -105,16 +105,23 @@ class Limits:
         self.rates = rates
         self.trusted = trusted
 
-    def hit(self, name, request):
-        """Count one request of `name` (`login`, `register`) from the request's client address;
-        RateLimited (429 with Retry-After) past the rate."""
+    def client(self, request):
+        """The request's client as counters know it (honouring TRUSTED_PROXIES)."""
+        return client_key(client_address(request.environ, self.trusted))
+
+    def hit(self, name, request, key=None):
+        """Count one request of `name` (`login`, `register`, ...) from the request's client
+        address, or for `key` (`upload`: per account); RateLimited (429 with Retry-After) past
+        the rate."""
         rate = self.rates[name]
-        key = client_key(client_address(request.environ, self.trusted))
+        who = "address" if key is None else "account"
+        key = self.client(request) if key is None else key
         if not self.limiter.hit(rate, name, key):
             reset = self.limiter.get_window_stats(rate, name, key).reset_time
             retry_after = max(1, math.ceil(reset - time.time()))
-            raise RateLimited("Too many %s requests from your address; try again in %d s."
-                              % (name, retry_after), retry_after)
+            raise RateLimited("Too many %s requests from your %s; try again in %d s."
+                              % (name, who, retry_after),
+                              retry_after)
 
 
 class RateLimits(MongoStore):
@@ -124,5 +131,7 @@ class RateLimits(MongoStore):
 
     def build(self, db, settings):
         return Limits(FixedWindowRateLimiter(SharedCounters(db)),
-                      {"login": settings.LOGIN_RATE, "register": settings.REGISTER_RATE},
+                      {"login": settings.LOGIN_RATE, "register": settings.REGISTER_RATE,
+                       # the account email routes (resend, forgot) count as registrations
+                       "account_email": settings.REGISTER_RATE, "upload": settings.UPLOAD_RATE},
                       settings.TRUSTED_PROXIES or ())

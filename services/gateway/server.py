@@ -27,6 +27,7 @@ MAX_LINE = 64 * 1024        # longest line eventlet may read from the body (chun
 BUSY_RETRY_AFTER = 5
 BUSY_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"X-Content-Type-Options: nosniff\r\n"
     b"Retry-After: %d\r\nContent-Length: %d\r\n\r\n%s")
 BUSY_BODY = (b'{"error": "busy", "message": "The server is at capacity; try again in a few seconds."}')
 

@@ -14,14 +14,16 @@ from services.gateway import caller, metrics, operations
 from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
-from services.gateway.routes import accounts, health, jobs, pages, resumable, sessions, uploads
+from services.gateway.routes import (
+    account, accounts, health, jobs, pages, resumable, sessions, uploads)
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
-                     sessions.SessionRoutes, jobs.JobRoutes, uploads.UploadRoutes,
-                     resumable.ResumableRoutes, pages.PageRoutes, operations.Operations):
+                     account.OwnAccountRoutes, sessions.SessionRoutes, jobs.JobRoutes,
+                     uploads.UploadRoutes, resumable.ResumableRoutes, pages.PageRoutes,
+                     operations.Operations):
     name = c.GATEWAY
 
     settings = GatewaySettings()

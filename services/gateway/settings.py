@@ -1,16 +1,7 @@
 """What the gateway reads from its configuration (defaults: config/gateway.yaml)."""
 import ipaddress
 
-import limits
-
-from services.common.settings import Address, MongoSettings, Number, Setting, Text
-
-
-class Rate(Setting):
-    """A rate in `limits` notation: `10/minute`, `5/hour`, `100 per day`."""
-
-    def parse(self, raw):
-        return limits.parse(str(raw).strip())
+from services.common.settings import Address, MongoSettings, Number, Rate, Setting, Text
 
 
 class Networks(Setting):
@@ -33,6 +24,8 @@ class GatewaySettings(MongoSettings):
     CLIENT_TIMEOUT = Number(float, minimum=0.1)
     LOGIN_RATE = Rate()
     REGISTER_RATE = Rate()
+    # new uploads per account (POST /upload, tus POST /uploads)
+    UPLOAD_RATE = Rate()
     # proxies whose X-Forwarded-For names the client (ingress, reverse proxy)
     TRUSTED_PROXIES = Networks(optional=True)
     # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)

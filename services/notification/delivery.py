@@ -16,8 +16,9 @@ def retry_delay(attempt):
 
 
 class Delivery:
-    def __init__(self, outbox, mailer, settings):
+    def __init__(self, outbox, mailer, settings, budget=None):
         self.outbox = outbox
+        self.budget = budget
         self.mailer = mailer
         self.settings = settings
         self.worker = worker_id()
@@ -29,6 +30,8 @@ class Delivery:
             self.outbox.adopt(job_id, outcome_id)  # a duplicate event adopts nothing
         job = self.outbox.claim(job_id, outcome_id, self.worker, self.settings.NOTIFY_LEASE_SECONDS)
         if job is None or not job.finished:
+            return False
+        if self.over_budget(job):
             return False
         message = compose(job, NotificationSettings.public_url(self.settings),
                           self.settings.MAIL_FROM, self.settings.RETENTION_HOURS)
@@ -45,4 +48,13 @@ class Delivery:
         self.outbox.sent(job_id, self.worker)
         metrics.EMAILS.labels(metrics.SENT).inc()
         log.info("job %s: %s email sent to %s", job_id, job.status, job.owner)
+        return True
+
+    def over_budget(self, job):
+        """Past USER_EMAIL_RATE: the outcome is settled without an email (the API and the page
+        still show it)."""
+        if self.budget is None or self.budget.allow(job.owner):
+            return False
+        log.info("job %s: no email, %s is past USER_EMAIL_RATE", job.id, job.owner)
+        self.outbox.sent(job.id, self.worker)
         return True

@@ -1,5 +1,5 @@
 """What the notification service reads from its configuration (defaults: config/notification.yaml)."""
-from services.common.settings import Address, Flag, MongoSettings, Number, Text
+from services.common.settings import Address, Flag, MongoSettings, Number, Rate, Text
 
 
 class NotificationSettings(MongoSettings):
@@ -16,6 +16,8 @@ class NotificationSettings(MongoSettings):
     NOTIFY_LEASE_SECONDS = Number(int, minimum=10)
     NOTIFY_MAX_ATTEMPTS = Number(int, minimum=1)
     RETENTION_HOURS = Number(float, minimum=0)
+    # job outcome emails one account may receive (beyond: the API and the page only)
+    USER_EMAIL_RATE = Rate()
 
     @staticmethod
     def public_url(settings):

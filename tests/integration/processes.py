@@ -11,7 +11,10 @@ class ProcessStack(Stack):
         values = dict(GATEWAY_ADDRESS="127.0.0.1:%d" % self.port, PUBLIC_URL=self.base,
                       AUTH_DB_URI="sqlite:///%s/auth.db" % directory, HEARTBEAT_DIR=directory,
                       LEASE_SECONDS=4, AUTH_RPC_TIMEOUT=3, PYTHONWARNINGS="ignore",
-                      **free_metrics_env())
+                      **free_metrics_env(),
+                      # most tests register then log in at once, and upload more than UPLOAD_RATE
+                      # allows; the tests of accounts turn verification on and set the rate
+                      EMAIL_VERIFICATION="false", UPLOAD_RATE="100000/hour")
         values.update(env)
         super().__init__(directory, clean_env(**values))
 

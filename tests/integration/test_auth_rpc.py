@@ -6,7 +6,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.auth.exceptions import (
     Busy, InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts,
-    UserExists)
+    UserExists, WeakPassword)
 from services.auth.service import AuthService
 from tests.configs import config_defaults
 from tests.conftest import JWT_SECRET
@@ -23,6 +23,7 @@ def auth_config(rabbit_config, auth_db_uri, tmp_path):
         "JWT_SECRET": JWT_SECRET,
         "JWT_TTL": 900,
         "ALLOW_REGISTRATION": True,
+        "EMAIL_VERIFICATION": False,
         "LOGIN_MAX_FAILURES": 3,
         "LOGIN_LOCKOUT_SECONDS": 300,
         "HEARTBEAT_DIR": str(tmp_path),
@@ -43,7 +44,8 @@ def test_create_user_login_and_validate(auth, auth_db_uri):
     assert auth.create_user("alice@Example.COM", PASSWORD) == {"email": "alice@example.com"}
     result = auth.login("alice@example.com", PASSWORD)
     assert result["token_type"] == "Bearer" and result["expires_in"] == 900
-    assert auth.validate_token(result["token"]) == {"email": "alice@example.com"}
+    user = auth.validate_token(result["token"])
+    assert user["email"] == "alice@example.com" and isinstance(user["user_id"], int)
 
     # the row really is in the configured database, with a hash and not the password
     engine = sqlalchemy.create_engine(auth_db_uri)
@@ -59,8 +61,10 @@ def test_create_user_login_and_validate(auth, auth_db_uri):
 def test_errors_arrive_as_their_own_classes(auth):
     auth.register("bob@example.com", PASSWORD)
     with pytest.raises(UserExists) as exists:
-        auth.register("bob@example.com", PASSWORD)
+        auth.create_user("bob@example.com", PASSWORD)
     assert "already exists" in str(exists.value)
+    with pytest.raises(WeakPassword):
+        auth.register("carol@example.com", "password1")
     with pytest.raises(UserExists):
         auth.create_user("bob@example.com", PASSWORD)
     with pytest.raises(InvalidInput):
@@ -120,21 +124,30 @@ def test_registration_closed(runner_factory, auth_config):
         assert auth.login("henry@example.com", PASSWORD)["token"]
 
 
-def test_concurrent_registrations_of_one_address_make_one_user(auth_config, runner_factory):
+@pytest.mark.parametrize("verification", [False, True])
+def test_concurrent_registrations_of_one_address_make_one_user(auth_config, runner_factory,
+                                                               auth_db_uri, verification):
     import eventlet
+    auth_config["EMAIL_VERIFICATION"] = verification
     runner_factory(auth_config, AuthService).start()
 
     def register(_):
         with ServiceRpcProxy("auth", auth_config, timeout=20) as proxy:
             while True:
                 try:
-                    return proxy.register("ivan@example.com", PASSWORD)["email"]
-                except UserExists:
-                    return "exists"
+                    return proxy.register("ivan@example.com", PASSWORD)
                 except Busy as busy:  # more hashes at once than AUTH_HASH_CONCURRENCY: retry
                     eventlet.sleep(busy.retry_after * 0.1)
     results = list(eventlet.GreenPool(6).imap(register, range(6)))
-    assert sorted(results) == ["exists"] * 5 + ["ivan@example.com"]
+    assert results == [{"email": "ivan@example.com", "status": "verification_sent"}] * 6
+    engine = sqlalchemy.create_engine(auth_db_uri)
+    try:
+        with engine.connect() as conn:
+            table = "registrations" if verification else "users"
+            rows = conn.execute(sqlalchemy.text("SELECT email FROM %s" % table)).all()
+    finally:
+        engine.dispose()
+    assert [row[0] for row in rows] == ["ivan@example.com"]
 
 
 def test_short_secret_refuses_to_start(runner_factory, auth_config):

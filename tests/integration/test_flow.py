@@ -101,7 +101,7 @@ def test_flow_on_quorum_queues(quorum_config, stack, media, rabbit_manager, rabb
     queues = {q["name"]: q for q in rabbit_manager.get_queues(vhost)}
     names = [queue_name(source, event, service, method)
              for (source, event), consumers in CONSUMERS.items() for service, method in consumers]
-    assert len(names) == 3
+    assert len(names) == 4
     for name in names:
         assert queues[name]["type"] == "quorum", name
         assert queues[name]["durable"] is True

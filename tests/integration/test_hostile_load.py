@@ -280,7 +280,7 @@ def test_register_bodies_bounded(gateway):
         assert (response.status_code, response.json()["error"]) == (status, code), name
     # a normal registration still works (and the failed ones did not use up the rate)
     response = requests.post(url, json={"email": "ok@example.com", "password": "correct horse"})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
 
 
 # --- floods ----------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_login_flood_limited_per_address_even_with_forwarded_for(gateway):
     # the limit is per route: registration has its own budget (REGISTER_RATE 5/hour)
     codes = [requests.post(gateway.base + "/register", timeout=10, json={
         "email": "r%d@example.com" % i, "password": "correct horse"}).status_code for i in range(6)]
-    assert codes == [201] * 5 + [429]
+    assert codes == [202] * 5 + [429]
 
 
 def test_forwarded_for_honoured_from_a_trusted_proxy(tmp_path, rabbit_config, mongo_uri, mongo_db):

@@ -2,7 +2,7 @@
 when first asked for (nothing is read at import).
 
 A route without an entry in OPERATIONS makes `document()` raise `Undocumented`
-(tests/unit/test_openapi.py), so a new route cannot go undocumented.
+(tests/unit/gateway/openapi/test_builder.py), so a new route cannot go undocumented.
 """
 import functools
 import inspect

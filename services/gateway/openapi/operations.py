@@ -9,17 +9,15 @@ from werkzeug.exceptions import NotFound as NotFoundPage
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from services.auth.exceptions import Busy as AuthBusy
-from services.auth.exceptions import (
-    InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed, TooManyAttempts, UserExists)
+from services.auth.exceptions import InvalidCredentials, InvalidInput, InvalidToken, TooManyAttempts
 from services.common.options import InvalidOption
 from services.gateway import exceptions as errors
 from services.gateway import tus
 from services.gateway.caller import COOKIE_NAME
 from services.gateway.openapi.models import (
-    DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody, Token,
-    TusCreate, TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User, WebPath,
+    DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody, TusCreate,
+    TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User, WebPath,
     asset_path)
-from services.gateway.schemas import RegisterBody
 from services.gateway.static import DOCS, WEB
 
 JSON = "application/json"
@@ -70,7 +68,7 @@ USER = (BEARER, COOKIE)
 CSRF = (errors.CsrfRejected,)
 # every tus request but OPTIONS names the protocol version
 TUS = (tus.UnsupportedVersion,)
-JSON_BODY = (errors.BadRequest, errors.TooLarge)
+JSON_BODY = (errors.BadRequest, errors.TooLarge, errors.UnsupportedMediaType)
 STORAGE = (errors.StorageUnavailable,)
 
 TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
@@ -89,19 +87,6 @@ OPERATIONS = {
         {200: Reply("Every part answers.", Health),
          503: Reply("A part is not answering; `failing` names it.", Unhealthy)},
         security=(), tag="health"),
-    "register": Operation(
-        "Create an account", {201: Reply("Registered.", User)}, security=(), body=RegisterBody,
-        errors=JSON_BODY + (InvalidInput, RegistrationClosed, UserExists, errors.RateLimited,
-                            errors.AuthUnavailable, AuthBusy),
-        tag="users", description="Limited per client address (`REGISTER_RATE`)."),
-    "login": Operation(
-        "Get a token with HTTP Basic email and password", {200: Reply("A token.", Token)},
-        security=(BASIC,), tag="users",
-        errors=(InvalidInput, InvalidCredentials, errors.Unauthorized, TooManyAttempts, errors.RateLimited,
-                errors.AuthUnavailable, AuthBusy),
-        description="401 with the same body for any wrong email or password; failed logins lock the "
-                    "account for a while (429 `too_many_attempts`). Limited per client address "
-                    "(`LOGIN_RATE`)."),
     "upload": Operation(
         "Upload a video to convert, with conversion options",
         {202: Reply("Stored and queued.", UploadAccepted)},
@@ -199,8 +184,9 @@ OPERATIONS = {
                                    errors.AuthUnavailable, AuthBusy),
         description="Limited per client address as POST /login; 401 has no Basic challenge."),
     "web_logout": Operation(
-        "Log out the web page: the cookie is cleared", {204: Reply("Logged out.", media=None)},
-        security=(), tag="web page", errors=CSRF),
+        "Log out the web page: the cookie's token ends and the cookie is cleared",
+        {204: Reply("Logged out.", media=None)}, security=(), tag="web page",
+        errors=CSRF + (errors.AuthUnavailable,)),
     # --- this document ---
     "openapi": Operation(
         "This document (OpenAPI 3.1)", {200: Reply("The document.", schema={"type": "object"})},
@@ -217,3 +203,6 @@ OPERATIONS = {
          304: Reply("Not modified.", media=None)},
         path=asset_path, errors=(NotFoundPage,), security=(), tag="documentation"),
 }
+
+# the accounts' routes are described in openapi/accounts.py, which adds them to OPERATIONS
+from services.gateway.openapi import accounts  # noqa: E402,F401

@@ -54,6 +54,7 @@ class ResumableRoutes:
         filename = schemas.clean_filename(metadata.get("filename") or metadata.get("name"))
         options = schemas.options_from(
             {key: value for key, value in metadata.items() if key not in CLIENT_KEYS}, ignore=())
+        self.limits.hit("upload", request, key=owner)  # UPLOAD_RATE per account
         job_id = self._intake().create_resumable(owner, filename, length, options)
         return Response(status=201, headers=tus.response_headers(
             location="%s/%s" % (UPLOADS, job_id), expires=self._upload_expires(utcnow())))

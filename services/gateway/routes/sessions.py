@@ -1,6 +1,7 @@
 """The web page's cookie session: GET, POST (log in) and DELETE (log out) /session."""
 from services.auth.exceptions import InvalidCredentials
-from services.gateway.caller import COOKIE_NAME, reject_foreign_page, secure_cookie, token_from_request
+from services.gateway.caller import AUTHENTICATED, cookie_name, reject_foreign_page, secure_cookie
+from services.gateway.caller import token_from_request
 from services.gateway.entrypoints import error_response, http, json_body, json_response
 from services.gateway.exceptions import Unauthorized
 
@@ -11,10 +12,12 @@ class SessionRoutes:
     @http("GET", "/session")
     def web_session(self, request):
         """Who the cookie (or token) belongs to: 200 {"email"}, else 401."""
-        token, _ = token_from_request(request)
+        token, _ = token_from_request(request, self.settings.PUBLIC_URL)
         if token is None:
             raise Unauthorized("Not logged in.")
-        return json_response({"email": self.auth.validate_token(token)["email"]})
+        email = self.auth.validate_token(token)["email"]
+        request.environ[AUTHENTICATED] = True
+        return json_response({"email": email})
 
     @http("POST", "/session")
     def web_login(self, request):
@@ -23,24 +26,36 @@ class SessionRoutes:
         body = json_body(request)
         self.limits.hit("login", request)
         try:
-            grant = self.auth.login(body.get("email"), body.get("password"))
+            grant = self.auth.login(body.get("email"), body.get("password"),
+                                    self.limits.client(request))
         except InvalidCredentials as exc:  # no Basic challenge: a browser would prompt for it
             response = error_response(exc)
             response.headers.pop("WWW-Authenticate", None)
             return response
         email = self.auth.validate_token(grant["token"])["email"]  # as auth spells it
         response = json_response({"email": email, "expires_in": grant["expires_in"]})
-        response.set_cookie(COOKIE_NAME, grant["token"], max_age=int(grant["expires_in"]), path="/",
-                            secure=secure_cookie(self.settings.PUBLIC_URL), httponly=True,
-                            samesite="Strict")
-        response.headers["Cache-Control"] = "no-store"
+        self._set_cookie(response, grant)
+        request.environ[AUTHENTICATED] = True
         return response
 
     @http("DELETE", "/session")
     def web_logout(self, request):
+        """Log out the page: the cookie's token ends at once (auth), and the cookie is cleared."""
         reject_foreign_page(request, (self.settings.PUBLIC_URL,))
+        token, via_cookie = token_from_request(request, self.settings.PUBLIC_URL)
+        if token is not None and via_cookie:
+            self.auth.logout(token)
         response = json_response({}, 204)
         response.set_data(b"")
-        response.delete_cookie(COOKIE_NAME, path="/", secure=secure_cookie(self.settings.PUBLIC_URL),
-                               httponly=True, samesite="Strict")
+        response.delete_cookie(cookie_name(self.settings.PUBLIC_URL), path="/",
+                               secure=secure_cookie(self.settings.PUBLIC_URL), httponly=True,
+                               samesite="Strict")
         return response
+
+    def _set_cookie(self, response, grant):
+        """The token in the page's cookie: HttpOnly, SameSite=Strict, Path=/; behind https Secure
+        and named `__Host-...`."""
+        response.set_cookie(cookie_name(self.settings.PUBLIC_URL), grant["token"],
+                            max_age=int(grant["expires_in"]), path="/",
+                            secure=secure_cookie(self.settings.PUBLIC_URL), httponly=True,
+                            samesite="Strict")

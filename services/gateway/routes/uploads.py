@@ -4,9 +4,12 @@ from services.gateway.entrypoints import http, json_response
 
 
 class UploadRoutes:
-    """Mixin of GatewayService: uses its `_user` (caller.py) and `_intake` (intake.py)."""
+    """Mixin of GatewayService: uses its `_user` (caller.py), `limits` (UPLOAD_RATE) and `_intake`
+    (intake.py)."""
 
     @http("POST", "/upload", max_body=None)  # bounded while streaming (multipart.py)
     def upload(self, request):
-        job = self._intake().receive_form(self._user(request), request)
+        owner = self._user(request)
+        self.limits.hit("upload", request, key=owner)  # UPLOAD_RATE per account
+        job = self._intake().receive_form(owner, request)
         return json_response({"job_id": job.id, "status": c.QUEUED}, 202)

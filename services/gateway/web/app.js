@@ -166,7 +166,11 @@
     el.email.focus();
   }
 
+  // the account flows (accounts.js): links from emails, reset, change password, delete account
+  const accounts = window.mp3svcAccounts({ api, show, signedOut, announce, el });
+
   async function boot() {
+    if (accounts.openLink()) return; // /verify?token= or /reset?token=
     try {
       const me = await api("GET", "/session", undefined, { quiet401: true });
       signedIn(me.email);
@@ -196,12 +200,15 @@
     }
     const buttons = el.authForm.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });
+    accounts.clearStatus();
     try {
       if (register) await api("POST", "/register", { email, password });
       const session = await api("POST", "/session", { email, password }, { quiet401: true });
       signedIn(session.email, register ? "Account created. You are logged in." : "You are logged in.");
       el.main.focus();
     } catch (error) {
+      // a new address confirms itself first (a taken one answers the same; its password decides)
+      if (accounts.unconfirmed(error, register, email)) return;
       el.authError.textContent = error.message;
       announce(error.message);
     } finally {

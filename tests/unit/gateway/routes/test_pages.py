@@ -4,7 +4,7 @@ import json
 import pytest
 from werkzeug.exceptions import NotFound
 
-from tests.unit.gateway_worker import gateway, request
+from tests.unit.gateway.worker import gateway, request
 
 
 def test_the_web_page_with_its_security_headers_and_revalidation():

@@ -10,7 +10,7 @@ from services.common.utils import utcnow
 from services.gateway import tus
 from services.gateway.exceptions import NotFound, UploadFinished
 from services.gateway.store.uploads import Resumable
-from tests.unit.gateway_worker import JOB_ID, OWNER, gateway, job, request
+from tests.unit.gateway.worker import JOB_ID, OWNER, gateway, job, request
 
 LENGTH = 3000
 TUS = {"Tus-Resumable": tus.TUS_RESUMABLE}

@@ -17,8 +17,8 @@ from services.auth.settings import MIN_SECRET_BYTES, AuthSettings
 from services.common.settings import ConfigurationError
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed,
-    TooManyAttempts, UserExists)
-from services.auth.models import Base, LoginThrottle, User
+    TooManyAttempts, UserExists, WeakPassword)
+from services.auth.models import Base, Counter, User
 from services.auth.service import AuthService
 from services.common.utils import utcnow
 from tests.configs import config_defaults
@@ -49,7 +49,7 @@ def tokens():
 
 
 def make_service(session, passwords, tokens, **config):
-    settings = {"JWT_SECRET": SECRET, "ALLOW_REGISTRATION": True,
+    settings = {"JWT_SECRET": SECRET, "ALLOW_REGISTRATION": True, "EMAIL_VERIFICATION": False,
                 "LOGIN_MAX_FAILURES": MAX_FAILURES, "LOGIN_LOCKOUT_SECONDS": 120}
     settings.update(config)
     return worker_factory(AuthService, db=types.SimpleNamespace(session=session),
@@ -64,7 +64,8 @@ def service(session, passwords, tokens):
 
 # --- users ------------------------------------------------------------------------------------
 def test_register_creates_a_user_with_a_hashed_password(service, session):
-    assert service.register("alice@example.com", PASSWORD) == {"email": "alice@example.com"}
+    assert service.register("alice@example.com", PASSWORD) == {
+        "email": "alice@example.com", "status": "verification_sent"}
     user = session.scalar(select(User).where(User.email == "alice@example.com"))
     assert user is not None
     assert PASSWORD not in user.password_hash
@@ -72,7 +73,7 @@ def test_register_creates_a_user_with_a_hashed_password(service, session):
 
 
 def test_register_lowercases_the_domain_only(service):
-    assert service.register("  Alice@Example.COM ", PASSWORD) == {"email": "Alice@example.com"}
+    assert service.register("  Alice@Example.COM ", PASSWORD)["email"] == "Alice@example.com"
 
 
 def test_create_user_works_when_registration_is_closed(session, passwords, tokens):
@@ -90,10 +91,13 @@ def test_registration_closed_from_yaml_strings(session, passwords, tokens, close
         service.register("carol@example.com", PASSWORD)
 
 
-def test_duplicate_user(service):
-    service.register("dup@example.com", PASSWORD)
-    with pytest.raises(UserExists):
-        service.register("dup@example.com", "another password")
+def test_duplicate_user(service, session):
+    first = service.register("dup@example.com", PASSWORD)
+    # a taken address: the same answer, and nothing changes (the old password still works)
+    assert service.register("dup@example.com", "another password") == first
+    assert service.login("dup@example.com", PASSWORD)["token"]
+    with pytest.raises(InvalidCredentials):
+        service.login("dup@example.com", "another password")
     with pytest.raises(UserExists):
         service.create_user("dup@EXAMPLE.com", "another password")
 
@@ -109,13 +113,13 @@ def test_invalid_email(service, email):
 
 @pytest.mark.parametrize("length", [0, 1, 7, 1025, 5000])
 def test_password_length_outside_8_to_1024(service, length):
-    with pytest.raises(InvalidInput):
+    with pytest.raises(WeakPassword):
         service.register("len%d@example.com" % length, "p" * length)
 
 
 @pytest.mark.parametrize("length", [8, 1024])
 def test_password_length_limits_are_inclusive(service, length):
-    assert service.register("ok%d@example.com" % length, "p" * length)["email"]
+    assert service.register("ok%d@example.com" % length, ("pq7" * 400)[:length])["email"]
 
 
 def test_password_missing(service):
@@ -129,17 +133,18 @@ def test_login_returns_a_bearer_token_that_validates(service, tokens):
     result = service.login("dave@example.com", PASSWORD)
     assert result["token_type"] == "Bearer"
     assert result["expires_in"] == tokens.ttl == 600
-    assert service.validate_token(result["token"]) == {"email": "dave@example.com"}
+    user = service.validate_token(result["token"])
+    assert user["email"] == "dave@example.com"
     claims = jwt.decode(result["token"], SECRET, algorithms=["HS256"], audience=AUDIENCE,
                         issuer=ISSUER)
-    assert claims["sub"] == "dave@example.com"
+    assert claims["sub"] == str(user["user_id"]) and claims["sid"]
     assert 590 <= claims["exp"] - claims["iat"] <= 610
 
 
 def test_login_email_domain_is_case_insensitive(service):
     service.register("erin@example.com", PASSWORD)
     token = service.login(" erin@EXAMPLE.com", PASSWORD)["token"]
-    assert service.validate_token(token) == {"email": "erin@example.com"}
+    assert service.validate_token(token)["email"] == "erin@example.com"
 
 
 def test_wrong_password_and_unknown_user_look_the_same(service):
@@ -188,11 +193,11 @@ def test_lockout_after_max_failures(service, session):
     assert service.login("hank@example.com", PASSWORD)["token"]
 
     # when the lockout has passed, the right password works and clears the record
-    throttle = session.get(LoginThrottle, "gina@example.com")
+    throttle = session.get(Counter, "login:gina@example.com|-")
     throttle.locked_until = utcnow() - datetime.timedelta(seconds=1)
     session.commit()
     assert service.login("gina@example.com", PASSWORD)["token"]
-    assert session.get(LoginThrottle, "gina@example.com") is None
+    assert session.get(Counter, "login:gina@example.com|-") is None
 
 
 def test_lockout_applies_to_unknown_users_too(service):
@@ -209,7 +214,7 @@ def test_successful_login_resets_the_failure_count(service, session):
         with pytest.raises(InvalidCredentials):
             service.login("ivan@example.com", "wrong password")
     assert service.login("ivan@example.com", PASSWORD)["token"]
-    assert session.get(LoginThrottle, "ivan@example.com") is None
+    assert session.get(Counter, "login:ivan@example.com|-") is None
     for _ in range(MAX_FAILURES - 1):
         with pytest.raises(InvalidCredentials):
             service.login("ivan@example.com", "wrong password")
@@ -221,12 +226,12 @@ def test_failures_outside_the_window_start_over(service, session):
     for _ in range(MAX_FAILURES - 1):
         with pytest.raises(InvalidCredentials):
             service.login("judy@example.com", "wrong password")
-    throttle = session.get(LoginThrottle, "judy@example.com")
+    throttle = session.get(Counter, "login:judy@example.com|-")
     throttle.window_start = utcnow() - datetime.timedelta(seconds=121)
     session.commit()
     with pytest.raises(InvalidCredentials):
         service.login("judy@example.com", "wrong password")
-    assert session.get(LoginThrottle, "judy@example.com").failures == 1
+    assert session.get(Counter, "login:judy@example.com|-").count == 1
     assert service.login("judy@example.com", PASSWORD)["token"]
 
 
@@ -237,7 +242,7 @@ def _b64(data):
 
 def _claims(**changes):
     now = datetime.datetime.now(datetime.timezone.utc)
-    claims = {"sub": "kate@example.com", "iat": int(now.timestamp()),
+    claims = {"sub": "1", "sid": "s", "iat": int(now.timestamp()),
               "exp": int((now + datetime.timedelta(minutes=5)).timestamp()),
               "iss": ISSUER, "aud": AUDIENCE}
     for key, value in changes.items():
@@ -256,11 +261,18 @@ def _hand_made(header, claims, key=None):
     return signing_input + "." + _b64(signature)
 
 
-def test_a_well_formed_token_validates(service):
+def test_a_well_formed_token_validates_only_with_its_session(service, session):
     service.create_user("kate@example.com", PASSWORD)
-    token = jwt.encode(_claims(), SECRET, algorithm="HS256")
-    assert service.validate_token(token) == {"email": "kate@example.com"}
+    issued = jwt.decode(service.login("kate@example.com", PASSWORD)["token"], SECRET,
+                        algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
+    token = jwt.encode(_claims(sub=issued["sub"], sid=issued["sid"]), SECRET, algorithm="HS256")
+    assert service.validate_token(token)["email"] == "kate@example.com"
     assert ALGORITHM == "HS256"
+    # well signed, but no such session (or another user's): refused
+    for claims in (_claims(sub=issued["sub"], sid="made-up"), _claims(sub="999", sid=issued["sid"]),
+                   _claims(sub="kate@example.com", sid=issued["sid"])):
+        with pytest.raises(InvalidToken):
+            service.validate_token(jwt.encode(claims, SECRET, algorithm="HS256"))
 
 
 BAD_TOKENS = {
@@ -277,6 +289,8 @@ BAD_TOKENS = {
                                   SECRET, algorithm="HS256"),
     "missing-exp": lambda: jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"),
     "missing-sub": lambda: jwt.encode(_claims(sub=None), SECRET, algorithm="HS256"),
+    "missing-sid": lambda: jwt.encode(_claims(sid=None), SECRET, algorithm="HS256"),
+    "email-sub": lambda: jwt.encode(_claims(sub="kate@example.com"), SECRET, algorithm="HS256"),
     "missing-iat": lambda: jwt.encode(_claims(iat=None), SECRET, algorithm="HS256"),
     "wrong-aud": lambda: jwt.encode(_claims(aud="someone-else"), SECRET, algorithm="HS256"),
     "missing-aud": lambda: jwt.encode(_claims(aud=None), SECRET, algorithm="HS256"),
@@ -295,7 +309,7 @@ BAD_TOKENS = {
 def _tamper(token):
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims["sub"] = "admin@example.com"
+    claims["sub"] = "2"
     return "%s.%s.%s" % (header, _b64(json.dumps(claims).encode()), signature)
 
 
@@ -313,8 +327,8 @@ def test_expired_token_says_so(service):
 
 
 def test_tokens_issued_by_another_instance_with_the_same_secret_validate():
-    token = Tokens(SECRET, 60).issue("leo@example.com")
-    assert Tokens(SECRET, 3600).check(token) == "leo@example.com"
+    token = Tokens(SECRET, 60).issue(7, "session-id")
+    assert Tokens(SECRET, 3600).check(token) == (7, "session-id")
     with pytest.raises(InvalidToken):
         Tokens("x" * 40, 3600).check(token)
 

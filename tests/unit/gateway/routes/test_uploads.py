@@ -8,7 +8,7 @@ from bson import ObjectId
 from services.common import constants as c
 from services.gateway.exceptions import NoFile, QuotaExceeded, UploadExpired
 from services.gateway.store.uploads import Admission
-from tests.unit.gateway_worker import JOB_ID, OWNER, gateway, job, request
+from tests.unit.gateway.worker import JOB_ID, OWNER, gateway, job, request
 
 ADMISSION = Admission(JOB_ID, OWNER, ObjectId(), reserved=0, quota=10 ** 9)
 

@@ -5,7 +5,7 @@ import pytest
 
 from services.auth.exceptions import InvalidCredentials
 from services.gateway.exceptions import CsrfRejected, Unauthorized
-from tests.unit.gateway_worker import HOST, OWNER, TOKEN, gateway, request, settings
+from tests.unit.gateway.worker import HOST, OWNER, TOKEN, gateway, request, settings
 
 
 def body(response):
@@ -14,7 +14,8 @@ def body(response):
 
 def login_request(origin=HOST):
     sent = json.dumps({"email": OWNER, "password": "pw"}).encode()
-    return request("POST", "/session", body=sent, token=None, headers={"Origin": origin} if origin else {})
+    return request("POST", "/session", body=sent, token=None, content_type="application/json",
+                   headers={"Origin": origin} if origin else {})
 
 
 def test_a_session_puts_the_token_in_an_httponly_cookie():
@@ -23,8 +24,9 @@ def test_a_session_puts_the_token_in_an_httponly_cookie():
     response = worker.web_login(login_request("https://mp3.example.com"))
     assert body(response) == {"email": OWNER, "expires_in": 600}
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("mp3svc_token=%s;" % TOKEN)
-    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Max-Age=600"):
+    # behind https: the __Host- prefix (Secure, Path=/, no Domain)
+    assert cookie.startswith("__Host-mp3svc_token=%s;" % TOKEN) and "Domain" not in cookie
+    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Max-Age=600", "Path=/"):
         assert flag in cookie
     assert TOKEN not in response.get_data(as_text=True)
 

@@ -3,7 +3,7 @@ import pytest
 
 from services.auth.exceptions import InvalidInput, UnknownUser
 from services.common import constants as c
-from tests.unit.gateway_worker import JOB_ID, OWNER, gateway, job
+from tests.unit.gateway.worker import JOB_ID, OWNER, gateway, job
 
 
 @pytest.mark.parametrize("limit", [0, 1001, True, "10", 1.5])

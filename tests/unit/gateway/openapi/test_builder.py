@@ -8,10 +8,11 @@ import openapi_spec_validator
 import pytest
 from nameko.web.handlers import HttpRequestHandler
 
+from devtools.stack import ROOT
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import clean_email
 from services.common.options import ConversionOptions
-from services.gateway import exceptions, schemas, static
+from services.gateway import account_schemas, exceptions, schemas, static
 from services.gateway.openapi import builder, operations as ops_table
 from services.gateway.entrypoints import LIVEZ, http
 from services.gateway.service import GatewayService
@@ -94,7 +95,14 @@ def test_every_error_is_from_the_table(document):
 @pytest.mark.parametrize("method, path, status, code", [
     ("post", "/register", 400, "invalid_input"),
     ("post", "/register", 400, "bad_request"),
-    ("post", "/register", 409, "user_exists"),
+    ("post", "/register", 400, "weak_password"),
+    ("post", "/register", 415, "unsupported_media_type"),
+    ("post", "/login", 403, "email_unverified"),
+    ("post", "/verify", 400, "invalid_token"),
+    ("post", "/password/reset", 400, "invalid_token"),
+    ("put", "/account/password", 403, "wrong_password"),
+    ("delete", "/account", 403, "wrong_password"),
+    ("post", "/logout", 401, "invalid_token"),
     ("post", "/register", 413, "too_large"),
     ("post", "/register", 429, "rate_limited"),
     ("post", "/login", 401, "invalid_credentials"),
@@ -166,13 +174,11 @@ def test_upload_form_and_job_schema(document):
     ({"email": 5, "password": "long enough pw"}, "email"),
     ({"email": "not-an-email", "password": "long enough pw"}, "email"),
     ({"email": "a@b@example.com", "password": "long enough pw"}, "email"),
-    ({"email": "a@example.com", "password": "short"}, "password"),
-    ({"email": "a@example.com", "password": "p" * 1025}, "password"),
     ({"email": "a@example.com", "password": 12345678}, "password"),
 ])
 def test_register_body_rejects(body, field):
     with pytest.raises(InvalidInput, match="'%s'" % field):
-        schemas.parse(schemas.RegisterBody, body)
+        account_schemas.parse(account_schemas.RegisterBody, body)
 
 
 @pytest.mark.parametrize("email", ["a@example.com", "first.last+tag@mail.example.co.uk", "x@a-b.io",
@@ -189,8 +195,8 @@ def test_email_pattern_is_auths_rule(email):
 
 
 def test_register_body_accepts_what_auth_accepts():
-    form = schemas.parse(schemas.RegisterBody,
-                         {"email": " twice@Example.COM ", "password": "p" * 1024, "x": 1})
+    form = account_schemas.parse(account_schemas.RegisterBody,
+                                 {"email": " twice@Example.COM ", "password": "p" * 1024, "x": 1})
     assert (form.email, len(form.password)) == ("twice@Example.COM", 1024)
 
 
@@ -225,5 +231,5 @@ def test_no_static_file_is_read_at_import():
     import subprocess
     import sys
     out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                         cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout

@@ -1,7 +1,7 @@
 """routes/health.py on a worker (nameko's worker_factory)."""
 import json
 
-from tests.unit.gateway_worker import gateway, request
+from tests.unit.gateway.worker import gateway, request
 
 
 def body(response):

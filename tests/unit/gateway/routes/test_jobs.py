@@ -6,7 +6,7 @@ from bson import ObjectId
 
 from services.common import constants as c
 from services.gateway.exceptions import InvalidId, NotFound, NotReady
-from tests.unit.gateway_worker import JOB_ID, gateway, job, request
+from tests.unit.gateway.worker import JOB_ID, gateway, job, request
 
 
 def test_jobs_are_listed_as_the_contract_says():

@@ -205,7 +205,7 @@ def test_register_then_logs_in(capsys, monkeypatch):
     def answer(request):
         calls.append((request.method, request.url.path, request.content))
         if request.url.path == "/register":
-            return httpx.Response(201, json={"email": "me@example.com"})
+            return httpx.Response(202, json={"email": "me@example.com", "status": "verification_sent"})
         return httpx.Response(200, json={"token": "t", "token_type": "Bearer", "expires_in": 60})
     monkeypatch.setenv(config.ENV_PASSWORD, "secret-password")
     code, out, _ = run(["register", "me@example.com", "--json"], capsys, httpx.MockTransport(answer))

@@ -3,7 +3,7 @@ import pytest
 
 from services.gateway import caller
 from services.gateway.exceptions import CsrfRejected, Unauthorized
-from tests.unit.gateway_worker import HOST, OWNER, TOKEN, gateway, request
+from tests.unit.gateway.worker import HOST, OWNER, TOKEN, gateway, request
 
 
 def test_a_bearer_token_is_checked_by_auth():

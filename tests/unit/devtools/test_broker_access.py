@@ -141,7 +141,7 @@ def test_definitions_carry_the_same_rules():
     topics = {(t["user"], t["exchange"]): (t["write"], t["read"]) for t in defs["topic_permissions"]}
     assert topics == {(name, x): (p["write"], p["read"]) for name, user in USERS.items()
                       for x, p in user["topics"].items()}
-    assert {e["name"] for e in defs["exchanges"]} == {"gateway.events", "converter.events"}
+    assert {e["name"] for e in defs["exchanges"]} == {"gateway.events", "converter.events", "auth.events"}
 
 
 def test_definitions_command_needs_every_password(tmp_path, capsys):
