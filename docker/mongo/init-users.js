@@ -12,7 +12,8 @@ const roles = {
             on("counters", RW), on("windows", RW)],
   converter: [on("jobs", ["find", "update", "createIndex"]),
               on("videos.files", ["find", "remove", "createIndex"]), on("videos.chunks", ["find", "remove", "createIndex"]),
-              on("mp3s.files", RW), on("mp3s.chunks", RW)],
+              on("mp3s.files", RW), on("mp3s.chunks", RW),
+              on("converter_served", ["find", "insert", "update"])],
   notification: [on("jobs", ["find", "update", "createIndex"])],
 };
 const admin = db.getSiblingDB("admin");

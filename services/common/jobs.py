@@ -100,3 +100,16 @@ class Job:
         if self.status == c.DONE:
             return c.MP3_READY, self.event(outcome_id=self.outcome_id, mp3_id=str(self.mp3_id))
         return c.CONVERSION_FAILED, self.event(outcome_id=self.outcome_id, error=self.error)
+
+
+# what `Job.stored_bytes` reads, for sums over many jobs
+HELD_FIELDS = {"owner": 1, "filename": 1, "status": 1, "size": 1, "reserved": 1, "video_id": 1,
+               "mp3_id": 1, "mp3_size": 1}
+
+
+def held_bytes(collection, query, exclude=None):
+    """Bytes the jobs matching `query` hold (`Job.stored_bytes` summed; uploads in progress count
+    what they reserved, which grows as they stream), without job `exclude`. The one sum behind
+    USER_QUOTA_BYTES (gateway and converter) and STORAGE_LIMIT_BYTES."""
+    return sum(Job.from_doc(doc).stored_bytes
+               for doc in collection.find(query, projection=HELD_FIELDS) if doc["_id"] != exclude)

@@ -5,12 +5,14 @@ renews. A converter that dies stops renewing; once the lease expires any convert
 the job over. Only the lease holder may finish the job, so a job gets one MP3 and one outcome.
 """
 import logging
+import os
 import time
 
 import eventlet
 from pymongo.errors import PyMongoError
 
 from services.common import constants as c
+from services.common.logs import bind
 from services.common.leases import backoff, worker_id
 from services.converter.exceptions import ConversionAborted, ConversionError, LeaseLost, TransientError
 from services.converter.media.tempfiles import temp_path
@@ -18,11 +20,14 @@ from services.converter.media.tempfiles import temp_path
 log = logging.getLogger(__name__)
 
 GAVE_UP = ("The conversion was interrupted too many times; an operator can requeue it.")
+OVER_QUOTA = ("The MP3 would be %d bytes and take you over your storage quota of %d bytes; delete "
+              "some jobs, or convert with a lower bitrate or a shorter range.")
 
 
 class Conversion:
-    def __init__(self, store, encoder, lease, max_attempts):
+    def __init__(self, store, encoder, lease, max_attempts, quota=None):
         self.store = store
+        self.quota = quota  # USER_QUOTA_BYTES; None: not checked
         self.encoder = encoder
         self.lease = lease
         self.max_attempts = max_attempts
@@ -30,11 +35,17 @@ class Conversion:
         self.lost = False
         self.timings = {}  # seconds from the claim: "ffmpeg" (encoded), "stored" (job done)
 
-    def run(self, job_id):
-        """Returns ("done"|"failed", job) when this call settled the job, else (None, None)."""
-        job = self.store.claim(job_id, self.worker, self.lease)
+    def run(self):
+        """Claim the next job (the fairest, see fairness.py) and convert it. Returns
+        ("done"|"failed", job) when this call settled the job, else (None, job or None)."""
+        job = self.store.claim_next(self.worker, self.lease)
         if job is None:
-            return None, None  # queued elsewhere, being converted, or already finished
+            return None, None  # nothing queued: other converters took it all
+        bind(job_id=job.id)  # the job this worker converts, whichever event woke it
+        return self._run(job)
+
+    def _run(self, job):
+        job_id = job.id
         if job.attempts > self.max_attempts:
             return self._fail(job, GAVE_UP)
         started = time.monotonic()
@@ -49,6 +60,7 @@ class Conversion:
                     video, target, job.options, should_stop=lambda: self.lost,
                     on_progress=lambda fraction: self._progress(job_id, fraction))
                 self.timings["ffmpeg"] = time.monotonic() - started
+                self._check_quota(job, os.path.getsize(target))
                 mp3_upload = self.store.create_mp3(job)
                 with open(target, "rb") as mp3:
                     for block in iter(lambda: mp3.read(1 << 20), b""):
@@ -79,6 +91,12 @@ class Conversion:
             return None, None
         finally:
             renewer.kill()
+
+    def _check_quota(self, job, size):
+        """MP3s count in the quota when stored: one that would take its owner over it is not (a
+        ConversionError, so the job fails with the reason and its video goes)."""
+        if self.quota is not None and self.store.usage_after(job, size) > self.quota:
+            raise ConversionError(OVER_QUOTA % (size, self.quota))
 
     def _fail(self, job, reason, drop_video=False):
         """Settle the job as failed. A failure caused by the upload (not media, no audio, too long)

@@ -31,12 +31,14 @@ class ConverterService:
 
     @event_handler(c.GATEWAY, c.VIDEO_UPLOADED)
     def handle_video_uploaded(self, payload):
+        # The event is a wake-up: the converter takes the fairest queued job, which need not be
+        # this one (services/converter/fairness.py); with nothing to take it just acks.
         # Never raises: nameko would ack and drop the message. Whatever is not settled here is
         # found again by `sweep` from the job record.
         try:
-            self._convert(payload["job_id"])
+            self._convert()
         except Exception:
-            log.exception("job %s: left for the sweeper", payload.get("job_id"))
+            log.exception("woken by job %s: left for the sweeper", payload.get("job_id"))
 
     @timer(interval=10)
     def sweep(self):
@@ -63,13 +65,14 @@ class ConverterService:
         except Exception:
             log.exception("announcing sweep failed")
 
-    def _convert(self, job_id):
+    def _convert(self):
         conversion = Conversion(self.jobs, self.encoder, lease=self.settings.LEASE_SECONDS,
-                                max_attempts=self.settings.MAX_ATTEMPTS)
-        outcome, job = conversion.run(job_id)
+                                max_attempts=self.settings.MAX_ATTEMPTS,
+                                quota=self.settings.USER_QUOTA_BYTES)
+        outcome, job = conversion.run()
         if outcome is not None:
             metrics.observe(outcome, job, conversion.timings)
-            log.info("job %s: %s%s %s", job_id, outcome, ": " + job.error if job.error else "",
+            log.info("job %s: %s%s %s", job.id, outcome, ": " + job.error if job.error else "",
                      " ".join("%s=%.2fs" % item for item in conversion.timings.items()))
         if outcome is not None:
             self.dispatch(*job.outcome_event())

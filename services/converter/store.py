@@ -5,9 +5,10 @@ import datetime
 import uuid
 
 from services.common import constants as c
-from services.common.jobs import Job
+from services.common.jobs import Job, held_bytes
 from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
+from services.converter.fairness import FairQueue
 from services.converter.settings import ConverterSettings
 from services.storage.dependencies import MongoStore
 from services.storage.files import FileStore
@@ -32,10 +33,12 @@ class ConverterJobs:
         self.lease = Lease(self.jobs, "status", c.QUEUED, c.CONVERTING,
                            owner="lease_owner", until="lease_until", attempts="attempts",
                            due="due_at")
+        self.queue = FairQueue(db, self.jobs, self.lease)
 
     def ensure_indexes(self):
         self.jobs.create_index([("status", 1), ("due_at", 1)])
         self.jobs.create_index([("announce_due", 1)])
+        self.jobs.create_index([("status", 1), ("created_at", 1)])
         self.files.ensure_indexes()
 
     # one conversion ----------------------------------------------------------------------------
@@ -43,7 +46,15 @@ class ConverterJobs:
         """The job, now ours to convert; None when it is not queued (nor abandoned by a converter).
         Once its lease expires the job is due again at once (see `due`)."""
         return Job.from_doc(self.lease.claim(job_id, worker, seconds, {
-            "error": None, "progress": 0.0, "updated_at": utcnow(), "announce_due": None}))
+            "error": None, "progress": 0.0, "updated_at": utcnow(), "announce_due": None,
+            "retry_at": None}))
+
+    def claim_next(self, worker, seconds):
+        """The next job to convert, ours now, chosen fairly between users (see fairness.py);
+        None when there is nothing to claim."""
+        return Job.from_doc(self.queue.claim_next(lambda job_id: self.lease.claim(
+            job_id, worker, seconds, {"error": None, "progress": 0.0, "updated_at": utcnow(),
+                                      "announce_due": None, "retry_at": None})))
 
     def renew(self, job_id, worker, seconds):
         return self.lease.renew(job_id, worker, seconds)
@@ -72,8 +83,13 @@ class ConverterJobs:
     def release(self, job_id, worker, retry_in, reason):
         """Give a job back after a transient failure; it is due again after `retry_in` seconds."""
         self.lease.settle(job_id, worker, {
-            "status": c.QUEUED, "due_at": later(retry_in), "last_error": reason,
+            "status": c.QUEUED, "due_at": later(retry_in), "retry_at": later(retry_in),
+            "last_error": reason,
             "updated_at": utcnow()})
+
+    def usage_after(self, job, mp3_size):
+        """Bytes the job's owner would hold once its MP3 of `mp3_size` bytes replaced its video."""
+        return held_bytes(self.jobs, {"owner": job.owner}, exclude=job.id) + mp3_size
 
     # files -------------------------------------------------------------------------------------
     def open_video(self, job):

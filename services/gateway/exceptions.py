@@ -101,6 +101,10 @@ class QuotaExceeded(GatewayError):
     pass
 
 
+class StorageFull(GatewayError):
+    """The whole store is at STORAGE_LIMIT_BYTES."""
+
+
 class TooManyJobs(GatewayError):
     """args: (message, retry_after_seconds)"""
 
@@ -153,6 +157,7 @@ ERRORS = [
     (AMQPError, 503, "broker_unavailable"),
     (ConnectionError, 503, "broker_unavailable"),
     (StorageUnavailable, 503, "storage_unavailable"),
+    (StorageFull, 507, "storage_full"),
     (PyMongoError, 503, "storage_unavailable"),
 ]
 
@@ -161,6 +166,7 @@ MESSAGES = {
     "broker_unavailable": "The message broker is not reachable; try again shortly.",
     "storage_unavailable": "The file store is not reachable; try again shortly.",
     "busy": "The server is at capacity; try again in a few seconds.",
+    "storage_full": "The server's storage is full; try again later, or tell the operator.",
     "internal_error": "Something went wrong on our side; try again, or tell the operator.",
 }
 

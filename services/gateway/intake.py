@@ -8,6 +8,7 @@ queued with `due_at`, and the converter's sweeper dispatches it again once it is
 duplicate job), and the stored video is not thrown away (no lost job).
 """
 import logging
+import time
 
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import ClientDisconnected
@@ -20,6 +21,8 @@ from services.gateway.store.uploads import resumable_fields
 
 log = logging.getLogger(__name__)
 READ_BLOCK = 256 * 1024
+RENEW_EVERY = 3.0   # seconds between renewals of a PATCH's writer claim (and liveness)
+WRITER_LEASE = 10.0
 
 
 def video_uploaded(job):
@@ -37,9 +40,11 @@ class Intake:
 
     def admit(self, owner, announced, **fields):
         """An `Admission` for an upload of `announced` bytes (None: unknown), before a byte is stored:
-        TooManyJobs past USER_MAX_ACTIVE_JOBS, QuotaExceeded past USER_QUOTA_BYTES."""
+        TooManyJobs past USER_MAX_ACTIVE_JOBS, QuotaExceeded past USER_QUOTA_BYTES, StorageFull
+        past STORAGE_LIMIT_BYTES."""
         return self.uploads.admit(owner, announced, self.settings.USER_QUOTA_BYTES,
-                                  self.settings.USER_MAX_ACTIVE_JOBS, **fields)
+                                  self.settings.USER_MAX_ACTIVE_JOBS,
+                                  self.settings.STORAGE_LIMIT_BYTES, **fields)
 
     # POST /upload ---------------------------------------------------------------------------------
     def receive_form(self, owner, request):
@@ -74,10 +79,32 @@ class Intake:
         after it (a `Resumable`)."""
         if not upload.uploading:  # complete already: a repeated last PATCH
             return upload
-        claim = self.uploads.claim(upload, offset)
+        claim = self.uploads.claim(upload, offset, self._writer_lease())
         if claim is None:
+            raise tus.OffsetMismatch("Another request is sending this upload, or moved it on "
+                                     "meanwhile; ask with HEAD and continue from there.")
+        try:
+            return self._append(upload, offset, stream, claim)
+        finally:
+            try:
+                self.uploads.release(upload, claim)
+            except PyMongoError:  # the claim expires by itself
+                pass
+
+    def _writer_lease(self):
+        """Seconds a PATCH's claim lives unless renewed (every RENEW_EVERY while bytes arrive): a
+        PATCH cut off by a gateway crash holds its upload no longer, and one whose client went
+        silent that long may be taken over by the client's next PATCH (it then gets 409)."""
+        return WRITER_LEASE
+
+    def _append(self, upload, offset, stream, claim):
+        fresh = self.uploads.find(upload.id, upload.owner, tail=True)  # the tail, once claimed
+        if fresh is None:
+            raise NotFound("The upload was deleted or expired while it was being sent.")
+        if not fresh.uploading or fresh.offset != offset:
             raise tus.OffsetMismatch("Another request moved this upload on meanwhile; ask with HEAD "
                                      "and continue from there.")
+        upload = fresh
         appender = self.uploads.appender(upload)
         saved = self._receive(stream, upload, appender, claim)
         if appender.offset < upload.length:
@@ -90,8 +117,10 @@ class Intake:
         return upload.moved_to(upload.length, job.status)
 
     def _receive(self, stream, upload, appender, claim):
-        """Stream the body into GridFS; returns the offset recorded."""
+        """Stream the body into GridFS, renewing the claim every few seconds while bytes arrive;
+        returns the offset recorded."""
         saved = appender.offset
+        renewed = time.monotonic()
         while appender.offset < upload.length:
             try:
                 block = stream.read(min(READ_BLOCK, upload.length - appender.offset))
@@ -101,6 +130,9 @@ class Intake:
                 break
             if not block:
                 break
+            if time.monotonic() - renewed >= RENEW_EVERY:
+                self.uploads.renew(upload, claim, self._writer_lease())
+                renewed = time.monotonic()
             if appender.write(block):
                 self._save(upload, claim, saved, appender.stored, b"")
                 saved = appender.stored

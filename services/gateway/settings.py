@@ -30,6 +30,8 @@ class GatewaySettings(MongoSettings):
     TRUSTED_PROXIES = Networks(optional=True)
     # bytes one user may hold (stored MP3s, videos not yet converted or kept for a requeue)
     USER_QUOTA_BYTES = Number(int, minimum=1)
+    # bytes the whole store may hold (uploads beyond get 507 storage_full); 0: no limit
+    STORAGE_LIMIT_BYTES = Number(int, minimum=0)
     # a user's jobs uploading, queued or converting at once
     USER_MAX_ACTIVE_JOBS = Number(int, minimum=1)
     # finished jobs and their files are deleted this long after they finished

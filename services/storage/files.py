@@ -2,6 +2,8 @@
 
 Two buckets: the uploaded videos and the MP3s. Any GridFS reader reads what this writes.
 """
+import time
+
 from bson import ObjectId
 from bson.errors import InvalidId
 
@@ -9,7 +11,7 @@ from services.common import constants as c
 from services.storage.gridio import ChunkAppender, FileWriter, StoredFile, delete_file
 
 CHUNK_SIZE = 1024 * 1024
-TOUCH_EVERY = 64 * 1024 * 1024
+TOUCH_SECONDS = 5.0   # an upload in progress refreshes its record at most this often
 BUCKETS = (c.VIDEOS_BUCKET, c.MP3S_BUCKET)
 
 
@@ -24,12 +26,13 @@ def parse_file_id(value):
 class Upload:
     """A file being streamed into GridFS. `commit()` keeps it, `abort()` leaves nothing behind.
 
-    `touch` (optional) is called every 64 MiB, so a long upload still in progress is not taken for
-    one abandoned by a crashed gateway."""
+    `touch` (optional) is called while bytes arrive, at most every TOUCH_SECONDS, so a long or slow
+    upload still in progress is not taken for one abandoned by a crashed gateway."""
 
     def __init__(self, writer, touch=None):
         self._writer = writer
         self._touch = touch
+        self._touched = time.monotonic()
         self.file_id = writer.file_id
         self.committed = False
 
@@ -38,9 +41,9 @@ class Upload:
         return self._writer.length
 
     def write(self, data):
-        before = self.size
         self._writer.write(data)
-        if self._touch is not None and before // TOUCH_EVERY != self.size // TOUCH_EVERY:
+        if self._touch is not None and time.monotonic() - self._touched >= TOUCH_SECONDS:
+            self._touched = time.monotonic()
             self._touch()
 
     def commit(self, filename=None):

@@ -262,7 +262,16 @@ def test_100000_empty_parts_refused_quickly(gateway):
     assert growth < 50 * 1024 * 1024, growth
 
 
-def test_register_bodies_bounded(gateway):
+@pytest.fixture
+def roomy_register(tmp_path, rabbit_config, mongo_uri, mongo_db):
+    """A gateway whose REGISTER_RATE leaves room for many malformed bodies (they count now)."""
+    stack = start_gateway(tmp_path, rabbit_config, mongo_uri, mongo_db, REGISTER_RATE="100/hour")
+    yield stack
+    stack.stop()
+
+
+def test_register_bodies_bounded(roomy_register):
+    gateway = roomy_register
     url = gateway.base + "/register"
     big = json.dumps({"email": "big@example.com", "password": "x" * (4 * 1024 * 1024)})
     cases = [
@@ -278,9 +287,34 @@ def test_register_bodies_bounded(gateway):
         response = requests.post(url, headers={"Content-Type": "application/json"}, timeout=30,
                                  **kwargs)
         assert (response.status_code, response.json()["error"]) == (status, code), name
-    # a normal registration still works (and the failed ones did not use up the rate)
+    # a normal registration still works
     response = requests.post(url, json={"email": "ok@example.com", "password": "correct horse"})
     assert response.status_code == 202, response.text
+
+
+def test_rate_limit_applies_before_the_body_is_read(gateway):
+    """Issue 18: /register and POST /session read their body before the rate limit, so a flood of
+    trickled bodies kept connections whatever the rate. Past REGISTER_RATE (5/hour) the answer is
+    429 at once, on a real socket that has sent its headers and not one byte of its body."""
+    for i in range(5):
+        response = requests.post(gateway.base + "/register", timeout=10, json={
+            "email": "early%d@example.com" % i, "password": "correct horse"})
+        assert response.status_code == 202, response.text
+    host, port = gateway.base.split("//", 1)[1].split(":")
+    for path in ("/register",):
+        with socket.create_connection((host, int(port)), timeout=15) as sock:
+            sock.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Content-Length: 1000\r\n\r\n" % path).encode())
+            started = time.monotonic()
+            answer = ""
+            while '"rate_limited"' not in answer:   # no body sent: only the limit can answer
+                block = sock.recv(4096).decode()
+                if not block:
+                    break
+                answer += block
+            assert answer.startswith("HTTP/1.1 429"), answer
+            assert '"rate_limited"' in answer
+            assert time.monotonic() - started < CLIENT_TIMEOUT
 
 
 # --- floods ----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Quotas, the active-job cap, retention, deleting jobs and what failed jobs keep: real HTTP, RabbitMQ,
 nx-27017, ffmpeg and SMTP."""
+import base64
 import datetime
 import logging
 import os
@@ -115,6 +116,85 @@ def test_upload_over_quota_is_refused_before_anything_is_stored(quota_config, ru
     # another user has a quota of their own
     other = api.token_for("other@example.com")
     assert api.upload(other, random_file(tmp_path, "more.bin", 300 * 1024)).status_code == 202
+
+
+def chunked_upload(api, token, name, size, block=16 * 1024):
+    """POST /upload without Content-Length, in blocks, on a connection of its own."""
+    body, headers = multipart(name, [os.urandom(block) for _ in range(size // block)])
+    with requests.Session() as http:
+        return http.post(api.url("/upload"), data=body, headers=dict(headers, **bearer(token)))
+
+
+def stored_video_bytes(db):
+    return sum(doc["length"] for doc in db["videos.files"].find({}, projection={"length": 1}))
+
+
+def test_parallel_chunked_uploads_cannot_together_pass_the_quota(quota_config, runner_factory, db):
+    """Issue 18: an upload without Content-Length reserved nothing, so four of them at once could
+    each use all of the room left: a user at quota minus a little ended at four times that."""
+    api = start(runner_factory, quota_config, GatewayService, AuthService)  # no converter: jobs stay
+    token = api.token_for("greedy@example.com")
+    size = QUOTA - 32 * 1024   # each alone fits; any two together do not
+    responses = list(eventlet.GreenPool(4).imap(
+        lambda i: chunked_upload(api, token, "part%d.bin" % i, size), range(4)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(202) <= 1 and set(statuses) <= {202, 403}, statuses
+    for refused in (r for r in responses if r.status_code == 403):
+        assert refused.json()["error"] == "quota_exceeded"
+    assert stored_video_bytes(db) <= QUOTA
+    assert len(ids(db.jobs)) == statuses.count(202)   # nothing of the refused ones is left
+
+    # a resumable upload's Upload-Length counts while it streams, against chunked ones too
+    other = api.token_for("mixed@example.com")
+    created = requests.post(api.url("/uploads"), headers=dict(bearer(other), **{
+        "Tus-Resumable": "1.0.0", "Upload-Length": str(QUOTA // 2),
+        "Upload-Metadata": "filename %s" % base64.b64encode(b"tus.bin").decode()}))
+    assert created.status_code == 201, created.text
+    response = chunked_upload(api, other, "chunked.bin", QUOTA // 2 + 64 * 1024)
+    assert response.status_code == 403 and response.json()["error"] == "quota_exceeded"
+    assert chunked_upload(api, other, "small.bin", QUOTA // 4).status_code == 202
+
+
+@pytest.fixture
+def store_limit_config(service_config):
+    service_config["STORAGE_LIMIT_BYTES"] = 300 * 1024
+    return service_config
+
+
+def test_uploads_past_the_store_limit_get_507(store_limit_config, runner_factory, db, tmp_path):
+    api = start(runner_factory, store_limit_config, GatewayService, AuthService)
+    first, second = api.token_for("first@example.com"), api.token_for("second@example.com")
+    assert api.upload(first, random_file(tmp_path, "a.bin", 200 * 1024)).status_code == 202
+    # another user, with Content-Length: refused before a byte is stored
+    response = api.upload(second, random_file(tmp_path, "b.bin", 200 * 1024))
+    assert response.status_code == 507, response.text
+    assert response.json()["error"] == "storage_full" and response.json()["message"]
+    # without Content-Length: refused at the block that would pass the limit
+    response = chunked_upload(api, second, "c.bin", 200 * 1024)
+    assert response.status_code == 507 and response.json()["error"] == "storage_full"
+    assert stored_video_bytes(db) == 200 * 1024 and len(ids(db.jobs)) == 1
+    # what fits still goes in
+    assert api.upload(second, random_file(tmp_path, "d.bin", 50 * 1024)).status_code == 202
+
+
+def test_a_conversion_whose_mp3_would_pass_the_quota_fails(quota_config, stack, db, tmp_path):
+    """MP3s count when stored: a small FLAC of silence at bitrate=320 makes an MP3 far bigger."""
+    path = silent_flac(tmp_path, "quiet.flac", 60)
+    assert os.path.getsize(path) < QUOTA // 4
+    token = stack.token_for("loud@example.com")
+    with open(path, "rb") as handle:
+        response = stack.http.post(stack.url("/upload"), headers=bearer(token),
+                                   files={"file": ("quiet.flac", handle)}, data={"bitrate": "320"})
+    assert response.status_code == 202, response.text
+    job = stack.wait_job(token, response.json()["job_id"])
+    assert job["status"] == "failed" and "quota" in job["error"], job
+    assert stored(db)["mp3s.files"] == 0
+    wait_until(lambda: stored(db)["videos.files"] == 0, 10, message="the video to be dropped")
+    # the same file at a low bitrate fits
+    with open(path, "rb") as handle:
+        response = stack.http.post(stack.url("/upload"), headers=bearer(token),
+                                   files={"file": ("quiet.flac", handle)}, data={"bitrate": "32"})
+    assert stack.wait_job(token, response.json()["job_id"])["status"] == "done"
 
 
 # --- active-job cap ---------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import hashlib
 import os
 import socket
 
+import eventlet
+
 import pymongo
 from bson import ObjectId
 import pytest
@@ -17,6 +19,7 @@ from tusclient.uploader import Uploader
 
 from services.auth.service import AuthService
 from services.common import constants as c
+from services.common.jobs import as_datetime
 from services.common.options import parse_options
 from services.converter.service import ConverterService
 from services.gateway.service import GatewayService
@@ -288,6 +291,52 @@ def test_termination_leaves_nothing(stack, db):
     assert patch(stack.base, token, location, 2 * CHUNK_SIZE + 77, b"z").status_code == 404
 
 
+def raw_patch(base, token, location, offset, length):
+    """A PATCH whose headers announce `length` bytes, sent on a raw socket; the body follows later."""
+    host, port = base.split("//", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(("PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                  "Tus-Resumable: 1.0.0\r\nUpload-Offset: %d\r\nContent-Length: %d\r\n"
+                  "Content-Type: application/offset+octet-stream\r\n\r\n"
+                  % (location, host, token, offset, length)).encode())
+    return sock
+
+
+def test_one_patch_at_a_time_per_upload(stack, db):
+    """Issue 18: concurrent PATCHes at one offset were all let in, each loading the stored tail
+    (up to 1 MiB) and writing the same chunks. Now the first holds the writer's claim while its
+    body arrives; the others get 409 at once, before their body is read or the tail loaded."""
+    token = stack.token_for("twice@example.com")
+    location = create(stack.base, token, 4 * CHUNK_SIZE).headers["Location"]
+    job_id = location.rsplit("/", 1)[1]
+    assert patch(stack.base, token, location, 0, b"a" * (CHUNK_SIZE + 900)).status_code == 204
+    offset = CHUNK_SIZE + 900
+    first = raw_patch(stack.base, token, location, offset, CHUNK_SIZE)
+    try:
+        first.sendall(b"b" * 1000)   # part of its body: it holds the claim and waits for the rest
+        wait_until(lambda: db.jobs.find_one({"_id": job_id}).get("upload_writer"), 30,
+                   message="the first PATCH to claim the upload")
+        others = list(eventlet.GreenPool(8).imap(
+            lambda _: patch(stack.base, token, location, offset, b"c" * CHUNK_SIZE), range(8)))
+        assert [r.status_code for r in others] == [409] * 8, [r.text for r in others]
+        assert all(r.json()["error"] == "offset_mismatch" for r in others)
+        assert db.jobs.find_one({"_id": job_id})["upload_offset"] == offset
+        first.sendall(b"b" * (CHUNK_SIZE - 1000))
+        answer = first.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 204"), answer
+        assert "Upload-Offset: %d" % (offset + CHUNK_SIZE) in answer
+    finally:
+        first.close()
+    record = db.jobs.find_one({"_id": job_id})
+    assert record["upload_offset"] == offset + CHUNK_SIZE and record["upload_writer"] is None
+    # the next PATCH may write again
+    rest = 4 * CHUNK_SIZE - offset - CHUNK_SIZE
+    assert patch(stack.base, token, location, offset + CHUNK_SIZE, b"d" * rest).status_code == 204
+    assert db.jobs.find_one({"_id": job_id})["status"] == c.QUEUED
+    stored = FileStore(db).open(c.VIDEOS_BUCKET, record["video_id"])
+    assert stored.read() == b"a" * (CHUNK_SIZE + 900) + b"b" * CHUNK_SIZE + b"d" * rest
+
+
 def test_unfinished_upload_expires_and_is_swept(stack, db):
     token = stack.token_for("slow@example.com")
     location = create(stack.base, token, 3 * CHUNK_SIZE).headers["Location"]
@@ -342,6 +391,9 @@ def test_resumes_after_every_service_is_killed(tmp_path, rabbit_config, mongo_ur
 
         procs.start("auth", "gateway", "notification")  # the converter later: it drops converted videos
         procs.healthy()
+        # the killed PATCH's writer claim (one PATCH at a time per upload) expires by itself
+        wait_until(lambda: as_datetime(record()["upload_writer_until"]) < datetime.datetime.utcnow(),
+                   30, interval=0.5, message="the killed PATCH's claim to expire")
         resumed = uploader(procs.base, token, video, url=first.url, chunk_size=2 * CHUNK_SIZE + 999)
         assert resumed.offset == at_kill["upload_offset"]     # HEAD after the restart
         resumed.upload()

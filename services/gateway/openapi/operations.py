@@ -94,9 +94,11 @@ OPERATIONS = {
         errors=TOKEN + STORAGE + CSRF + (
             errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
             errors.QuotaExceeded, errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
-            errors.TooManyJobs, errors.BrokerUnavailable),
+            errors.TooManyJobs, errors.BrokerUnavailable, errors.StorageFull),
         description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413, over the "
-                    "user's quota 403 `quota_exceeded`, over `USER_MAX_ACTIVE_JOBS` 429 `too_many_jobs`. "
+                    "user's quota 403 `quota_exceeded` (with every upload of theirs in progress, "
+                    "with or without Content-Length), over `STORAGE_LIMIT_BYTES` for the whole store "
+                    "507 `storage_full`, over `USER_MAX_ACTIVE_JOBS` 429 `too_many_jobs`. "
                     "A field that is not an option, or a bad value, gets 400 `invalid_option` naming it. "
                     "A file that is not media with an audio stream fails the job later, with the reason."),
     "list_jobs_http": Operation(
@@ -136,7 +138,8 @@ OPERATIONS = {
             "Upload-Expires": "When the unfinished upload is removed (`UPLOAD_TIMEOUT`)."})},
         headers=TusCreate, security=USER, tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (tus.InvalidHeader, tus.TooLarge, errors.EmptyFile,
-                                               InvalidOption, errors.QuotaExceeded, errors.TooManyJobs),
+                                               InvalidOption, errors.QuotaExceeded, errors.TooManyJobs,
+                                               errors.StorageFull),
         description="The same token, limits, quotas and errors as POST /upload."),
     "tus_head": Operation(
         "How many bytes of an upload the server holds",

@@ -16,8 +16,8 @@ class AccountRoutes:
     @http("POST", "/register")
     def register(self, request):
         """202 with the same body for a new and a taken address (auth does the same work)."""
+        self.limits.hit("register", request)   # before a byte of the body is read
         body = json_body(request)
-        self.limits.hit("register", request)
         form = account_schemas.parse(account_schemas.RegisterBody, body)
         return json_response(self.auth.register(form.email, form.password), 202)
 
@@ -43,15 +43,15 @@ class AccountRoutes:
 
     @http("POST", "/verify/resend")
     def verify_resend(self, request):
+        self.limits.hit("account_email", request)   # before a byte of the body is read
         form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
-        self.limits.hit("account_email", request)
         return json_response(self.auth.resend_verification(form.email), 202)
 
     # --- a forgotten password -------------------------------------------------------------------
     @http("POST", "/password/forgot")
     def password_forgot(self, request):
+        self.limits.hit("account_email", request)   # before a byte of the body is read
         form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
-        self.limits.hit("account_email", request)
         return json_response(self.auth.forgot_password(form.email), 202)
 
     @http("POST", "/password/reset")

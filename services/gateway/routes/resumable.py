@@ -69,7 +69,7 @@ class ResumableRoutes:
     def tus_patch(self, request, upload_id):
         tus.check_resumable(request.headers.get("Tus-Resumable"))
         tus.check_content_type(request.headers.get("Content-Type"))
-        upload = self._own_upload(request, upload_id, tail=True)
+        upload = self._own_upload(request, upload_id)  # its stored tail only once claimed (intake)
         offset = tus.parse_offset(request.headers.get("Upload-Offset"), upload.offset)
         if request.content_length is None:
             raise tus.InvalidHeader("A PATCH must have a Content-Length.")

@@ -23,8 +23,8 @@ class SessionRoutes:
     def web_login(self, request):
         """Log in with JSON {"email", "password"}: the token goes into an HttpOnly cookie only."""
         reject_foreign_page(request, (self.settings.PUBLIC_URL,))
+        self.limits.hit("login", request)   # before a byte of the body is read
         body = json_body(request)
-        self.limits.hit("login", request)
         try:
             grant = self.auth.login(body.get("email"), body.get("password"),
                                     self.limits.client(request))

@@ -4,8 +4,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.common import constants as c
-from services.common.jobs import Job
-from services.gateway.exceptions import QuotaExceeded, TooManyJobs
+from services.common.jobs import held_bytes
+from services.gateway.exceptions import QuotaExceeded, StorageFull, TooManyJobs
 
 # seconds a client told 429 too_many_jobs is asked to wait: about one short conversion
 TOO_MANY_JOBS_RETRY = 30
@@ -16,6 +16,10 @@ def quota_exceeded(quota):
                          "some jobs first." % quota)
 
 
+def storage_full():
+    return StorageFull("The server's storage is full; try again later, or tell the operator.")
+
+
 class Slots:
     """One document per user in `slots`: the ids of their active jobs and how many there are."""
 
@@ -24,10 +28,21 @@ class Slots:
         self.slots = db[c.SLOTS_COLLECTION]
 
     def usage(self, owner, exclude=None):
-        """Bytes `owner` holds: videos not yet converted (or kept for a requeue), MP3s, and the
-        announced size of uploads in progress."""
-        return sum(Job.from_doc(doc).stored_bytes for doc in self.jobs.find({"owner": owner})
-                   if doc["_id"] != exclude)
+        """Bytes `owner` holds: videos not yet converted (or kept for a requeue), MP3s, and what
+        each upload in progress reserved (announced, or grown as it streams)."""
+        return held_bytes(self.jobs, {"owner": owner}, exclude)
+
+    def total(self):
+        """Bytes the whole store holds, counted as `usage` does (STORAGE_LIMIT_BYTES)."""
+        return held_bytes(self.jobs, {})
+
+    def check(self, owner, quota, storage_limit, exclude=None):
+        """QuotaExceeded when `owner` holds more than `quota`, StorageFull when the store holds
+        more than `storage_limit` (0: no limit); reservations included."""
+        if self.usage(owner, exclude) > quota:
+            raise quota_exceeded(quota)
+        if storage_limit and self.total() > storage_limit:
+            raise storage_full()
 
     def take(self, owner, job_id, limit):
         """Add `job_id` to the owner's active jobs unless `limit` are there (TooManyJobs). Ids of

@@ -17,17 +17,23 @@ from services.common import constants as c
 from services.common.jobs import Job, as_datetime
 from services.common.utils import utcnow
 from services.gateway.store.jobs import redispatch_time
-from services.gateway.store.slots import quota_exceeded
+from services.gateway.exceptions import QuotaExceeded, StorageFull
+
+
+# bytes an upload streaming past its reservation reserves at a time (one check of the sums each)
+GRANT_STEP = 4 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Admission:
-    """An admitted upload: its job id, its video's id, and the bytes its owner had left for it."""
+    """An admitted upload: its job id, its video's id, the bytes its record reserves (announced),
+    and the limits it is held to while it streams."""
     job_id: str
     owner: str
     video_id: ObjectId
-    room: int
+    reserved: int
     quota: int
+    storage_limit: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,16 +74,21 @@ def resumable_fields(filename, length, options):
 
 
 class QuotaFile:
-    """The video's `Upload` held to the bytes its owner had left (`Admission.room`): the block that
-    would take them over quota is refused before it is written."""
+    """The video's `Upload` held to its owner's quota and the store's limit, together with every
+    other upload in progress: a block past what the job record reserves is written only after the
+    record reserves more (`UploadStore.grow`: reserve, then check the sums, so of concurrent
+    uploads none passes the limits unseen). The block that would pass them is refused unwritten."""
 
-    def __init__(self, upload, admission):
+    def __init__(self, upload, admission, grow):
         self._upload = upload
         self._admission = admission
+        self._grow = grow
+        self._granted = admission.reserved
 
     def write(self, data):
-        if self._upload.size + len(data) > self._admission.room:
-            raise quota_exceeded(self._admission.quota)
+        needed = self._upload.size + len(data)
+        if needed > self._granted:
+            self._granted = self._grow(self._admission, self._granted, needed)
         self._upload.write(data)
 
     def __getattr__(self, name):  # size, file_id, committed, commit, abort
@@ -92,16 +103,18 @@ class UploadStore:
         self.job_store = jobs
 
     # admission ----------------------------------------------------------------------------------
-    def admit(self, owner, announced, quota, max_active, **fields):
+    def admit(self, owner, announced, quota, max_active, storage_limit=0, **fields):
         """Reserve a job for an upload about to stream, before anything is stored. TooManyJobs when
         `max_active` of the owner's jobs are uploading, queued or converting; QuotaExceeded when
         `announced` bytes (Content-Length or Upload-Length; None when unknown) would take them over
-        `quota`. Leaves nothing behind when it raises.
+        `quota`; StorageFull when they would take the store over `storage_limit` (0: none).
+        Leaves nothing behind when it raises.
 
         The job record (hidden while uploading) is written first, then its id takes one of the
         owner's slots with one conditional update of their slots document, so concurrent uploads
         cannot together exceed the cap. Its `reserved` bytes count in the quota of uploads that
-        begin while it streams. `fields`: more of the record (a resumable upload's)."""
+        begin while it streams, and grow as it streams past them (`grow`). `fields`: more of the
+        record (a resumable upload's)."""
         now = utcnow()
         job_id = uuid.uuid4().hex
         video_id = ObjectId()
@@ -112,13 +125,32 @@ class UploadStore:
             "updated_at": now}, **fields))
         try:
             self.slots.take(owner, job_id, max_active)
-            others = self.slots.usage(owner, exclude=job_id)
-            if others + (announced or 0) > quota:
-                raise quota_exceeded(quota)
+            self.slots.check(owner, quota, storage_limit)  # this upload's reservation included
         except BaseException:
             self.discard(job_id)
             raise
-        return Admission(job_id, owner, video_id, quota - others, quota)
+        return Admission(job_id, owner, video_id, announced or 0, quota, storage_limit)
+
+    def grow(self, admission, granted, needed):
+        """Reserve at least `needed` bytes for an upload streaming past its `granted` ones (a step
+        more when there is room, so not every block checks); the bytes reserved now. Reserve first,
+        then check: two uploads of one user growing at once each see the other's reservation.
+        QuotaExceeded or StorageFull (the reservation back at `granted`) when even `needed` is
+        too much."""
+        error = None
+        for target in (needed + GRANT_STEP, needed):
+            self._reserve(admission.job_id, target)
+            try:
+                self.slots.check(admission.owner, admission.quota, admission.storage_limit)
+                return target
+            except (QuotaExceeded, StorageFull) as exc:
+                error = exc
+        self._reserve(admission.job_id, granted)
+        raise error
+
+    def _reserve(self, job_id, size):
+        self.jobs.update_one({"_id": job_id, "status": c.UPLOADING},
+                             {"$set": {"reserved": size, "updated_at": utcnow()}})
 
     def open_file(self, admission):
         """The GridFS stream of an admitted upload's video (named when committed), held to its
@@ -127,7 +159,7 @@ class UploadStore:
                                                            "job_id": admission.job_id},
                                    touch=functools.partial(self._touch, admission.job_id),
                                    file_id=admission.video_id)
-        return QuotaFile(upload, admission)
+        return QuotaFile(upload, admission, self.grow)
 
     def _touch(self, job_id):
         self.jobs.update_one({"_id": job_id, "status": c.UPLOADING}, {"$set": {"updated_at": utcnow()}})
@@ -152,13 +184,13 @@ class UploadStore:
         self.files.delete(c.VIDEOS_BUCKET, video_id)
 
     def sweep(self, older_than):
-        """Remove uploads abandoned by a crashed gateway: job record and any chunks written."""
+        """Remove uploads abandoned by a crashed gateway: job record and any chunks written. Each
+        delete repeats the state it was found in (still uploading, still not refreshed since the
+        cutoff), so an upload that was queued or received bytes meanwhile stays."""
         cutoff = utcnow() - datetime.timedelta(seconds=older_than)
-        abandoned = [doc["_id"] for doc in self.jobs.find(
-            {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}, projection={"_id": 1})]
-        for job_id in abandoned:
-            self.discard(job_id)
-        return len(abandoned)
+        stale = {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}
+        abandoned = [doc["_id"] for doc in self.jobs.find(stale, projection={"_id": 1})]
+        return sum(1 for job_id in abandoned if self.job_store.remove(dict(stale, _id=job_id)))
 
     # resumable uploads (tus) -------------------------------------------------------------------
     def find(self, job_id, owner, tail=False):
@@ -168,14 +200,30 @@ class UploadStore:
             {"_id": job_id, "owner": owner, "upload_length": {"$exists": True}},
             projection=None if tail else {"upload_tail": 0}))
 
-    def claim(self, upload, offset):
-        """Make the calling PATCH the upload's writer from offset: its claim, or None when the upload
-        moved on or went away meanwhile."""
+    def claim(self, upload, offset, seconds):
+        """Make the calling PATCH the upload's one writer from offset, for `seconds` unless renewed:
+        its claim, or None when another PATCH holds a live claim, or the upload moved on or went
+        away meanwhile. (Claimed before the stored tail is loaded: one tail in memory per upload.)"""
         claim = uuid.uuid4().hex
+        now = utcnow()
+        # ($and spelled out: nx-27017 ignores a condition beside a top-level $or)
         result = self.jobs.update_one(
-            {"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
-            {"$set": {"upload_writer": claim, "updated_at": utcnow()}})
+            {"$and": [{"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
+                      {"$or": [{"upload_writer": None}, {"upload_writer_until": {"$lt": now}}]}]},
+            {"$set": {"upload_writer": claim, "updated_at": now,
+                      "upload_writer_until": now + datetime.timedelta(seconds=seconds)}})
         return claim if result.matched_count else None
+
+    def renew(self, upload, claim, seconds):
+        """Keep the writer's claim alive while its bytes arrive."""
+        now = utcnow()
+        self.jobs.update_one({"_id": upload.id, "upload_writer": claim}, {"$set": {
+            "upload_writer_until": now + datetime.timedelta(seconds=seconds), "updated_at": now}})
+
+    def release(self, upload, claim):
+        """The PATCH is over: the next one may write."""
+        self.jobs.update_one({"_id": upload.id, "upload_writer": claim},
+                             {"$set": {"upload_writer": None, "upload_writer_until": None}})
 
     def appender(self, upload):
         """A `ChunkAppender` continuing the upload's video at its recorded offset."""

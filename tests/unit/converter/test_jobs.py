@@ -15,6 +15,7 @@ from services.common import constants as c
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.common.jobs import Job
 from services.common.leases import backoff
+from services.common import logs
 from services.converter.jobs import GAVE_UP, Conversion
 from services.converter.media import args
 from services.converter.media.args import FORMAT_WHITELIST
@@ -193,6 +194,14 @@ def test_convert_real_video_without_audio(media, tmp_path):
     assert info.value.args[0] == NO_AUDIO
 
 
+@pytest.fixture(autouse=True)
+def fresh_log_context():
+    """A conversion binds its job id to the running green thread's log context (a worker's, in
+    the service); here that is the test's own, so clear it for the tests that follow."""
+    yield
+    logs.current().clear()
+
+
 # --- Conversion ------------------------------------------------------------------------------
 JOB_ID = "c" * 32
 OUTCOME = "e" * 32
@@ -215,7 +224,7 @@ class Harness:
         self.grid_in = mock.Mock(file_id=self.mp3_id, length=len(mp3))  # the FileWriter
         self.upload = Upload(self.grid_in)
         self.storage = mock.Mock(name="store")
-        self.storage.claim.return_value = self.job
+        self.storage.claim_next.return_value = self.job
         self.storage.open_video.return_value = BytesStored(b"video bytes")
         self.storage.create_mp3.return_value = self.upload
         self.storage.complete.side_effect = lambda job_id, worker, mp3_id, duration, size: \
@@ -224,6 +233,7 @@ class Harness:
         self.storage.fail.side_effect = lambda job_id, worker, error: dataclasses.replace(
             self.job, status=c.FAILED, error=error, outcome_id=OUTCOME)
         self.storage.unannounced.return_value = []
+        self.storage.usage_after.return_value = 0
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
         self.mp3 = mp3
@@ -242,10 +252,10 @@ class Harness:
 
 def test_conversion_done(tmp_path):
     h = Harness(tmp_path)
-    outcome, job = h.conversion.run(JOB_ID)
+    outcome, job = h.conversion.run()
     assert outcome == c.DONE
     assert job.mp3_id == h.mp3_id and job.duration == 3.5
-    h.storage.claim.assert_called_once_with(JOB_ID, h.conversion.worker, 30)
+    h.storage.claim_next.assert_called_once_with(h.conversion.worker, 30)
     h.storage.complete.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5,
                                                len(h.mp3))
     assert h.written() == h.mp3
@@ -257,15 +267,15 @@ def test_conversion_done(tmp_path):
 
 def test_conversion_passes_options_and_records_progress(tmp_path):
     h = Harness(tmp_path, job=make_job(options={"bitrate": 128}))
-    assert h.conversion.run(JOB_ID)[0] == c.DONE
+    assert h.conversion.run()[0] == c.DONE
     assert h.encoder.convert.call_args.args[2] == {"bitrate": 128}
     h.storage.progress.assert_called_once_with(JOB_ID, h.conversion.worker, 0.5)
 
 
 def test_conversion_not_claimed_does_nothing(tmp_path):
     h = Harness(tmp_path)
-    h.storage.claim.return_value = None
-    assert h.conversion.run(JOB_ID) == (None, None)
+    h.storage.claim_next.return_value = None
+    assert h.conversion.run() == (None, None)
     h.storage.open_video.assert_not_called()
     h.encoder.convert.assert_not_called()
     h.storage.fail.assert_not_called()
@@ -275,7 +285,7 @@ def test_conversion_not_claimed_does_nothing(tmp_path):
 def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
     h = Harness(tmp_path)
     h.encoder.convert.side_effect = ConversionError(NO_AUDIO)
-    outcome, job = h.conversion.run(JOB_ID)
+    outcome, job = h.conversion.run()
     assert outcome == c.FAILED
     assert job.error == NO_AUDIO
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
@@ -290,13 +300,13 @@ def test_conversion_error_but_lease_lost_meanwhile_settles_nothing(tmp_path):
     h.encoder.convert.side_effect = ConversionError(NOT_MEDIA)
     h.storage.fail.side_effect = None
     h.storage.fail.return_value = None
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
 
 
 def test_missing_video_fails_the_job(tmp_path):
     h = Harness(tmp_path)
     h.storage.open_video.return_value = None
-    outcome, job = h.conversion.run(JOB_ID)
+    outcome, job = h.conversion.run()
     assert outcome == c.FAILED and "no longer stored" in job.error
     h.encoder.convert.assert_not_called()
 
@@ -311,7 +321,7 @@ def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing
     h = Harness(tmp_path)
     target = h.encoder if failing == "convert" else h.storage
     getattr(target, failing).side_effect = error
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
     h.storage.fail.assert_not_called()
     h.storage.complete.assert_not_called()
     h.storage.release.assert_called_once_with(
@@ -321,7 +331,7 @@ def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing
 def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
     h = Harness(tmp_path, job=make_job(attempts=3))
     h.storage.complete.side_effect = AutoReconnect("primary stepped down")
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
     h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
     h.storage.release.assert_called_once_with(
         JOB_ID, h.conversion.worker, backoff(3), "primary stepped down")
@@ -332,7 +342,7 @@ def test_release_failing_too_is_swallowed(tmp_path):
     h = Harness(tmp_path)
     h.storage.open_video.side_effect = AutoReconnect("down")
     h.storage.release.side_effect = AutoReconnect("still down")
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
 
 
 def test_backoff_grows_and_is_capped():
@@ -343,7 +353,7 @@ def test_backoff_grows_and_is_capped():
 @pytest.mark.parametrize("attempts", [6, 50])
 def test_too_many_attempts_gives_up(tmp_path, attempts):
     h = Harness(tmp_path, job=make_job(attempts=attempts))
-    outcome, job = h.conversion.run(JOB_ID)
+    outcome, job = h.conversion.run()
     assert outcome == c.FAILED
     assert job.error == GAVE_UP
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, GAVE_UP)
@@ -353,14 +363,14 @@ def test_too_many_attempts_gives_up(tmp_path, attempts):
 
 def test_last_allowed_attempt_still_converts(tmp_path):
     h = Harness(tmp_path, job=make_job(attempts=5))
-    assert h.conversion.run(JOB_ID)[0] == c.DONE
+    assert h.conversion.run()[0] == c.DONE
 
 
 def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
     h = Harness(tmp_path)
     h.storage.complete.side_effect = None
     h.storage.complete.return_value = None  # another converter holds the job now
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
     assert h.upload.committed
     h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
     h.storage.drop_video.assert_not_called()  # the new holder still needs it
@@ -378,7 +388,7 @@ def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
         assert should_stop()
         return Result(duration=1.0, size=103, passthrough=False, normalized="")
     h.encoder.convert.side_effect = convert
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
     h.grid_in.abort.assert_called_once_with()
     h.grid_in.close.assert_not_called()
     h.storage.complete.assert_not_called()
@@ -388,7 +398,7 @@ def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
 def test_conversion_aborted_by_encoder_settles_nothing(tmp_path):
     h = Harness(tmp_path)
     h.encoder.convert.side_effect = ConversionAborted()
-    assert h.conversion.run(JOB_ID) == (None, None)
+    assert h.conversion.run() == (None, None)
     h.storage.fail.assert_not_called()
     h.storage.release.assert_not_called()
 
@@ -433,7 +443,7 @@ def test_handler_dispatches_conversion_failed(tmp_path):
 
 def test_handler_dispatches_nothing_when_not_claimed(tmp_path):
     h = Harness(tmp_path)
-    h.storage.claim.return_value = None
+    h.storage.claim_next.return_value = None
     service = make_service(h)
     service.handle_video_uploaded(dict(PAYLOAD))
     service.dispatch.assert_not_called()
@@ -445,7 +455,7 @@ def test_handler_never_raises(tmp_path, where):
     service = make_service(h)
     payload = dict(PAYLOAD)
     if where == "claim":
-        h.storage.claim.side_effect = RuntimeError("unexpected")
+        h.storage.claim_next.side_effect = RuntimeError("unexpected")
     elif where == "convert":
         h.encoder.convert.side_effect = ValueError("ffmpeg-python blew up")
     elif where == "dispatch":
@@ -469,7 +479,7 @@ def test_sweep_hands_due_jobs_to_the_queue_and_converts_nothing(tmp_path):
     service = make_service(h)
     service.sweep()
     h.encoder.convert.assert_not_called()
-    h.storage.claim.assert_not_called()
+    h.storage.claim_next.assert_not_called()
     service.dispatch.assert_not_called()
     service.redispatch.assert_called_once_with(c.GATEWAY, c.VIDEO_UPLOADED, {
         "job_id": JOB_ID, "video_id": str(h.job.video_id), "owner": "me@example.com",
@@ -523,3 +533,29 @@ def test_the_announcing_sweep_runs_even_when_the_due_sweep_fails(tmp_path):
     service = make_service(h)
     assert service.sweep() is None
     assert service.redispatch.call_args.args[1] == c.CONVERSION_FAILED
+
+
+# --- fair sharing ----------------------------------------------------------------------------
+def test_fair_order_least_busy_then_served_longest_ago():
+    import datetime
+    from services.converter.fairness import order
+    t0 = datetime.datetime(2026, 1, 1)
+    served = {"a": t0 + datetime.timedelta(seconds=5), "b": t0}
+    assert order(["a", "b", "c"], {}, served) == ["c", "b", "a"]      # never served first
+    assert order(["d", "c"], {}, served) == ["d", "c"]                # then the oldest job's
+    assert order(["a", "b", "c"], {"c": 1, "b": 1}, served) == ["a", "c", "b"]
+
+
+def test_an_mp3_over_the_owners_quota_is_not_stored(tmp_path):
+    h = Harness(tmp_path)
+    h.conversion.quota = 5000
+    h.storage.usage_after.side_effect = lambda job, size: 4000 + size   # 4000 held elsewhere
+    outcome, job = h.conversion.run()
+    assert outcome == c.FAILED and "quota of 5000 bytes" in job.error and "3003 bytes" in job.error
+    h.storage.usage_after.assert_called_once_with(h.job, len(h.mp3))
+    h.storage.create_mp3.assert_not_called()
+    h.storage.drop_video.assert_called_once()
+    h.storage.usage_after.side_effect = lambda job, size: size           # nothing else held
+    h2 = Harness(tmp_path)
+    h2.conversion.quota = 5000
+    assert h2.conversion.run()[0] == c.DONE

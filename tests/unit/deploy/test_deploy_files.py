@@ -40,6 +40,7 @@ DOCUMENTED |= {metrics_setting(svc) for svc in SERVICES} | {"LOG_FORMAT"}  # iss
 OWN_URI = {svc: own_uri_key(svc) for svc in SERVICES}
 DOCUMENTED |= set(OWN_URI.values()) | {SSL_CA_KEY, "DECLARE_EVENT_EXCHANGES"}
 DOCUMENTED |= {name for name in ConverterSettings.fields() if name.startswith("FFMPEG_MAX_")}
+DOCUMENTED |= {"STORAGE_LIMIT_BYTES"}  # issue 18 (fair and bounded)
 SECRETS_DIR = "/run/secrets/mp3svc"  # docker/entrypoint.sh exports each file in it
 DOCUMENTED |= {"EMAIL_VERIFICATION", "VERIFY_TTL_HOURS", "RESET_TTL_MINUTES", "USER_EMAIL_RATE",
                "UPLOAD_RATE"}  # issue 16 (accounts)

@@ -129,7 +129,8 @@ def test_mongodb_users_reach_only_their_collections():
                    for p in r["privileges"])
     assert set(roles["mp3svc-notification"]) == {c.JOBS_COLLECTION}
     converter = roles["mp3svc-converter"]
-    assert set(converter) == {c.JOBS_COLLECTION, "videos.files", "videos.chunks", "mp3s.files", "mp3s.chunks"}
+    assert set(converter) == {c.JOBS_COLLECTION, "videos.files", "videos.chunks", "mp3s.files",
+                              "mp3s.chunks", "converter_served"}
     assert "insert" not in converter["videos.files"] and "insert" not in converter[c.JOBS_COLLECTION]
     gateway = roles["mp3svc-gateway"]
     assert c.SLOTS_COLLECTION in gateway and "insert" not in gateway["mp3s.files"]

@@ -111,6 +111,8 @@ def test_every_error_is_from_the_table(document):
     ("post", "/upload", 413, "too_large"),
     ("post", "/upload", 400, "invalid_option"),
     ("post", "/upload", 403, "quota_exceeded"),
+    ("post", "/upload", 507, "storage_full"),
+    ("post", "/uploads", 507, "storage_full"),
     ("post", "/upload", 429, "too_many_jobs"),
     ("post", "/session", 403, "csrf"),
     ("patch", "/uploads/{upload_id}", 409, "offset_mismatch"),

@@ -90,11 +90,17 @@ def test_a_repeated_last_patch_changes_nothing(worker):
 
 
 def test_a_patch_that_lost_its_upload(worker):
-    worker.store.uploads.find.side_effect = [upload(), None]  # deleted while it was sent
+    worker.store.uploads.find.side_effect = [upload(), upload(), None]  # deleted while it was sent
     worker.store.uploads.save_offset.return_value = False
     with pytest.raises(NotFound):
         patch(worker, 0, b"v" * 1500)
     worker.store.uploads.drop_video.assert_called_once()
+    # the stored tail is loaded only once this PATCH holds the writer's claim, released at the end
+    names = [call[0] for call in worker.store.uploads.mock_calls]
+    assert names.index("claim") < names.index("find", names.index("claim"))
+    assert worker.store.uploads.find.call_args_list[0].args[2:] == (False,)   # no tail before
+    assert worker.store.uploads.find.call_args_list[1].kwargs == {"tail": True}
+    worker.store.uploads.release.assert_called_once()
     worker.store.uploads.find.side_effect = None
     worker.store.uploads.find.return_value = upload()
     worker.store.uploads.claim.return_value = None  # another PATCH moved it on

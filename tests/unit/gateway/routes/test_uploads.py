@@ -10,7 +10,7 @@ from services.gateway.exceptions import NoFile, QuotaExceeded, UploadExpired
 from services.gateway.store.uploads import Admission
 from tests.unit.gateway.worker import JOB_ID, OWNER, gateway, job, request
 
-ADMISSION = Admission(JOB_ID, OWNER, ObjectId(), room=10 ** 9, quota=10 ** 9)
+ADMISSION = Admission(JOB_ID, OWNER, ObjectId(), reserved=0, quota=10 ** 9)
 
 
 class Video:
@@ -59,7 +59,8 @@ def test_an_upload_is_admitted_stored_queued_and_dispatched(worker):
     assert json.loads(response.get_data()) == {"job_id": JOB_ID, "status": c.QUEUED}
     settings = worker.settings
     worker.store.uploads.admit.assert_called_once_with(
-        OWNER, len(sent), settings.USER_QUOTA_BYTES, settings.USER_MAX_ACTIVE_JOBS)
+        OWNER, len(sent), settings.USER_QUOTA_BYTES, settings.USER_MAX_ACTIVE_JOBS,
+        settings.STORAGE_LIMIT_BYTES)
     assert (worker.video.data, worker.video.committed_as) == (b"v" * 1000, "Clip.mp4")
     _, size = worker.store.uploads.queue.call_args.args
     assert size == 1000 and worker.store.uploads.queue.call_args.kwargs["filename"] == "Clip.mp4"

@@ -31,8 +31,19 @@ class Upload:
 
 
 def test_the_block_that_would_go_over_quota_is_refused_before_it_is_written():
-    video = QuotaFile(Upload(), Admission("j", "o", ObjectId(), room=10, quota=100))
-    video.write(b"x" * 6)
+    grants = []
+
+    def grow(admission, granted, needed):   # the store: room for 10 bytes in all
+        grants.append((granted, needed))
+        if needed > 10:
+            raise QuotaExceeded("over your storage quota of %d bytes" % admission.quota)
+        return needed
+
+    video = QuotaFile(Upload(), Admission("j", "o", ObjectId(), reserved=4, quota=100), grow)
+    video.write(b"x" * 3)          # within what the record reserves: no check
+    assert grants == []
+    video.write(b"x" * 3)          # past it: reserved first
+    assert grants == [(4, 6)]
     with pytest.raises(QuotaExceeded, match="100 bytes"):
         video.write(b"x" * 5)
-    assert video.size == 6
+    assert video.size == 6 and grants[-1] == (6, 11)
