@@ -244,6 +244,25 @@ def test_mongodb_unreachable_then_back(tmp_path, rabbit_config, mail_sink, media
         mongo.stop()
 
 
+def drop_connections(rabbit_manager, vhost, quiet=7, timeout=90):
+    """Close every connection of `vhost`, whose permissions are gone (so none comes back). The
+    management API lists a connection only from its next statistics round (every 5 s): one opened
+    just before, such as the gateway's health connection, is closed once it shows, so this goes on
+    until no connection of the vhost has been listed for `quiet` seconds."""
+    last_seen = [time.monotonic()]
+
+    def none_for_a_while():
+        for conn in rabbit_manager.get_connections():
+            if conn.get("vhost") == vhost:
+                last_seen[0] = time.monotonic()
+                try:
+                    rabbit_manager.delete_connection(conn["name"])
+                except Exception:  # closed meanwhile
+                    pass
+        return time.monotonic() - last_seen[0] > quiet
+    wait_until(none_for_a_while, timeout, interval=0.5, message="the connections of %s closed" % vhost)
+
+
 def test_broker_outage(procs, rabbit_config, rabbit_manager, long_video, media):
     """The broker refuses the services and drops their connections, then comes back."""
     api = api_for(procs)
@@ -253,9 +272,7 @@ def test_broker_outage(procs, rabbit_config, rabbit_manager, long_video, media):
     vhost, user = rabbit_config["vhost"], rabbit_config["username"]
 
     rabbit_manager._delete("permissions", vhost, user)
-    for conn in rabbit_manager.get_connections():
-        if conn.get("vhost") == vhost:
-            rabbit_manager.delete_connection(conn["name"])
+    drop_connections(rabbit_manager, vhost)
     try:
         # the conversion in flight finishes while the broker is away; its event cannot be sent
         wait_status(procs, job_id, "done", timeout=120)
