@@ -6,14 +6,13 @@ import types
 
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select
 
-from services.auth.dependencies import Passwords, Tokens
+from services.auth.dependencies import Tokens
 from services.auth.exceptions import (
     EmailUnverified, InvalidCredentials, InvalidLink, InvalidToken, TooManyAttempts, WeakPassword,
     WrongPassword)
-from services.auth.models import Base, Registration, ResetToken, User
+from services.auth.models import Registration, ResetToken, User
 from services.auth.schemas import clean_password
 from services.auth.service import AuthService
 from services.auth.settings import AuthSettings
@@ -25,21 +24,6 @@ from tests.configs import config_defaults
 SECRET = "unit-test-secret-" + "k" * 40
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
-
-
-@pytest.fixture(scope="module")
-def passwords():
-    return Passwords()
-
-
-@pytest.fixture
-def session(tmp_path):
-    engine = create_engine("sqlite:///%s" % (tmp_path / "users.db"))
-    Base.metadata.create_all(engine)
-    session = sessionmaker(bind=engine)()
-    yield session
-    session.close()
-    engine.dispose()
 
 
 def make_service(session, passwords, **config):

@@ -9,16 +9,15 @@ import types
 import jwt
 import pytest
 from nameko.testing.services import worker_factory
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select
 
-from services.auth.dependencies import ALGORITHM, AUDIENCE, ISSUER, Passwords, Tokens
+from services.auth.dependencies import ALGORITHM, AUDIENCE, ISSUER, Tokens
 from services.auth.settings import MIN_SECRET_BYTES, AuthSettings
 from services.common.settings import ConfigurationError
 from services.auth.exceptions import (
     InvalidCredentials, InvalidInput, InvalidToken, RegistrationClosed,
     TooManyAttempts, UserExists, WeakPassword)
-from services.auth.models import Base, Counter, User
+from services.auth.models import Counter, User
 from services.auth.service import AuthService
 from services.common.utils import utcnow
 from tests.configs import config_defaults
@@ -26,21 +25,6 @@ from tests.configs import config_defaults
 SECRET = "unit-test-secret-" + "k" * 40
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
-
-
-@pytest.fixture(scope="module")
-def passwords():
-    return Passwords()
-
-
-@pytest.fixture
-def session(tmp_path):
-    engine = create_engine("sqlite:///%s" % (tmp_path / "users.db"))
-    Base.metadata.create_all(engine)
-    session = sessionmaker(bind=engine)()
-    yield session
-    session.close()
-    engine.dispose()
 
 
 @pytest.fixture
