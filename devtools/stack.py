@@ -294,6 +294,8 @@ class Stack:
         """`nameko run` of one service with the stack's environment plus `env`."""
         name = name or service
         self.services.add(name)
+        if name != service:  # another replica (converter-2, ...): its metrics on a port of its own
+            env.setdefault(metrics_setting(service), "%s:%d" % (LOCAL, free_port()))
         env = dict(self.env, **{key: str(value) for key, value in env.items()})
         env.setdefault("PYTHONWARNINGS", QUIET_WARNINGS)
         return self.spawn(name, [NAMEKO, "run", "--config", "config/%s.yaml" % service,
