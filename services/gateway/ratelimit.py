@@ -1,66 +1,17 @@
-"""Rate limits per client address (LOGIN_RATE, REGISTER_RATE), with the `limits` library.
-
-The counters live in MongoDB, so every gateway replica counts against the same budget. `limits`'
-own MongoDBStorage updates a counter with an aggregation-pipeline update ($$NOW, $cond), which the
-embedded wire server nx-27017 does not implement; `SharedCounters` keeps its client, collection and
-TTL index and does the fixed-window counter with plain, atomic operations any MongoDB supports:
-`$inc` on a live window, else start a new one with an insert (the unique _id makes concurrent
-replicas agree on one window).
+"""Rate limits per client address (LOGIN_RATE, REGISTER_RATE) and per account (UPLOAD_RATE), with the
+`limits` library, counted in MongoDB (services.storage.counters), so every gateway replica counts
+against the same budget.
 """
-import datetime
 import ipaddress
 import math
 import time
 
-from limits.storage import MongoDBStorage
 from limits.strategies import FixedWindowRateLimiter
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
 from services.gateway.exceptions import RateLimited
 from services.gateway.settings import GatewaySettings
+from services.storage.counters import SharedCounters
 from services.storage.dependencies import MongoStore
-
-
-class SharedCounters(MongoDBStorage):
-    STORAGE_SCHEME = ["mp3svc+mongodb"]
-
-    def __init__(self, db):
-        super().__init__("mongodb://", database_name=db.name)
-        self._client = db.client
-
-    def _init_mongo_client(self, uri, **options):
-        return self._client
-
-    def __del__(self):
-        pass  # the client is the RateLimits provider's: it closes it when the container stops
-
-    def incr(self, key, expiry, amount=1):
-        for _ in range(5):
-            now = time.time()
-            doc = self.counters.find_one_and_update(
-                {"_id": key, "expires": {"$gt": now}}, {"$inc": {"count": amount}},
-                projection=["count"], return_document=ReturnDocument.AFTER)
-            if doc is not None:
-                return int(doc["count"])
-            self.counters.delete_one({"_id": key, "expires": {"$lte": now}})
-            try:
-                self.counters.insert_one({
-                    "_id": key, "count": amount, "expires": now + expiry,
-                    # for the TTL index on a real MongoDB
-                    "expireAt": datetime.datetime.fromtimestamp(now + expiry, datetime.timezone.utc)})
-                return amount
-            except DuplicateKeyError:  # another replica opened the window first: count in it
-                continue
-        raise RuntimeError("rate-limit counter %s kept changing" % key)
-
-    def get(self, key):
-        doc = self.counters.find_one({"_id": key, "expires": {"$gt": time.time()}})
-        return int(doc["count"]) if doc else 0
-
-    def get_expiry(self, key):
-        doc = self.counters.find_one({"_id": key, "expires": {"$gt": time.time()}})
-        return float(doc["expires"]) if doc else time.time()
 
 
 def _ip(text):

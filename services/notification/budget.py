@@ -2,43 +2,23 @@
 not mailed (it still shows in the API and on the page): someone who registered another person's
 address could otherwise mail them once per upload.
 
-A fixed-window counter per owner in MongoDB, one atomic `$inc` with upsert, so every notification
-replica counts against the same budget."""
-import datetime
-import time
-
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+A `limits` fixed window per owner on the shared MongoDB counters (services.storage.counters, as the
+gateway's rate limits), so every notification replica counts against the same budget."""
+from limits.strategies import FixedWindowRateLimiter
 
 from services.notification.settings import NotificationSettings
+from services.storage.counters import SharedCounters
 from services.storage.dependencies import MongoStore
-
-COLLECTION = "email_budget"
 
 
 class EmailBudget:
-    def __init__(self, db, rate):
-        self.counters = db[COLLECTION]
+    def __init__(self, limiter, rate):
+        self.limiter = limiter
         self.rate = rate
-
-    def ensure_indexes(self):
-        self.counters.create_index("expireAt", expireAfterSeconds=0)
 
     def allow(self, owner):
         """Count one outcome email to `owner`; False when it is past the budget."""
-        seconds = self.rate.get_expiry()
-        window = int(time.time() // seconds)
-        key = "%s|%d" % (owner, window)
-        expire_at = datetime.datetime.fromtimestamp((window + 1) * seconds, datetime.timezone.utc)
-        for _ in range(3):
-            try:
-                doc = self.counters.find_one_and_update(
-                    {"_id": key}, {"$inc": {"count": 1}, "$setOnInsert": {"expireAt": expire_at}},
-                    upsert=True, return_document=ReturnDocument.AFTER)
-                return int(doc["count"]) <= self.rate.amount
-            except DuplicateKeyError:  # a concurrent first email of the window: count on it
-                continue
-        return True
+        return self.limiter.hit(self.rate, "outcome_email", owner)
 
 
 class EmailBudgets(MongoStore):
@@ -46,4 +26,4 @@ class EmailBudgets(MongoStore):
     settings_class = NotificationSettings
 
     def build(self, db, settings):
-        return EmailBudget(db, settings.USER_EMAIL_RATE)
+        return EmailBudget(FixedWindowRateLimiter(SharedCounters(db)), settings.USER_EMAIL_RATE)

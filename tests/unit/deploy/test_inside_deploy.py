@@ -11,6 +11,7 @@ import yaml
 
 from devtools.stack import ROOT, SERVICES
 from services.common import constants as c
+from services.storage import counters
 
 ROOT = Path(ROOT)
 BROKER, MONGODB, DNS, POSTGRES, SMTP, INGRESS, MONITORING = (
@@ -127,7 +128,8 @@ def test_mongodb_users_reach_only_their_collections():
         assert users[service]["roles"] == [{"name": "mp3svc-%s" % service, "db": "admin"}]
         assert all(p["resource"]["db"] == "mp3svc" for r in mongo["spec"]["security"]["roles"]
                    for p in r["privileges"])
-    assert set(roles["mp3svc-notification"]) == {c.JOBS_COLLECTION}
+    # the outcome emails' state, and USER_EMAIL_RATE's counters
+    assert set(roles["mp3svc-notification"]) == {c.JOBS_COLLECTION, *counters.COLLECTIONS}
     converter = roles["mp3svc-converter"]
     assert set(converter) == {c.JOBS_COLLECTION, "videos.files", "videos.chunks", "mp3s.files",
                               "mp3s.chunks", "converter_served"}
