@@ -1,12 +1,14 @@
 """Who is calling: the token from `Authorization: Bearer` or the web page's cookie, and the cookie's
 CSRF rule (a state-changing request it authenticates must come from the page itself).
 
-`Caller` is one of GatewayService's bases: `_user(request)` is the caller's email for every API route;
-it uses the service's `settings` (PUBLIC_URL) and `auth` dependencies.
+`Caller` is one of GatewayService's bases: `_user(request, scope)` is the caller's email for every API
+route, which names the scope (services/common/scopes.py) an API token needs for it; it uses the
+service's `settings` (PUBLIC_URL) and `auth` dependencies.
 """
 from urllib.parse import urlsplit
 
-from services.gateway.exceptions import CsrfRejected, Unauthorized
+from services.common import scopes
+from services.gateway.exceptions import CsrfRejected, InsufficientScope, Unauthorized
 
 COOKIE_NAME = "mp3svc_token"
 # behind https the cookie is `__Host-mp3svc_token`: the browser accepts it only Secure, for Path=/
@@ -96,17 +98,29 @@ def secure_cookie(public_url):
 class Caller:
     """Mixin of GatewayService: the authenticated caller of a request."""
 
-    def _user(self, request):
+    def _user(self, request, scope):
         """The caller's email, from `Authorization: Bearer` or the web page's cookie (whose
-        state-changing requests must come from the page itself: 403 csrf otherwise)."""
-        return self._account(request)["email"]
+        state-changing requests must come from the page itself: 403 csrf otherwise). An API token
+        must hold `scope` (403 insufficient_scope); `scopes.LOGIN_ONLY` refuses API tokens."""
+        return self._account(request, scope)["email"]
 
-    def _account(self, request):
+    def _account(self, request, scope=scopes.LOGIN_ONLY):
         """(As `_user`) {"email", "user_id", "token", "via_cookie"} of the caller."""
         token, via_cookie = token_from_request(request, self.settings.PUBLIC_URL)
         if token is None:
             raise Unauthorized("Send the token from /login as 'Authorization: Bearer <token>'.")
         check_origin(request, (self.settings.PUBLIC_URL,))
         account = self.auth.validate_token(token)
+        check_scope(account.get("scopes"), scope)
         request.environ[AUTHENTICATED] = True
         return dict(account, token=token, via_cookie=via_cookie)
+
+
+def check_scope(granted, needed):
+    """`granted` is None for a login token (everything) or an API token's list of scopes."""
+    if granted is None:
+        return
+    if needed is scopes.LOGIN_ONLY:
+        raise InsufficientScope("An API token cannot do this; log in with your password.")
+    if needed not in granted:
+        raise InsufficientScope("This API token lacks the '%s' scope." % needed)

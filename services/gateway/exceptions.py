@@ -97,6 +97,10 @@ class CsrfRejected(GatewayError):
     """A cookie-authenticated state-changing request from a page that is not ours."""
 
 
+class InsufficientScope(GatewayError):
+    """An API token used outside its scopes (services/common/scopes.py)."""
+
+
 class QuotaExceeded(GatewayError):
     pass
 
@@ -131,6 +135,7 @@ ERRORS = [
     (EmailUnverified, 403, "email_unverified"),
     (WrongPassword, 403, "wrong_password"),
     (CsrfRejected, 403, "csrf"),
+    (InsufficientScope, 403, "insufficient_scope"),
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UserExists, 409, "user_exists"),

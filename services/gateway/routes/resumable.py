@@ -11,6 +11,7 @@ import datetime
 
 from werkzeug.wrappers import Response
 
+from services.common.scopes import JOBS_WRITE
 from services.common.utils import utcnow
 from services.gateway import schemas, tus
 from services.gateway.entrypoints import HttpEntrypoint
@@ -46,7 +47,7 @@ class ResumableRoutes:
     @tus_http("POST", UPLOADS)
     def tus_create(self, request):
         tus.check_resumable(request.headers.get("Tus-Resumable"))
-        owner = self._user(request)
+        owner = self._user(request, JOBS_WRITE)
         length = tus.parse_length(request.headers.get("Upload-Length"), self.settings.MAX_UPLOAD_BYTES)
         if length == 0:
             raise EmptyFile("The upload is empty (Upload-Length: 0).")
@@ -88,7 +89,7 @@ class ResumableRoutes:
 
     # --- helpers ----------------------------------------------------------------------------
     def _own_upload(self, request, upload_id, tail=False):
-        owner = self._user(request)
+        owner = self._user(request, JOBS_WRITE)
         if not schemas.is_job_id(upload_id):
             raise InvalidId("An upload id is 32 hexadecimal characters.")
         upload = self.store.uploads.find(upload_id, owner, tail)
