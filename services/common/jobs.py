@@ -41,6 +41,7 @@ class Job:
     mp3_size: int = None         # bytes of the MP3
     options: dict = dataclasses.field(default_factory=dict)
     progress: float = None
+    upload_open: bool = False    # bytes of the upload still to come (a job converted as it arrives)
     created_at: datetime.datetime = None
     updated_at: datetime.datetime = None
     finished_at: datetime.datetime = None

@@ -3,6 +3,13 @@
 A job is claimed with a compare-and-set on its record and a lease that a background green thread
 renews. A converter that dies stops renewing; once the lease expires any converter's sweeper takes
 the job over. Only the lease holder may finish the job, so a job gets one MP3 and one outcome.
+
+A job queued while its upload still streams in (`upload_open`, see services/gateway/store/uploads.py)
+is converted as its chunks land (Encoder.convert_stream over a GrowingFile), holding its converter
+slot while it waits for them (at most UPLOAD_TIMEOUT without a byte: then it is released). It settles
+only once the upload is complete; an upload removed meanwhile (deleted, abandoned) stops it with
+nothing kept. When the stream yields no MP3 (a ConversionError, no audio) it converts again after
+the last byte, as for any other upload.
 """
 import logging
 import os
@@ -25,8 +32,9 @@ OVER_QUOTA = ("The MP3 would be %d bytes and take you over your storage quota of
 
 
 class Conversion:
-    def __init__(self, store, encoder, lease, max_attempts, quota=None):
+    def __init__(self, store, encoder, lease, max_attempts, quota=None, upload_timeout=21600):
         self.store = store
+        self.upload_timeout = upload_timeout  # seconds a streaming upload may stay silent
         self.quota = quota  # USER_QUOTA_BYTES; None: not checked
         self.encoder = encoder
         self.lease = lease
@@ -52,13 +60,15 @@ class Conversion:
         renewer = eventlet.spawn(self._renew, job_id)
         mp3_upload = None
         try:
-            video = self.store.open_video(job)
-            if video is None:
-                return self._fail(job, "The uploaded video is no longer stored.")
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
-                result = self.encoder.convert(
-                    video, target, job.options, should_stop=lambda: self.lost,
-                    on_progress=lambda fraction: self._progress(job_id, fraction))
+                result = self._streamed(job, target) if job.upload_open else None
+                if result is None:
+                    video = self.store.open_video(job)
+                    if video is None:
+                        return self._fail(job, "The uploaded video is no longer stored.")
+                    result = self.encoder.convert(
+                        video, target, job.options, should_stop=lambda: self.lost,
+                        on_progress=lambda fraction: self._progress(job.id, fraction))
                 self.timings["ffmpeg"] = time.monotonic() - started
                 self._check_quota(job, os.path.getsize(target))
                 mp3_upload = self.store.create_mp3(job)
@@ -77,8 +87,9 @@ class Conversion:
             return c.DONE, finished
         except ConversionError as exc:  # the upload's fault: its video goes at once
             return self._fail(job, exc.args[0], drop_video=True)
-        except (LeaseLost, ConversionAborted):
-            log.warning("job %s: lease lost to another converter; dropping our result", job_id)
+        except (LeaseLost, ConversionAborted) as exc:
+            log.warning("job %s: %s; dropping our result", job_id,
+                        exc.args[0] if exc.args else "lease lost to another converter")
             self._drop(mp3_upload)
             return None, None
         except (PyMongoError, OSError, TransientError) as exc:
@@ -91,6 +102,21 @@ class Conversion:
             return None, None
         finally:
             renewer.kill()
+
+    def _streamed(self, job, target):
+        """Convert while the upload arrives, then wait for its last byte; the Result, or None to
+        convert again from the whole upload (the stream yielded no MP3)."""
+        stream = self.store.open_stream(job, self.upload_timeout)
+        try:
+            result = self.encoder.convert_stream(
+                stream, target, job.options, should_stop=lambda: self.lost,
+                on_progress=lambda fraction: self._progress(job.id, fraction))
+        except ConversionError as exc:
+            log.info("job %s: converting as it arrived failed (%s); converting after its last "
+                     "byte", job.id, exc.args[0])
+            result = None
+        stream.wait_complete()
+        return result
 
     def _check_quota(self, job, size):
         """MP3s count in the quota when stored: one that would take its owner over it is not (a

@@ -68,7 +68,8 @@ class ConverterService:
     def _convert(self):
         conversion = Conversion(self.jobs, self.encoder, lease=self.settings.LEASE_SECONDS,
                                 max_attempts=self.settings.MAX_ATTEMPTS,
-                                quota=self.settings.USER_QUOTA_BYTES)
+                                quota=self.settings.USER_QUOTA_BYTES,
+                                upload_timeout=self.settings.UPLOAD_TIMEOUT)
         outcome, job = conversion.run()
         if outcome is not None:
             metrics.observe(outcome, job, conversion.timings)

@@ -8,6 +8,7 @@ from services.common import constants as c
 from services.common.jobs import Job, held_bytes
 from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
+from services.converter.exceptions import ConversionAborted
 from services.converter.fairness import FairQueue
 from services.converter.settings import ConverterSettings
 from services.storage.dependencies import MongoStore
@@ -94,6 +95,18 @@ class ConverterJobs:
     # files -------------------------------------------------------------------------------------
     def open_video(self, job):
         return self.files.open(c.VIDEOS_BUCKET, job.video_id)
+
+    def open_stream(self, job, idle_limit):
+        """The job's video while its upload still streams in (a `GrowingFile`): how the upload
+        stands is read from the record, and a removed upload (deleted, abandoned, failed) stops the
+        conversion (ConversionAborted)."""
+        def state():
+            doc = self.jobs.find_one({"_id": job.id},
+                                     projection={"upload_open": 1, "size": 1, "video_id": 1})
+            if doc is None or doc.get("video_id") != job.video_id:
+                raise ConversionAborted("the upload of job %s was removed" % job.id)
+            return bool(doc.get("upload_open")), doc.get("size")
+        return self.files.growing(c.VIDEOS_BUCKET, job.video_id, state, idle_limit)
 
     def drop_video(self, job):
         """The job's video is no longer needed: converted, or failed because of the upload."""

@@ -2,11 +2,17 @@
 
     admit (active-job cap, quota) -> store the video -> queue the job -> dispatch its event
 
+A tus upload in a container ffmpeg decodes as it arrives (services/common/containers.py, sniffed on
+its first bytes) is queued at its first stored chunk instead, and its event dispatched then: a
+converter converts it while the rest arrives (store/uploads.py `stream`); its last byte only closes
+it. An MP4 whose moov comes last, or anything unknown, is queued at its last byte.
+
 When the event cannot be dispatched (the broker is away), the upload still succeeds: the job is
 queued with `due_at`, and the converter's sweeper dispatches it again once it is due
 (services/converter). The client gets 202 (204 for tus), so it does not send the video again (no
 duplicate job), and the stored video is not thrown away (no lost job).
 """
+import dataclasses
 import logging
 import time
 
@@ -14,6 +20,7 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import ClientDisconnected
 
 from services.common import constants as c
+from services.common.containers import SNIFF_BYTES, streamable
 from services.gateway import metrics, schemas, tus
 from services.gateway.exceptions import NotFound, UploadExpired
 from services.gateway.multipart import MultipartReceiver
@@ -104,22 +111,24 @@ class Intake:
         if not fresh.uploading or fresh.offset != offset:
             raise tus.OffsetMismatch("Another request moved this upload on meanwhile; ask with HEAD "
                                      "and continue from there.")
-        upload = fresh
-        appender = self.uploads.appender(upload)
-        saved = self._receive(stream, upload, appender, claim)
+        appender = self.uploads.appender(fresh)
+        saved, upload = self._receive(stream, fresh, appender, claim)
         if appender.offset < upload.length:
             self._save(upload, claim, saved, appender.offset, appender.tail)
             return upload.moved_to(appender.offset)
         job = self.uploads.finish(upload, appender, claim)
         if job is None:
             self._lost(upload)
-        self._dispatched(job)
+        if not upload.streaming:  # a streaming one was queued, and its event sent, at its start
+            self._dispatched(job)
         return upload.moved_to(upload.length, job.status)
 
     def _receive(self, stream, upload, appender, claim):
         """Stream the body into GridFS, renewing the claim every few seconds while bytes arrive;
-        returns the offset recorded."""
+        returns the offset recorded and the upload's state (streaming once its first chunk, in a
+        container that decodes from a stream, is stored)."""
         saved = appender.offset
+        head = bytearray() if upload.offset == 0 and not upload.streaming else None
         renewed = time.monotonic()
         while appender.offset < upload.length:
             try:
@@ -133,10 +142,27 @@ class Intake:
             if time.monotonic() - renewed >= RENEW_EVERY:
                 self.uploads.renew(upload, claim, self._writer_lease())
                 renewed = time.monotonic()
+            if head is not None and len(head) < SNIFF_BYTES:
+                head += block[:SNIFF_BYTES - len(head)]
             if appender.write(block):
                 self._save(upload, claim, saved, appender.stored, b"")
                 saved = appender.stored
-        return saved
+                if head is not None:
+                    upload = self._stream(upload, claim, bytes(head))
+                    head = None
+        return saved, upload
+
+    def _stream(self, upload, claim, head):
+        """Queue the upload now when its first bytes show a container that decodes as it arrives;
+        its state after."""
+        if not streamable(head):
+            return upload
+        job = self.uploads.stream(upload, claim)
+        if job is None:
+            self._lost(upload)
+        log.info("upload %s: a stream of %d bytes, converted as it arrives", upload.id, upload.length)
+        self._dispatched(job)
+        return dataclasses.replace(upload, status=job.status)
 
     def _save(self, upload, claim, old, new, tail):
         if not self.uploads.save_offset(upload, claim, old, new, tail):

@@ -8,7 +8,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from services.common import constants as c
-from services.storage.gridio import ChunkAppender, FileWriter, StoredFile, delete_file
+from services.storage.gridio import ChunkAppender, FileWriter, GrowingFile, StoredFile, delete_file
 
 CHUNK_SIZE = 1024 * 1024
 TOUCH_SECONDS = 5.0   # an upload in progress refreshes its record at most this often
@@ -87,6 +87,11 @@ class FileStore:
         if doc is None:
             return None
         return StoredFile(self.db[bucket + ".chunks"], doc)
+
+    def growing(self, bucket, file_id, state, idle_limit, sleep=time.sleep):
+        """A `GrowingFile`: the chunks of file_id read as they land while `state()` says its upload
+        is open (see GrowingFile)."""
+        return GrowingFile(self.db[bucket + ".chunks"], file_id, CHUNK_SIZE, state, idle_limit, sleep)
 
     def ids_of(self, bucket, owner):
         """The ids of every file of `owner` (by its metadata), committed or being written."""

@@ -242,3 +242,97 @@ class ChunkAppender:
             if (self._files.find_one({"_id": self.file_id}) or {}).get("length") != length:
                 raise
         return length
+
+
+class UploadGone(Exception):
+    """The upload a `GrowingFile` reads was removed (deleted, abandoned, failed, over quota)."""
+
+
+class UploadIdle(Exception):
+    """No byte of the upload a `GrowingFile` reads arrived for its idle limit."""
+
+
+class GrowingFile:
+    """The chunks of a GridFS file still being written (an upload in progress), read as they land.
+
+    `state()` tells how the upload stands: None when it was removed, else (open, length) with
+    `length` the file's bytes once it is no longer open. While a chunk is not there yet the reader
+    asks `state()` and waits `poll` seconds (`sleep`, a green sleep in the services); no new chunk
+    for `idle_limit` seconds raises UploadIdle, a removed upload UploadGone. `waited` counts the
+    seconds spent waiting (not working), so a deadline may leave them out. Memory: BATCH_CHUNKS
+    chunks."""
+
+    def __init__(self, chunks, file_id, chunk_size, state, idle_limit, sleep, poll=0.25):
+        self._chunks = chunks
+        self.file_id = file_id
+        self.chunk_size = chunk_size
+        self._state = state
+        self.idle_limit = idle_limit
+        self._sleep = sleep
+        self.poll = poll
+        self.length = None  # known once the upload is complete
+        self.waited = 0.0
+
+    def iter_range(self, start=0, end=None, block=None):
+        """Yield the file's chunks from the one holding `start` on (whole chunks; `end` and `block`
+        are StoredFile's signature, unused), waiting for those not stored yet."""
+        n, skip = divmod(start, self.chunk_size)
+        while self.length is None or n * self.chunk_size < self.length:
+            batch = self._batch(n)
+            for data in batch:
+                yield data[skip:] if skip else data
+                skip = 0
+                n += 1
+
+    def _batch(self, n):
+        idle = 0.0
+        while True:
+            docs = self._chunks.find(
+                {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + BATCH_CHUNKS}},
+                projection={"n": 1, "data": 1, "_id": 0}, sort=[("n", 1)], batch_size=BATCH_CHUNKS)
+            batch = []
+            for expected, doc in enumerate(docs, start=n):
+                if doc["n"] != expected:
+                    break
+                batch.append(bytes(doc["data"]))
+            if self.length is None and batch and len(batch[-1]) < self.chunk_size:
+                self._check()  # a short chunk is the last one: only once the upload is complete
+                if self.length is None:
+                    batch.pop()
+            if batch:
+                return batch
+            if self.length is not None:
+                if n * self.chunk_size < self.length:
+                    raise IOError("GridFS file %s misses chunk %d" % (self.file_id, n))
+                return []
+            self._check()
+            if self.length is not None:
+                continue  # complete meanwhile: its last chunks are stored
+            if idle >= self.idle_limit:
+                raise UploadIdle("no byte of the upload arrived for %d s" % self.idle_limit)
+            self._sleep(self.poll)
+            idle += self.poll
+            self.waited += self.poll
+
+    def _check(self):
+        state = self._state()
+        if state is None:
+            raise UploadGone("the upload was removed")
+        still_open, length = state
+        if not still_open:
+            self.length = length
+
+    def wait_complete(self):
+        """Wait until the upload is complete (its length then known): a conversion settles only
+        then, so nothing it stores outlives an upload that is then removed."""
+        idle = 0.0
+        while self.length is None:
+            self._check()
+            if self.length is not None:
+                return self.length
+            if idle >= self.idle_limit:
+                raise UploadIdle("the upload did not complete within %d s" % self.idle_limit)
+            self._sleep(self.poll)
+            idle += self.poll
+            self.waited += self.poll
+        return self.length

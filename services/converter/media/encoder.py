@@ -28,6 +28,18 @@ class Encoder:
         self.tmp_dir = tmp_dir
         self.limits = limits  # ChildLimits of every ffmpeg/ffprobe child (services/converter/limits.py)
 
+    def convert_stream(self, growing, target, options=None, should_stop=lambda: False,
+                       on_progress=None):
+        """Convert an upload while it arrives (a storage GridFS GrowingFile, in a container that
+        decodes from a stream) into the MP3 at `target`: every step reads the pipe, waiting for the
+        bytes not there yet (time not counted in the timeout). The Result, or None when the pipe
+        yielded no audio; raises as `convert` does (the caller may convert again after the last
+        byte)."""
+        options = ConversionOptions.model_validate(options or {})
+        supervisor = Supervisor(self.timeout, should_stop, self.limits, idle=lambda: growing.waited)
+        return _Attempt(self.tools, supervisor, growing, Progress(on_progress)).convert(
+            args.PIPE, target, options)
+
     def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None):
         """Convert the seekable `stored` file into the MP3 at `target` as `options` (the job's
         normalised options dict) ask; returns a Result.

@@ -35,8 +35,9 @@ class Exit:
 class Supervisor:
     """Runs the processes of one conversion, one at a time, under one deadline."""
 
-    def __init__(self, timeout, should_stop=lambda: False, limits=None):
+    def __init__(self, timeout, should_stop=lambda: False, limits=None, idle=lambda: 0.0):
         self.timeout = timeout
+        self.idle = idle  # seconds spent waiting for an upload still arriving: not counted
         self.limits = limits  # services.converter.limits.ChildLimits of every child, or None
         self.deadline = time.monotonic() + timeout
         self.should_stop = should_stop
@@ -65,6 +66,8 @@ class Supervisor:
                 feeder.kill()
             for reader in readers:
                 reader.wait()
+        if failure and isinstance(failure[0], ConversionAborted):  # the upload was removed
+            raise failure[0]
         if failure:
             raise TransientError(errors.STORAGE_FAILED % (failure[0],)) from failure[0]
         return Exit(proc.returncode, stderr.decode("utf-8", "replace"), bytes(stdout))
@@ -83,7 +86,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 if self.should_stop():
                     raise ConversionAborted()
-                if time.monotonic() > self.deadline:
+                if time.monotonic() - self.idle() > self.deadline:
                     raise errors.too_slow(self.timeout)
 
 
@@ -124,7 +127,8 @@ class Progress:
 def _feed(proc, stored, failure):
     """Pipes `stored` into proc's stdin. A storage error is ours, not the upload's: it is recorded
     in `failure` and the process killed at once, so the attempt ends now as a transient failure
-    instead of ffmpeg waiting on an open stdin until the timeout."""
+    instead of ffmpeg waiting on an open stdin until the timeout. `stored` may be an upload still
+    arriving (a GrowingFile, whose blocks come as they land)."""
     blocks = stored.iter_range(0, None, PIPE_BLOCK)
     while True:
         try:

@@ -4,6 +4,12 @@ the video's GridFS stream, the tus offset protocol, and the step that makes an u
 A resumable (tus) upload is an `uploading` job with upload_length, upload_offset and upload_tail (the
 bytes past the video's last full GridFS chunk). Offset and tail move together in one update, after
 the chunks they claim are stored; upload_writer names the one PATCH allowed to move them.
+
+`upload_open` is true while an upload's bytes arrive. An upload in a container ffmpeg decodes as it
+arrives (services/common/containers.py) is queued at its first stored chunk (`stream`), so a
+converter converts it while it streams (reading the chunks as they land, services/storage/gridio.py
+GrowingFile); its record then stays open until the last byte (`finish`). Every step of an upload in
+progress is conditional on `upload_open`, not on the status, which the converter moves meanwhile.
 """
 import dataclasses
 import datetime
@@ -48,6 +54,7 @@ class Resumable:
     offset: int
     updated_at: datetime.datetime
     tail: bytes = b""
+    open: bool = True
 
     @classmethod
     def from_doc(cls, doc):
@@ -55,15 +62,24 @@ class Resumable:
             return None
         return cls(id=doc["_id"], owner=doc["owner"], filename=doc["filename"], status=doc["status"],
                    video_id=doc["video_id"], length=doc["upload_length"], offset=doc["upload_offset"],
-                   updated_at=as_datetime(doc["updated_at"]), tail=bytes(doc.get("upload_tail") or b""))
+                   updated_at=as_datetime(doc["updated_at"]), tail=bytes(doc.get("upload_tail") or b""),
+                   open=bool(doc.get("upload_open")))
 
     @property
     def uploading(self):
-        return self.status == c.UPLOADING
+        """Bytes still to come (the job may be converting already: `streaming`)."""
+        return self.open
 
-    def moved_to(self, offset, status=c.UPLOADING):
+    @property
+    def streaming(self):
+        """Queued (or converting) before its last byte: converted as it arrives."""
+        return self.open and self.status != c.UPLOADING
+
+    def moved_to(self, offset, status=None):
         """The state after a PATCH stored up to `offset` (`status`: the job's, once complete)."""
-        return dataclasses.replace(self, offset=offset, status=status, updated_at=utcnow())
+        if status is None:
+            return dataclasses.replace(self, offset=offset, updated_at=utcnow())
+        return dataclasses.replace(self, offset=offset, status=status, open=False, updated_at=utcnow())
 
 
 def resumable_fields(filename, length, options):
@@ -121,7 +137,7 @@ class UploadStore:
         self.jobs.insert_one(dict({
             "_id": job_id, "owner": owner, "filename": None, "status": c.UPLOADING,
             "video_id": video_id, "mp3_id": None, "error": None, "attempts": 0,
-            "reserved": announced or 0, "created_at": now,
+            "reserved": announced or 0, "created_at": now, "upload_open": True,
             "updated_at": now}, **fields))
         try:
             self.slots.take(owner, job_id, max_active)
@@ -149,7 +165,7 @@ class UploadStore:
         raise error
 
     def _reserve(self, job_id, size):
-        self.jobs.update_one({"_id": job_id, "status": c.UPLOADING},
+        self.jobs.update_one({"_id": job_id, "upload_open": True},
                              {"$set": {"reserved": size, "updated_at": utcnow()}})
 
     def open_file(self, admission):
@@ -162,7 +178,7 @@ class UploadStore:
         return QuotaFile(upload, admission, self.grow)
 
     def _touch(self, job_id):
-        self.jobs.update_one({"_id": job_id, "status": c.UPLOADING}, {"$set": {"updated_at": utcnow()}})
+        self.jobs.update_one({"_id": job_id, "upload_open": True}, {"$set": {"updated_at": utcnow()}})
 
     def queue(self, job_id, size, **fields):
         """The uploaded job made visible and queued (due for redispatch by the converter's sweeper
@@ -173,8 +189,18 @@ class UploadStore:
         now = utcnow()
         return Job.from_doc(self.jobs.find_one_and_update(
             dict(query, status=c.UPLOADING),
-            {"$set": dict(fields, status=c.QUEUED, size=size, updated_at=now,
+            {"$set": dict(fields, status=c.QUEUED, size=size, updated_at=now, upload_open=False,
                           due_at=redispatch_time(now))},
+            return_document=ReturnDocument.AFTER))
+
+    def stream(self, upload, claim):
+        """Queue a resumable upload whose bytes are still arriving, so that it converts as they
+        land (its first chunk is stored, and its container decodes from a stream); the job, or None
+        when the PATCH lost its claim meanwhile."""
+        now = utcnow()
+        return Job.from_doc(self.jobs.find_one_and_update(
+            {"_id": upload.id, "status": c.UPLOADING, "upload_writer": claim},
+            {"$set": {"status": c.QUEUED, "updated_at": now, "due_at": redispatch_time(now)}},
             return_document=ReturnDocument.AFTER))
 
     def discard(self, job_id, video_id=None):
@@ -186,9 +212,11 @@ class UploadStore:
     def sweep(self, older_than):
         """Remove uploads abandoned by a crashed gateway: job record and any chunks written. Each
         delete repeats the state it was found in (still uploading, still not refreshed since the
-        cutoff), so an upload that was queued or received bytes meanwhile stays."""
+        cutoff), so an upload that was queued or received bytes meanwhile stays. An abandoned
+        upload that was converting as it streamed goes too: its converter finds it gone and stops,
+        keeping nothing."""
         cutoff = utcnow() - datetime.timedelta(seconds=older_than)
-        stale = {"status": c.UPLOADING, "updated_at": {"$lt": cutoff}}
+        stale = {"upload_open": True, "updated_at": {"$lt": cutoff}}
         abandoned = [doc["_id"] for doc in self.jobs.find(stale, projection={"_id": 1})]
         return sum(1 for job_id in abandoned if self.job_store.remove(dict(stale, _id=job_id)))
 
@@ -208,7 +236,7 @@ class UploadStore:
         now = utcnow()
         # ($and spelled out: nx-27017 ignores a condition beside a top-level $or)
         result = self.jobs.update_one(
-            {"$and": [{"_id": upload.id, "status": c.UPLOADING, "upload_offset": offset},
+            {"$and": [{"_id": upload.id, "upload_open": True, "upload_offset": offset},
                       {"$or": [{"upload_writer": None}, {"upload_writer_until": {"$lt": now}}]}]},
             {"$set": {"upload_writer": claim, "updated_at": now,
                       "upload_writer_until": now + datetime.timedelta(seconds=seconds)}})
@@ -232,20 +260,29 @@ class UploadStore:
     def save_offset(self, upload, claim, old, new, tail):
         """Record the bytes held (chunks stored plus tail); False when the claim is lost."""
         result = self.jobs.update_one(
-            {"_id": upload.id, "status": c.UPLOADING, "upload_writer": claim, "upload_offset": old},
+            {"_id": upload.id, "upload_open": True, "upload_writer": claim, "upload_offset": old},
             {"$set": {"upload_offset": new, "upload_tail": Binary(tail), "updated_at": utcnow()}})
         return bool(result.matched_count)
 
     def finish(self, upload, appender, claim):
-        """Store the video's last chunk and files document, then queue the job as `queue` does;
-        None when the upload was terminated, swept or taken over meanwhile."""
+        """Store the video's last chunk and files document, then queue the job as `queue` does (a
+        streaming one, queued at its first chunk, is only closed: its converter then reads the
+        last chunks and settles); None when the upload was terminated, swept or taken over
+        meanwhile."""
         size = appender.finish(upload.filename, {"owner": upload.owner, "job_id": upload.id})
-        return self._queue({"_id": upload.id, "upload_writer": claim}, size,
-                           upload_offset=size, upload_tail=Binary(b""))
+        query, fields = {"_id": upload.id, "upload_writer": claim}, {
+            "upload_offset": size, "upload_tail": Binary(b"")}
+        if not upload.streaming:
+            return self._queue(query, size, **fields)
+        return Job.from_doc(self.jobs.find_one_and_update(
+            dict(query, upload_open=True),
+            {"$set": dict(fields, size=size, upload_open=False, updated_at=utcnow())},
+            return_document=ReturnDocument.AFTER))
 
     def terminate(self, job_id):
-        """Remove an upload still in progress with every chunk stored; False when it is not."""
-        return self.job_store.remove({"_id": job_id, "status": c.UPLOADING})
+        """Remove an upload still in progress with every chunk stored (and so stop its conversion,
+        when it was converting as it streamed); False when it is not."""
+        return self.job_store.remove({"_id": job_id, "upload_open": True})
 
     def drop_video(self, video_id):
         self.files.delete(c.VIDEOS_BUCKET, video_id)

@@ -17,7 +17,8 @@ TUS = {"Tus-Resumable": tus.TUS_RESUMABLE}
 
 
 def upload(offset=0, status=c.UPLOADING):
-    return Resumable(JOB_ID, OWNER, "a.mp4", status, ObjectId(), LENGTH, offset, utcnow())
+    return Resumable(JOB_ID, OWNER, "a.mp4", status, ObjectId(), LENGTH, offset, utcnow(),
+                     open=status == c.UPLOADING)
 
 
 class Appender:

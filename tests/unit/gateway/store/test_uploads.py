@@ -13,9 +13,12 @@ def test_a_resumable_upload_from_its_record_with_a_string_date():
     video = ObjectId()
     doc = {"_id": "j", "owner": "o", "filename": "a.mp4", "status": c.UPLOADING, "video_id": video,
            "upload_length": 10, "upload_offset": 4, "upload_tail": Binary(b"abcd"),
-           "updated_at": "2026-11-25 10:55:37.291000"}  # as nx-27017 returns a $set date
+           "updated_at": "2026-11-25 10:55:37.291000", "upload_open": True}  # (a $set date: nx-27017)
     upload = Resumable.from_doc(doc)
     assert (upload.offset, upload.length, upload.tail, upload.uploading) == (4, 10, b"abcd", True)
+    assert not upload.streaming
+    streaming = Resumable.from_doc(dict(doc, status=c.CONVERTING))  # queued at its first chunk
+    assert streaming.uploading and streaming.streaming
     assert upload.updated_at == datetime.datetime(2026, 11, 25, 10, 55, 37, 291000)
     moved = upload.moved_to(10, c.QUEUED)
     assert (moved.offset, moved.uploading) == (10, False) and moved.updated_at > upload.updated_at
