@@ -42,6 +42,7 @@ class Job:
     options: dict = dataclasses.field(default_factory=dict)
     progress: float = None
     upload_open: bool = False    # bytes of the upload still to come (a job converted as it arrives)
+    upload_length: int = None    # bytes a resumable upload announced
     created_at: datetime.datetime = None
     updated_at: datetime.datetime = None
     finished_at: datetime.datetime = None

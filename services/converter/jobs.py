@@ -6,7 +6,8 @@ the job over. Only the lease holder may finish the job, so a job gets one MP3 an
 
 A job queued while its upload still streams in (`upload_open`, see services/gateway/store/uploads.py)
 is converted as its chunks land (Encoder.convert_stream over a GrowingFile), holding its converter
-slot while it waits for them (at most UPLOAD_TIMEOUT without a byte: then it is released). It settles
+slot while it waits for them (at most UPLOAD_TIMEOUT without a byte, and a margin: then it is
+released). It settles
 only once the upload is complete; an upload removed meanwhile (deleted, abandoned) stops it with
 nothing kept. When the stream yields no MP3 (a ConversionError, no audio) it converts again after
 the last byte, as for any other upload.
@@ -27,6 +28,10 @@ from services.converter.media.tempfiles import temp_path
 log = logging.getLogger(__name__)
 
 GAVE_UP = ("The conversion was interrupted too many times; an operator can requeue it.")
+# a streaming conversion waits UPLOAD_TIMEOUT and this much more for the next byte of its upload:
+# the gateway's sweep (every 10 s) removes an abandoned upload first, and the conversion stops with
+# it; only when no gateway sweeps is the job released (and its record's updated_at moved)
+SWEEP_MARGIN = 30
 OVER_QUOTA = ("The MP3 would be %d bytes and take you over your storage quota of %d bytes; delete "
               "some jobs, or convert with a lower bitrate or a shorter range.")
 
@@ -106,7 +111,7 @@ class Conversion:
     def _streamed(self, job, target):
         """Convert while the upload arrives, then wait for its last byte; the Result, or None to
         convert again from the whole upload (the stream yielded no MP3)."""
-        stream = self.store.open_stream(job, self.upload_timeout)
+        stream = self.store.open_stream(job, self.upload_timeout + SWEEP_MARGIN)
         try:
             result = self.encoder.convert_stream(
                 stream, target, job.options, should_stop=lambda: self.lost,

@@ -106,7 +106,8 @@ class ConverterJobs:
             if doc is None or doc.get("video_id") != job.video_id:
                 raise ConversionAborted("the upload of job %s was removed" % job.id)
             return bool(doc.get("upload_open")), doc.get("size")
-        return self.files.growing(c.VIDEOS_BUCKET, job.video_id, state, idle_limit)
+        return self.files.growing(c.VIDEOS_BUCKET, job.video_id, state, idle_limit,
+                                  expected=job.upload_length)
 
     def drop_video(self, job):
         """The job's video is no longer needed: converted, or failed because of the upload."""

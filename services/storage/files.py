@@ -88,10 +88,11 @@ class FileStore:
             return None
         return StoredFile(self.db[bucket + ".chunks"], doc)
 
-    def growing(self, bucket, file_id, state, idle_limit, sleep=time.sleep):
-        """A `GrowingFile`: the chunks of file_id read as they land while `state()` says its upload
-        is open (see GrowingFile)."""
-        return GrowingFile(self.db[bucket + ".chunks"], file_id, CHUNK_SIZE, state, idle_limit, sleep)
+    def growing(self, bucket, file_id, state, idle_limit, expected=None, sleep=time.sleep):
+        """A `GrowingFile`: the chunks of file_id (`expected` bytes, when announced) read as they
+        land while `state()` says its upload is open (see GrowingFile)."""
+        return GrowingFile(self.db[bucket + ".chunks"], file_id, CHUNK_SIZE, state, idle_limit, sleep,
+                           expected=expected)
 
     def ids_of(self, bucket, owner):
         """The ids of every file of `owner` (by its metadata), committed or being written."""

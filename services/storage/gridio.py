@@ -262,8 +262,10 @@ class GrowingFile:
     seconds spent waiting (not working), so a deadline may leave them out. Memory: BATCH_CHUNKS
     chunks."""
 
-    def __init__(self, chunks, file_id, chunk_size, state, idle_limit, sleep, poll=0.25):
+    def __init__(self, chunks, file_id, chunk_size, state, idle_limit, sleep, poll=0.25,
+                 expected=None):
         self._chunks = chunks
+        self.expected = expected  # the bytes the upload announced, when it did
         self.file_id = file_id
         self.chunk_size = chunk_size
         self._state = state

@@ -79,8 +79,13 @@ class _Attempt:
         self.progress = progress
 
     def run(self, argv, on_line=None):
-        """argv over the input (fed on stdin when it is the pipe): a process.Exit."""
-        return self.supervisor.run(argv, self.feed, on_line)
+        """argv over the input (fed on stdin when it is the pipe): a process.Exit. A pass over an
+        upload still arriving also tells its progress by the bytes it was fed."""
+        expected = getattr(self.feed, "expected", None)
+        on_fed = None
+        if on_line is not None and expected:
+            on_fed = lambda fed: self.progress.fed(fed / expected)  # noqa: E731
+        return self.supervisor.run(argv, self.feed, on_line, on_fed)
 
     def convert(self, source, target, options):
         """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""

@@ -42,9 +42,10 @@ class Supervisor:
         self.deadline = time.monotonic() + timeout
         self.should_stop = should_stop
 
-    def run(self, argv, feed=None, on_line=None):
+    def run(self, argv, feed=None, on_line=None, on_fed=None):
         """Run argv until it exits and return its Exit. `feed`: a stored file (iter_range) piped
-        into stdin, None for no stdin. `on_line` gets each stdout line instead of keeping it.
+        into stdin, None for no stdin. `on_line` gets each stdout line instead of keeping it,
+        `on_fed` the bytes piped so far after each block.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
         TransientError (reading `feed` from storage failed: the process is killed at once)."""
         log.debug("running %s", " ".join(argv))
@@ -53,7 +54,7 @@ class Supervisor:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=self._preexec())
         stderr, stdout, failure = bytearray(), bytearray(), []
-        feeder = eventlet.spawn(_feed, proc, feed, failure) if feed is not None else None
+        feeder = eventlet.spawn(_feed, proc, feed, failure, on_fed) if feed is not None else None
         readers = [eventlet.spawn(_tail, proc.stderr, stderr),
                    eventlet.spawn(_lines, proc.stdout, on_line) if on_line
                    else eventlet.spawn(_head, proc.stdout, stdout)]
@@ -96,6 +97,7 @@ class Progress:
     def __init__(self, on_progress=None):
         self.on_progress = on_progress or (lambda fraction: None)
         self.reported = 0.0
+        self.current = (0.0, 1.0)  # (offset, share) of the pass whose reader was made last
         self.out_time = 0.0  # seconds encoded, from ffmpeg's last report
 
     def report(self, fraction):
@@ -109,6 +111,8 @@ class Progress:
 
     def reader(self, span, offset, share):
         """An `on_line` for a pass over `span` seconds that covers [offset, offset + share]."""
+        self.current = (offset, share)
+
         def on_line(line):
             key, _, value = line.partition(b"=")
             if key == b"out_time_us":
@@ -123,13 +127,21 @@ class Progress:
                 self.report(offset + share)
         return on_line
 
+    def fed(self, fraction):
+        """The share of an upload still arriving that the current pass was fed: ffmpeg (5.1)
+        reports nothing while it waits for input, so its progress is also told this way (capped
+        short of the pass's end, which only ffmpeg's report reaches)."""
+        offset, share = self.current
+        self.report(offset + share * min(fraction, 0.99))
 
-def _feed(proc, stored, failure):
+
+def _feed(proc, stored, failure, on_fed=None):
     """Pipes `stored` into proc's stdin. A storage error is ours, not the upload's: it is recorded
     in `failure` and the process killed at once, so the attempt ends now as a transient failure
     instead of ffmpeg waiting on an open stdin until the timeout. `stored` may be an upload still
     arriving (a GrowingFile, whose blocks come as they land)."""
     blocks = stored.iter_range(0, None, PIPE_BLOCK)
+    fed = 0
     while True:
         try:
             block = next(blocks)
@@ -146,6 +158,9 @@ def _feed(proc, stored, failure):
             proc.stdin.write(block)
         except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
             return  # ffmpeg stopped reading: it failed, hit a cap or has what it needs
+        fed += len(block)
+        if on_fed is not None:
+            on_fed(fed)
     try:
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError, ValueError, OSError):

@@ -1,0 +1,170 @@
+"""Encode while uploading (issue 20), with the services as real processes: a tus upload in a
+container that decodes from a stream converts while it arrives, and waits for its bytes; one that
+is deleted or left to expire stops its conversion and leaves nothing; a converter killed mid-stream
+is replaced and the job converted once; an MP4 whose moov comes last converts after its last byte."""
+import os
+import signal
+
+import pytest
+import requests
+
+from services.common import constants as c
+from services.storage.files import CHUNK_SIZE
+from tests.conftest import JWT_SECRET
+from tests.helpers import probe, wait_until
+from tests.integration.conftest import Api, bearer
+from tests.integration.processes import ProcessStack
+from tests.integration.test_tus import TUS, uploader
+
+UPLOAD_TIMEOUT = 60  # the least the settings allow
+PART = CHUNK_SIZE + 999  # tus PATCHes that end inside a GridFS chunk
+
+
+@pytest.fixture
+def lecture(media):
+    """About 10 MB of Matroska (2 minutes of PCM sound, a tiny picture): ten GridFS chunks."""
+    return media.video("stream-lecture.mkv", duration=120, size="32x32", rate=1, acodec="pcm_s16le")
+
+
+@pytest.fixture
+def moov_last(media):
+    """An MP4 whose index (moov) follows its media data: not decodable before its last byte."""
+    return media.video("moov-last.mp4", duration=60, size="32x32", rate=1, faststart=False,
+                       acodec="pcm_s16le", extra=("-f", "mov"))
+
+
+@pytest.fixture
+def procs(tmp_path, rabbit_config, mongo_uri, mongo_db, mail_sink):
+    stack = ProcessStack(tmp_path, {
+        "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri, "MONGO_DB": mongo_db,
+        "JWT_SECRET": JWT_SECRET, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail_sink.port,
+        "UPLOAD_TIMEOUT": UPLOAD_TIMEOUT}).start()
+    try:
+        stack.healthy()
+        stack.api = Api(stack.base)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def half_sent(procs, token, path, name):
+    """A tus upload of `path` stopped about halfway: (its uploader, its job id)."""
+    first = uploader(procs.base, token, path, chunk_size=PART, metadata={"filename": name})
+    first.upload(stop_at=os.path.getsize(path) // 2)
+    assert 0 < first.offset < os.path.getsize(path)
+    return first, first.url.rsplit("/", 1)[1]
+
+
+def converting_halfway(procs, token, job_id):
+    """Wait until the job converts what arrived and waits for the rest: its JSON then."""
+    def waiting():
+        response = procs.api.job(token, job_id)
+        body = response.json() if response.status_code == 200 else {}
+        return body if body.get("status") == c.CONVERTING and body.get("progress", 0) > 0 else None
+    job = wait_until(waiting, 60, interval=0.2, message="the conversion to run on half the upload")
+    assert job["progress"] < 0.9, job   # it cannot go past what arrived
+    return job
+
+
+def resumed(procs, token, path, url):
+    rest = uploader(procs.base, token, path, url=url, chunk_size=PART)
+    rest.upload()
+    assert rest.offset == os.path.getsize(path)
+
+
+def mp3_duration(procs, token, job, tmp_path):
+    mp3 = procs.api.download(token, job["mp3_id"])
+    assert mp3.status_code == 200
+    (tmp_path / "out.mp3").write_bytes(mp3.content)
+    return probe(tmp_path / "out.mp3")[1]
+
+
+def nothing_left(db, job_id, video_id, owner):
+    """No job record, no chunk of the video, no MP3 (file or chunk), no slot held."""
+    assert db.jobs.find_one({"_id": job_id}) is None
+    assert list(db["videos.chunks"].find({"files_id": video_id}, {"n": 1})) == []
+    assert list(db["mp3s.files"].find({})) == []  # (with nx-27017's placeholder of a partial one)
+    slots = db[c.SLOTS_COLLECTION].find_one({"_id": owner}) or {}
+    assert job_id not in (slots.get("jobs") or [])
+
+
+def test_converts_while_it_arrives_and_waits_for_the_rest(procs, db, lecture, tmp_path):
+    token = procs.api.token_for("stream@example.com")
+    first, job_id = half_sent(procs, token, lecture, "lecture.mkv")
+    converting_halfway(procs, token, job_id)
+    record = db.jobs.find_one({"_id": job_id})
+    assert record["upload_open"] and record["attempts"] == 1
+    assert db["mp3s.files"].find_one({"metadata.job_id": job_id}) is None  # nothing settled yet
+
+    resumed(procs, token, lecture, first.url)
+    job = procs.api.wait_job(token, job_id, timeout=90)
+    assert job["status"] == "done", job
+    assert job["filename"] == "lecture.mkv"
+    assert abs(mp3_duration(procs, token, job, tmp_path) - probe(lecture)[1]) <= 0.1
+    record = db.jobs.find_one({"_id": job_id})
+    assert not record["upload_open"] and record["size"] == os.path.getsize(lecture)
+    assert record["attempts"] == 1 and record["video_id"] is None  # converted once, video dropped
+    assert "converting as it arrived failed" not in procs.log(c.CONVERTER)
+
+
+def test_a_deleted_upload_stops_its_conversion_and_leaves_nothing(procs, db, lecture):
+    token = procs.api.token_for("quitter@example.com")
+    first, job_id = half_sent(procs, token, lecture, "quit.mkv")
+    converting_halfway(procs, token, job_id)
+    video_id = db.jobs.find_one({"_id": job_id})["video_id"]
+
+    gone = requests.delete(first.url, headers=dict(TUS, **bearer(token)))
+    assert gone.status_code == 204, gone.text
+    wait_until(lambda: "upload of job %s was removed" % job_id in procs.log(c.CONVERTER), 30,
+               interval=0.2, message="the converter to stop")
+    nothing_left(db, job_id, video_id, "quitter@example.com")
+    assert procs.api.job(token, job_id).status_code == 404
+
+
+@pytest.mark.slow
+def test_an_upload_left_to_expire_stops_its_conversion_and_leaves_nothing(procs, db, lecture):
+    token = procs.api.token_for("gone@example.com")
+    first, job_id = half_sent(procs, token, lecture, "gone.mkv")
+    converting_halfway(procs, token, job_id)
+    video_id = db.jobs.find_one({"_id": job_id})["video_id"]
+    # no byte for UPLOAD_TIMEOUT: the gateway's sweep (every 10 s) removes it, the converter stops
+    wait_until(lambda: "upload of job %s was removed" % job_id in procs.log(c.CONVERTER),
+               UPLOAD_TIMEOUT + 40, interval=0.5, message="the upload to expire")
+    nothing_left(db, job_id, video_id, "gone@example.com")
+    assert requests.head(first.url, headers=dict(TUS, **bearer(token))).status_code == 404
+
+
+def test_a_converter_killed_mid_stream_is_replaced_and_converts_once(procs, db, lecture, tmp_path):
+    token = procs.api.token_for("crash@example.com")
+    first, job_id = half_sent(procs, token, lecture, "crash.mkv")
+    converting_halfway(procs, token, job_id)
+    procs.signal(c.CONVERTER, signal.SIGKILL)
+    procs.wait_exit(c.CONVERTER)
+    procs.start(c.CONVERTER)
+    # its lease expires, the new converter's sweep hands the job out again: it starts over from
+    # the stored chunks and waits for the rest
+    wait_until(lambda: db.jobs.find_one({"_id": job_id})["attempts"] == 2, 60, interval=0.5,
+               message="the job taken over")
+    converting_halfway(procs, token, job_id)
+
+    resumed(procs, token, lecture, first.url)
+    job = procs.api.wait_job(token, job_id, timeout=90)
+    assert job["status"] == "done", job
+    assert abs(mp3_duration(procs, token, job, tmp_path) - probe(lecture)[1]) <= 0.1
+    assert db.jobs.find_one({"_id": job_id})["attempts"] == 2
+    mp3s = [doc for doc in db["mp3s.files"].find({}) if doc.get("length")]
+    assert [doc["_id"] for doc in mp3s] == [db.jobs.find_one({"_id": job_id})["mp3_id"]]
+
+
+def test_an_mp4_with_its_moov_last_converts_after_its_last_byte(procs, db, moov_last, tmp_path):
+    token = procs.api.token_for("moov@example.com")
+    first, job_id = half_sent(procs, token, moov_last, "moov.mp4")
+    record = db.jobs.find_one({"_id": job_id})
+    assert record["status"] == c.UPLOADING and record["upload_open"]
+    assert procs.api.job(token, job_id).status_code == 404   # not a job before its last byte
+
+    resumed(procs, token, moov_last, first.url)
+    assert db.jobs.find_one({"_id": job_id})["status"] in (c.QUEUED, c.CONVERTING, c.DONE)
+    job = procs.api.wait_job(token, job_id, timeout=90)
+    assert job["status"] == "done", job
+    assert abs(mp3_duration(procs, token, job, tmp_path) - probe(moov_last)[1]) <= 0.1
