@@ -14,12 +14,14 @@ one run:
     plus a 10 Hz VmRSS sampler);
   * jobs per minute on a batch (6 x 1-minute videos) with 1 and 2 converter processes
     (CONVERTER_WORKERS=1, so one ffmpeg per process), and with 1 process x 2 workers (default);
+  * streaming (bench/streaming.py): the 10-minute video as Matroska and as its faststart MP4 sent
+    over tus at a steady 4 MB/s (--stream-rate), last byte -> done against raw ffmpeg on the file;
   * the tutorial's moviepy path (VideoFileClip(in).audio.write_audiofile(out.mp3)) on the
     10-minute file, in its own venv bench/.venv-moviepy (created on first use).
 
 Prints a markdown report with the ratios against the targets and writes it to bench/results.md
 (or --out). Flags: --quick (only the 1-minute video, small batch, no moviepy), --only NAME
-(one of: 1m 10m 60m rss scale moviepy baseline; repeatable). Everything CPU-heavy runs under
+(one of: 1m 10m 60m rss scale moviepy baseline options streaming; repeatable). Everything CPU-heavy runs under
 `nice -n 19` unless --no-nice (baselines and services alike, so ratios stay fair).
 
 Modules: run (flags, the order of the measurements), stack (the services through devtools.stack),

@@ -4,6 +4,7 @@ import os
 import statistics
 
 from bench import MOVIEPY_VIDEO, ROOT, TARGET_VIDEO, TARGETS
+from bench.streaming import streaming_section
 from services.common import constants as c
 
 
@@ -23,6 +24,7 @@ class Results:
     moviepy: dict = None
     moviepy_ffmpeg: dict = None
     options: str = None     # bench/options.py's markdown table
+    streaming: dict = dataclasses.field(default_factory=dict)  # name -> bench/streaming.py figures
     errors: list = dataclasses.field(default_factory=list)
     bugs: list = dataclasses.field(default_factory=list)       # contract deviations observed
 
@@ -215,7 +217,8 @@ def report(results, nice):
              f"{'everything under nice -n 19' if nice else 'not niced'}.\n"]
     sections = ((results.baseline, baselines_section), (results.videos, videos_section),
                 (results.rss, rss_section), (results.scale, scale_section),
-                (results.moviepy, moviepy_section), (results.options, options_section),
+                (results.moviepy, moviepy_section), (results.streaming, streaming_section),
+                (results.options, options_section),
                 (True, targets_section))
     for present, section in sections:
         if present:

@@ -16,14 +16,16 @@ from bench.client import Api
 from bench.measure import combine, ffmpeg_baseline, gridfs_baseline, moviepy_row, run_batch, run_video
 from bench.report import Results, report
 from bench.stack import BenchStack
+from bench.streaming import as_matroska, run_streaming
 from devtools.stack import NX_27017, NotReady, tail
 from services.common import constants as c
 from services.common.settings import MongoSettings
 
 MONGO_URI = MongoSettings.MONGO_URI.variable
 
-PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline", "options"]
+PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline", "options", "streaming"]
 OPTIONS_VIDEO = "10m"
+STREAMING_VIDEO = "10m"
 QUICK_PARTS = {"1m", "baseline", "scale"}
 BATCH_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (converter processes, CONVERTER_WORKERS)
 
@@ -37,6 +39,11 @@ def parse_args(argv):
                         help="video of the throughput batch (default 1m)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="service runs of the 1- and 10-minute videos (median; default 3)")
+    parser.add_argument("--options-runs", type=int, default=1,
+                        help="runs of each conversion option (median; default 1: 11 options x 10 "
+                             "minutes of video took over 6 minutes with 3)")
+    parser.add_argument("--stream-rate", type=float, default=4.0,
+                        help="MB/s of the streaming part's throttled tus client (default 4)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     parser.add_argument("--no-nice", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir and logs")
@@ -63,7 +70,10 @@ class Plan:
         self.rss = "rss" in parts
         self.scale = "scale" in parts
         self.moviepy = "moviepy" in parts
+        self.streaming = "streaming" in parts
         self.media = set(self.videos)
+        if self.streaming:
+            self.media.add(STREAMING_VIDEO)
         if self.scale:
             self.media.add(args.batch_video)
         if parts == {"baseline"}:
@@ -75,7 +85,7 @@ class Plan:
         self.baselines = []
         if "baseline" in parts:
             self.baselines = self.videos or [name for name in VIDEOS if name in self.media] or ["1m"]
-        self.services = bool(self.videos or self.scale)
+        self.services = bool(self.videos or self.scale or self.streaming)
         self.stack = bool(self.services or self.baselines)
 
 
@@ -164,9 +174,18 @@ def measure(plan, args, media, stack, results, workdir):
             except (RuntimeError, NotReady) as exc:
                 results.errors.append(f"batch {converters}x{workers}: {exc}")
                 break
+    if plan.streaming:
+        mp4 = media[VIDEOS[STREAMING_VIDEO]]["path"]   # faststart (moov first)
+        sources = [(os.path.basename(mp4), mp4)]
+        mkv = as_matroska(mp4, workdir)
+        sources.insert(0, (os.path.basename(mkv), mkv))
+        try:
+            results.streaming = run_streaming(api, sources, workdir, nice, args.stream_rate * 1e6)
+        except RuntimeError as exc:
+            results.errors.append(f"streaming: {exc}")
     if "options" in args.parts:
         log("conversion options on the %s video" % OPTIONS_VIDEO)
-        results.options = options_table(media[VIDEOS[OPTIONS_VIDEO]]["path"], nice)
+        results.options = options_table(media[VIDEOS[OPTIONS_VIDEO]]["path"], nice, args.options_runs)
     if plan.moviepy:
         stack.stop_all()
         src = media[VIDEOS[MOVIEPY_VIDEO]]["path"]
@@ -178,9 +197,9 @@ def measure(plan, args, media, stack, results, workdir):
             results.errors.append(f"moviepy: {exc}")
 
 
-def options_table(path, nice):
+def options_table(path, nice, runs):
     """bench/options.py in its own process (it runs the Encoder under eventlet): a markdown table."""
-    argv = [sys.executable, os.path.join(HERE, "options.py"), path, "--runs", "3"]
+    argv = [sys.executable, os.path.join(HERE, "options.py"), path, "--runs", str(runs)]
     return subprocess.run((["nice", "-n", "19"] if nice else []) + argv, check=True,
                           capture_output=True, text=True).stdout
 
