@@ -121,6 +121,9 @@ class Conversion:
                      "byte", job.id, exc.args[0])
             result = None
         stream.wait_complete()
+        if result is not None and self.store.options_of(job.id) != job.options:
+            log.info("job %s: options changed by the upload's last fields; converting again", job.id)
+            return None
         return result
 
     def _check_quota(self, job, size):

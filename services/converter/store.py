@@ -107,7 +107,12 @@ class ConverterJobs:
                 raise ConversionAborted("the upload of job %s was removed" % job.id)
             return bool(doc.get("upload_open")), doc.get("size")
         return self.files.growing(c.VIDEOS_BUCKET, job.video_id, state, idle_limit,
-                                  expected=job.upload_length)
+                                  expected=job.upload_length or job.reserved or None)
+
+    def options_of(self, job_id):
+        """The job's options as stored now (a POST /upload may name some after its file)."""
+        return dict((self.jobs.find_one({"_id": job_id}, projection={"options": 1}) or {})
+                    .get("options") or {})
 
     def drop_video(self, job):
         """The job's video is no longer needed: converted, or failed because of the upload."""

@@ -2,10 +2,12 @@
 
     admit (active-job cap, quota) -> store the video -> queue the job -> dispatch its event
 
-A tus upload in a container ffmpeg decodes as it arrives (services/common/containers.py, sniffed on
-its first bytes) is queued at its first stored chunk instead, and its event dispatched then: a
-converter converts it while the rest arrives (store/uploads.py `stream`); its last byte only closes
-it. An MP4 whose moov comes last, or anything unknown, is queued at its last byte.
+An upload in a container ffmpeg decodes as it arrives (services/common/containers.py, sniffed on its
+first bytes) is queued at its first stored chunk instead, and its event dispatched then: a converter
+converts it while the rest arrives (store/uploads.py `stream`, `stream_form`); its last byte only
+closes it. An MP4 whose moov comes last, or anything unknown, is queued at its last byte. (POST
+/upload queues with the option fields sent before the file; one sent after it changes the stored
+options at the last byte, and the converter then converts again from the whole upload.)
 
 When the event cannot be dispatched (the broker is away), the upload still succeeds: the job is
 queued with `due_at`, and the converter's sweeper dispatches it again once it is due
@@ -21,6 +23,7 @@ from werkzeug.exceptions import ClientDisconnected
 
 from services.common import constants as c
 from services.common.containers import SNIFF_BYTES, streamable
+from services.storage.files import CHUNK_SIZE
 from services.gateway import metrics, schemas, tus
 from services.gateway.exceptions import NotFound, UploadExpired
 from services.gateway.multipart import MultipartReceiver
@@ -30,6 +33,25 @@ log = logging.getLogger(__name__)
 READ_BLOCK = 256 * 1024
 RENEW_EVERY = 3.0   # seconds between renewals of a PATCH's writer claim (and liveness)
 WRITER_LEASE = 10.0
+
+
+class SniffingSink:
+    """An upload's video file that, once its first chunk is stored, hands its first bytes to
+    `on_head` (once); `streamed` is what that returned."""
+
+    def __init__(self, video, on_head):
+        self.video = video
+        self.on_head = on_head
+        self.head = bytearray()
+        self.streamed = False
+
+    def write(self, data):
+        if self.head is not None and len(self.head) < SNIFF_BYTES:
+            self.head += data[:SNIFF_BYTES - len(self.head)]
+        self.video.write(data)
+        if self.head is not None and self.video.size >= CHUNK_SIZE:
+            head, self.head = bytes(self.head), None
+            self.streamed = self.on_head(head)
 
 
 def video_uploaded(job):
@@ -58,8 +80,10 @@ class Intake:
         """A multipart upload streamed into storage and queued: its `Job`."""
         admission = self.admit(owner, request.content_length)
         video = self.uploads.open_file(admission)  # held to the quota while streaming
+        receiver = MultipartReceiver(self.settings.MAX_UPLOAD_BYTES)
+        sink = SniffingSink(video, lambda head: self._stream_form(admission, receiver, head))
         try:
-            form = MultipartReceiver(self.settings.MAX_UPLOAD_BYTES).receive(request, video)
+            form = receiver.receive(request, sink)
             options = schemas.options_from(form.fields, ignore=())
             video.commit(form.filename)
         except BaseException:
@@ -69,11 +93,28 @@ class Intake:
             except PyMongoError:  # MongoDB is what failed; the upload sweeper cleans up later
                 pass
             raise
-        job = self.uploads.queue(admission.job_id, form.size, filename=form.filename, options=options)
+        end = self.uploads.close if sink.streamed else self.uploads.queue
+        job = end(admission.job_id, form.size, filename=form.filename, options=options)
         if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
             self.uploads.discard(admission.job_id, video_id=admission.video_id)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
-        return self._dispatched(job)
+        return job if sink.streamed else self._dispatched(job)
+
+    def _stream_form(self, admission, receiver, head):
+        """Queue a POST /upload now when its first bytes show a container that decodes as it
+        arrives (with the options sent before the file); True when it was."""
+        if not streamable(head) or receiver.filename is None:
+            return False
+        try:
+            options = schemas.options_from(receiver.fields_so_far(), ignore=())
+        except Exception:  # told at the end, when the whole form is checked
+            return False
+        job = self.uploads.stream_form(admission.job_id, receiver.filename, options)
+        if job is None:  # swept or discarded meanwhile: the end tells
+            return False
+        log.info("upload %s: a stream, converted as it arrives", job.id)
+        self._dispatched(job)
+        return True
 
     # tus ------------------------------------------------------------------------------------------
     def create_resumable(self, owner, filename, length, options):

@@ -96,6 +96,10 @@ class MultipartReceiver:
             raise EmptyFile("The uploaded file is empty.")
         return Form(self.filename, self.size, self._text_fields())
 
+    def fields_so_far(self):
+        """The non-file fields received so far, as text (those before the file, while it streams)."""
+        return self._text_fields()
+
     def _text_fields(self):
         """The non-file fields as text (UTF-8, as browsers and curl send them)."""
         try:

@@ -4,6 +4,7 @@ is deleted or left to expire stops its conversion and leaves nothing; a converte
 is replaced and the job converted once; an MP4 whose moov comes last converts after its last byte."""
 import os
 import signal
+import socket
 
 import pytest
 import requests
@@ -168,3 +169,70 @@ def test_an_mp4_with_its_moov_last_converts_after_its_last_byte(procs, db, moov_
     job = procs.api.wait_job(token, job_id, timeout=90)
     assert job["status"] == "done", job
     assert abs(mp3_duration(procs, token, job, tmp_path) - probe(moov_last)[1]) <= 0.1
+
+
+def form_upload(procs, token, path, before=b"", after=b""):
+    """A POST /upload of `path` on a raw socket (its parts `before` and `after` the file):
+    (the socket, the bytes of the request up to the file's, the file's, the rest)."""
+    boundary = b"streamingboundary"
+    head = before + (b"--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+                     b"Content-Type: video/x-matroska\r\n\r\n"
+                     % (boundary, os.path.basename(path).encode()))
+    with open(path, "rb") as handle:
+        data = handle.read()
+    tail = b"\r\n" + after + b"--%s--\r\n" % boundary
+    sock = socket.create_connection(("127.0.0.1", procs.port), timeout=60)
+    sock.sendall(("POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                  "Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n"
+                  % (token, boundary.decode(), len(head) + len(data) + len(tail))).encode())
+    return sock, head, data, tail
+
+
+def field(name, value):
+    return (b"--streamingboundary\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n"
+            % (name.encode(), value.encode()))
+
+
+def visible_job(procs, token):
+    def found():
+        jobs = procs.api.http.get(procs.api.url("/jobs"), headers=bearer(token)).json()["jobs"]
+        return jobs[0]["job_id"] if jobs else None
+    return wait_until(found, 60, interval=0.2, message="the upload to become a job")
+
+
+def test_a_post_upload_converts_while_it_arrives(procs, db, lecture, tmp_path):
+    token = procs.api.token_for("form@example.com")
+    # an option before the file (as the web page sends them) and one after it: the stored options
+    # change at the last byte, and the job converts again from the whole upload
+    sock, head, data, tail = form_upload(procs, token, lecture, before=field("bitrate", "192"),
+                                         after=field("title", "Late"))
+    try:
+        sock.sendall(head + data[:len(data) // 2])
+        job_id = visible_job(procs, token)
+        converting_halfway(procs, token, job_id)
+        assert db.jobs.find_one({"_id": job_id})["options"]["bitrate"] == 192
+        sock.sendall(data[len(data) // 2:] + tail)
+        answer = sock.recv(4096).decode()
+    finally:
+        sock.close()
+    assert answer.startswith("HTTP/1.1 202"), answer
+    job = procs.api.wait_job(token, job_id, timeout=90)
+    assert job["status"] == "done", job
+    assert job["options"]["bitrate"] == 192 and job["options"]["title"] == "Late"
+    assert abs(mp3_duration(procs, token, job, tmp_path) - probe(lecture)[1]) <= 0.1
+    assert "options changed by the upload's last fields" in procs.log(c.CONVERTER)
+
+
+def test_a_post_upload_cut_off_stops_its_conversion_and_leaves_nothing(procs, db, lecture):
+    token = procs.api.token_for("cut@example.com")
+    sock, head, data, tail = form_upload(procs, token, lecture)
+    try:
+        sock.sendall(head + data[:len(data) // 2])
+        job_id = visible_job(procs, token)
+        converting_halfway(procs, token, job_id)
+        video_id = db.jobs.find_one({"_id": job_id})["video_id"]
+    finally:
+        sock.close()   # the client goes away mid-upload
+    wait_until(lambda: "upload of job %s was removed" % job_id in procs.log(c.CONVERTER), 30,
+               interval=0.2, message="the converter to stop")
+    nothing_left(db, job_id, video_id, "cut@example.com")

@@ -193,6 +193,27 @@ class UploadStore:
                           due_at=redispatch_time(now))},
             return_document=ReturnDocument.AFTER))
 
+    def stream_form(self, job_id, filename, options):
+        """Queue a POST /upload whose file still streams in, as `stream` does, with the name and
+        options known so far; the job, or None when it was swept or discarded meanwhile."""
+        now = utcnow()
+        return Job.from_doc(self.jobs.find_one_and_update(
+            {"_id": job_id, "status": c.UPLOADING},
+            {"$set": {"status": c.QUEUED, "filename": filename, "options": options,
+                      "updated_at": now, "due_at": redispatch_time(now)}},
+            return_document=ReturnDocument.AFTER))
+
+    def close(self, job_id, size, **fields):
+        """The last byte of an upload queued while it streamed (`stream`, `stream_form`): its size
+        and `fields` set, no longer open; the job, or None when it was removed meanwhile."""
+        return self._close({"_id": job_id}, size, **fields)
+
+    def _close(self, query, size, **fields):
+        return Job.from_doc(self.jobs.find_one_and_update(
+            dict(query, upload_open=True),
+            {"$set": dict(fields, size=size, upload_open=False, updated_at=utcnow())},
+            return_document=ReturnDocument.AFTER))
+
     def stream(self, upload, claim):
         """Queue a resumable upload whose bytes are still arriving, so that it converts as they
         land (its first chunk is stored, and its container decodes from a stream); the job, or None
@@ -274,10 +295,7 @@ class UploadStore:
             "upload_offset": size, "upload_tail": Binary(b"")}
         if not upload.streaming:
             return self._queue(query, size, **fields)
-        return Job.from_doc(self.jobs.find_one_and_update(
-            dict(query, upload_open=True),
-            {"$set": dict(fields, size=size, upload_open=False, updated_at=utcnow())},
-            return_document=ReturnDocument.AFTER))
+        return self._close(query, size, **fields)
 
     def terminate(self, job_id):
         """Remove an upload still in progress with every chunk stored (and so stop its conversion,

@@ -22,6 +22,10 @@ class Video:
     def write(self, data):
         self.data += data
 
+    @property
+    def size(self):
+        return len(self.data)
+
     def commit(self, filename):
         self.committed_as = filename
 
