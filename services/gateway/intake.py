@@ -98,7 +98,10 @@ class Intake:
         if job is None:  # swept as abandoned while it streamed (UPLOAD_TIMEOUT), or deleted
             self.uploads.discard(admission.job_id, video_id=admission.video_id)
             raise UploadExpired("The upload took longer than the server allows; send it again.")
-        return job if sink.streamed else self._dispatched(job)
+        if sink.streamed:
+            metrics.closed(job)
+            return job
+        return self._dispatched(job)
 
     def _stream_form(self, admission, receiver, head):
         """Queue a POST /upload now when its first bytes show a container that decodes as it
@@ -160,7 +163,9 @@ class Intake:
         job = self.uploads.finish(upload, appender, claim)
         if job is None:
             self._lost(upload)
-        if not upload.streaming:  # a streaming one was queued, and its event sent, at its start
+        if upload.streaming:  # queued, and its event sent, at its first chunk
+            metrics.closed(job)
+        else:
             self._dispatched(job)
         return upload.moved_to(upload.length, job.status)
 

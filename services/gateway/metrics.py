@@ -46,6 +46,12 @@ def observe_request(route, method, status, seconds=None):
         HTTP_SECONDS.labels(route, method).observe(seconds)
 
 
+def closed(job):
+    """The last byte of a job queued while its upload streamed (its bytes counted now)."""
+    UPLOAD_BYTES.inc(job.size or 0)
+    log.info("job %s: upload complete, %d bytes", job.id, job.size or 0)
+
+
 def queued(job):
     """A job whose upload ended and that is handed to the converters: counted, logged, and named
     on the rest of the worker's log lines."""
