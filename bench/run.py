@@ -16,7 +16,7 @@ from bench.client import Api
 from bench.measure import combine, ffmpeg_baseline, gridfs_baseline, moviepy_row, run_batch, run_video
 from bench.report import Results, report
 from bench.stack import BenchStack
-from bench.streaming import as_matroska, run_streaming
+from bench.streaming import as_matroska, as_moov_last, run_streaming
 from devtools.stack import NX_27017, NotReady, tail
 from services.common import constants as c
 from services.common.settings import MongoSettings
@@ -179,6 +179,8 @@ def measure(plan, args, media, stack, results, workdir):
         sources = [(os.path.basename(mp4), mp4)]
         mkv = as_matroska(mp4, workdir)
         sources.insert(0, (os.path.basename(mkv), mkv))
+        moov_last = as_moov_last(mp4, workdir)
+        sources.append((os.path.basename(moov_last), moov_last))
         try:
             results.streaming = run_streaming(api, sources, workdir, nice, args.stream_rate * 1e6)
         except RuntimeError as exc:
