@@ -21,6 +21,7 @@ from services.gateway.openapi.models import (
 from services.gateway.static import DOCS, WEB
 
 JSON = "application/json"
+MP3 = "audio/mpeg"
 BEARER, BASIC, COOKIE = "bearerAuth", "basicAuth", "cookieAuth"
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -30,6 +31,11 @@ SECURITY_SCHEMES = {
              "description": "The web page's HttpOnly cookie from POST /session; a state-changing request "
                             "it authenticates must come from the page itself (403 `csrf` otherwise)."},
 }
+
+
+def binary(media):
+    """The schema of a body of bytes of `media` type (generated clients read and send it as a file)."""
+    return {"type": "string", "format": "binary", "contentMediaType": media}
 
 
 @dataclass(frozen=True)
@@ -114,10 +120,8 @@ OPERATIONS = {
         description="A conversion in progress stops. 404 for unknown ids and for other users' jobs."),
     "download": Operation(
         "Download an MP3", {
-            200: Reply("The MP3, streamed.", media="audio/mpeg", headers=TEXT_HEADERS,
-                       schema={"type": "string", "contentMediaType": "audio/mpeg"}),
-            206: Reply("The requested byte range.", media="audio/mpeg",
-                       schema={"type": "string", "contentMediaType": "audio/mpeg"},
+            200: Reply("The MP3, streamed.", media=MP3, headers=TEXT_HEADERS, schema=binary(MP3)),
+            206: Reply("The requested byte range.", media=MP3, schema=binary(MP3),
                        headers={"Content-Range": "The range sent."}),
             304: Reply("Not modified (If-None-Match).", media=None)},
         query=DownloadQuery, headers=DownloadHeaders, security=USER,
