@@ -5,7 +5,8 @@ import unicodedata
 from typing import Annotated
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
@@ -82,6 +83,23 @@ def is_job_id(value):
     return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
 
 
+def archive_names(filenames):
+    """The names of files in one archive: each as given, a repeat numbered before its extension
+    (`clip.mp3`, `clip (2).mp3`), case aside (unpacked on a case-insensitive disk they would clash)."""
+    taken, names = set(), []
+    for filename in filenames:
+        stem, dot, ext = filename.rpartition(".")
+        if not dot or not stem:
+            stem, dot, ext = filename, "", ""
+        name, n = filename, 1
+        while name.casefold() in taken:
+            n += 1
+            name = "%s (%d)%s%s" % (stem, n, dot, ext)
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
 # --- request models ---------------------------------------------------------------------------
 class Model(BaseModel):
     model_config = ConfigDict(strict=True)  # no coercion: a number is not an email address
@@ -98,6 +116,24 @@ class RegisterBody(Model):
                                             pattern=EMAIL_PATTERN)] = Field(
         description="One plain mailbox, `local@domain`.")
     password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+ARCHIVE_MAX_JOBS = 100
+
+
+class ArchiveBody(Model):
+    """The body of POST /jobs/archive."""
+    job_ids: list[Annotated[str, StringConstraints(pattern=JOB_ID_RE.pattern)]] = Field(
+        min_length=1, max_length=ARCHIVE_MAX_JOBS, json_schema_extra={"uniqueItems": True},
+        description="Ids of the caller's finished jobs (1 to %d, each once); the archive holds "
+                    "their MP3s in this order." % ARCHIVE_MAX_JOBS)
+
+    @field_validator("job_ids")
+    @classmethod
+    def each_once(cls, ids):
+        if len(set(ids)) < len(ids):
+            raise PydanticCustomError("unique_items", "a job is named more than once")
+        return ids
 
 
 def parse(model, data, error=InvalidInput):

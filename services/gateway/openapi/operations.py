@@ -14,6 +14,7 @@ from services.common.options import InvalidOption
 from services.gateway import exceptions as errors
 from services.gateway import tus
 from services.gateway.caller import COOKIE_NAME
+from services.gateway.schemas import ARCHIVE_MAX_JOBS, ArchiveBody
 from services.gateway.openapi.models import (
     DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody, TusCreate,
     TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User, WebPath,
@@ -22,6 +23,7 @@ from services.gateway.static import DOCS, WEB
 
 JSON = "application/json"
 MP3 = "audio/mpeg"
+ZIP = "application/zip"
 BEARER, BASIC, COOKIE = "bearerAuth", "basicAuth", "cookieAuth"
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -129,6 +131,18 @@ OPERATIONS = {
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
                     "MP3 exists). 404 for unknown ids and for other users' files."),
+    "archive": Operation(
+        "Download the MP3s of several finished jobs as one ZIP",
+        {200: Reply("The ZIP, streamed as it is built.", media=ZIP, schema=binary(ZIP), headers={
+            "Content-Disposition": "`attachment; filename=\"mp3svc-<date>.zip\"`.",
+            "Content-Length": "Bytes in the body."})},
+        body=ArchiveBody, security=USER,
+        errors=TOKEN + STORAGE + CSRF + JSON_BODY + (InvalidInput, errors.NotFound, errors.NotReady),
+        description="One MP3 per job (1 to %d of the caller's finished jobs, each once), stored "
+                    "uncompressed under the name GET /download gives it, a repeat numbered (`clip.mp3`, "
+                    "`clip (2).mp3`); ZIP64 when it needs to be. Every id is checked before anything is "
+                    "sent: 404 for an unknown id or another user's job, 409 `not_ready` for one not "
+                    "done." % ARCHIVE_MAX_JOBS),
     # --- resumable uploads: tus 1.0.0 (services/gateway/routes/resumable.py) ---
     "tus_options": Operation(
         "What the tus server supports", {204: Reply("Advertised in the headers.", media=None, headers={

@@ -121,13 +121,16 @@ def test_generator_friendly_parameters_and_bodies(document):
     """No `const` parameter (openapi-python-client refuses a Literal header); binary bodies are files."""
     ops = operations(document)
     assert not [p for spec in ops.values() for p in spec.get("parameters", ()) if "const" in p["schema"]]
-    version = [p for p in ops[("patch", "/uploads/{upload_id}")]["parameters"] if p["name"] == "Tus-Resumable"]
+    patch = ops[("patch", "/uploads/{upload_id}")]
+    version = [p for p in patch["parameters"] if p["name"] == "Tus-Resumable"]
     assert version[0]["schema"] == {"type": "string", "enum": ["1.0.0"], "default": "1.0.0"}
-    patch = ops[("patch", "/uploads/{upload_id}")]["requestBody"]["content"]
-    assert patch["application/offset+octet-stream"]["schema"]["format"] == "binary"
+    assert patch["requestBody"]["content"]["application/offset+octet-stream"]["schema"]["format"] == "binary"
     for status in ("200", "206"):
         assert ops[("get", "/download")]["responses"][status]["content"]["audio/mpeg"]["schema"] == {
             "type": "string", "format": "binary", "contentMediaType": "audio/mpeg"}
+    archive = ops[("post", "/jobs/archive")]
+    assert archive["responses"]["200"]["content"]["application/zip"]["schema"]["format"] == "binary"
+    assert {"400", "404", "409"} <= set(archive[builder.ERROR_CODES])
 
 
 @pytest.mark.parametrize("method, path, status, code", [
