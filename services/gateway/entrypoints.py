@@ -13,6 +13,7 @@ from eventlet import corolocal
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Response
 
 from services.common.nameko_internals import RoutingWsgiApp, free_workers
@@ -97,9 +98,28 @@ class JsonWsgiApp(RoutingWsgiApp):
         return response
 
 
+class JobIdConverter(BaseConverter):
+    """`<job:job_id>`: a path segment naming a job, which `archive` never does. POST /jobs/archive sits
+    beside /jobs/<job_id>; were that segment any string, /jobs/archive would match both and its 405
+    would offer /jobs/<job_id>'s GET and DELETE too. A malformed id still reaches its route (400)."""
+    regex = r"(?!archive(?:/|$))[^/]+"
+
+
+CONVERTERS = {"job": JobIdConverter}
+
+
 class JsonWebServer(GatewayWebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def make_url_map(self):
+        """nameko's, with the gateway's converters."""
+        url_map = Map(converters=CONVERTERS)
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
 
 
 class HttpEntrypoint(HttpRequestHandler):

@@ -23,11 +23,11 @@ class JobRoutes:
         owner = self._user(request, JOBS_READ)
         return json_response({"jobs": [self._job_json(j) for j in self.store.jobs.for_owner(owner)]})
 
-    @http("GET", "/jobs/<string:job_id>")
+    @http("GET", "/jobs/<job:job_id>")
     def get_job(self, request, job_id):
         return json_response(self._job_json(self._own_job(request, job_id, JOBS_READ)))
 
-    @http("DELETE", "/jobs/<string:job_id>")
+    @http("DELETE", "/jobs/<job:job_id>")
     def delete_job(self, request, job_id):
         """The job, its MP3 and its video; a conversion in progress stops (see JobStore.delete)."""
         job = self._own_job(request, job_id, JOBS_WRITE)
