@@ -18,6 +18,7 @@ class GatewaySettings(MongoSettings):
     PUBLIC_URL = Text(optional=True)
     MAX_UPLOAD_BYTES = Number(int, minimum=1)
     AUTH_RPC_TIMEOUT = Number(float, minimum=0.1)
+    NOTIFICATION_RPC_TIMEOUT = Number(float, minimum=0.1)
     # an upload still streaming after this long is taken for abandoned (gateway crash) and removed
     UPLOAD_TIMEOUT = Number(int, minimum=60)
     # seconds a client may stay silent mid-request (each socket read) before it is disconnected
