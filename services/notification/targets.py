@@ -21,6 +21,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _NUMERIC = re.compile(r"^[0-9a-fx.]+$")
 getaddrinfo = socket.getaddrinfo  # the resolver (a stub in the tests that must not leave this machine)
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")  # every public IPv6 address is in it
 # not public although Python's `is_global` says so (3.11): IETF protocol assignments, NAT64's
 # local-use prefix
 NOT_PUBLIC = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -88,6 +89,8 @@ def is_public(ip):
             inner = ipaddress.IPv4Address(ip.packed[-4:])
         if inner is not None:
             return is_public(inner)
+        if ip not in GLOBAL_UNICAST_V6:  # site-local, unique local, link-local, multicast, ...
+            return False
     if ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
         return False
     return ip.is_global and not any(ip in network for network in NOT_PUBLIC)
