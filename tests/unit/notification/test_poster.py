@@ -100,3 +100,28 @@ def test_a_closed_port_is_a_connection_error():
     closed.close()
     with pytest.raises(OSError):
         poster.post(Target("http", "127.0.0.1", port, "/"), LOOPBACK, b"{}", {}, 2)
+
+
+def test_https_names_the_url_s_host_in_sni_and_checks_its_certificate(receiver, tmp_path):
+    """TLS to the checked address: the certificate must be the URL's host's, as when the name is
+    resolved by the library itself."""
+    import os
+    import ssl
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    subprocess.run([os.path.join(root, "scripts", "make-certs.sh"), str(tmp_path), "hooks.example.org"],
+                   check=True, capture_output=True, timeout=120)
+    server = receiver(status=202)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(tmp_path / "hooks.example.org.pem", tmp_path / "hooks.example.org.key")
+    names = []
+    served.sni_callback = lambda sock, name, context: names.append(name)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    target = Target("https", "hooks.example.org", server.port, "/in")
+    assert poster.post(target, LOOPBACK, b"{}", {}, 5, context=trusted) == 202
+    assert names == ["hooks.example.org"]
+    assert server.requests[0][1]["Host"] == "hooks.example.org:%d" % server.port
+    with pytest.raises(ssl.SSLCertVerificationError):  # another name at the same address
+        poster.post(Target("https", "other.example.org", server.port, "/in"), LOOPBACK, b"{}", {}, 5,
+                    context=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")))
