@@ -17,12 +17,15 @@ from services.notification import accountmail
 from services.notification.budget import EmailBudgets
 from services.notification.delivery import Delivery
 from services.notification.dependencies import SMTPMailer
+from services.notification.exceptions import InvalidUrl, InvalidWebhook, UnknownWebhook
 from services.notification.hooks import WebhookService
 from services.notification.settings import NotificationSettings
 from services.notification.store import OutboxStore
 from services.notification.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
+# the caller's mistakes, not ours: logged by nameko as warnings
+WEBHOOK_ERRORS = (InvalidUrl, InvalidWebhook, UnknownWebhook)
 
 
 class NotificationService:
@@ -69,7 +72,7 @@ class NotificationService:
             log.exception("notification sweep failed")
 
     # --- webhooks: the gateway's routes call these (services/gateway/routes/webhooks.py) ---------
-    @rpc
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
     def create_webhook(self, owner, url, events):
         """{"id", "url", "events", "secret", "created_at"}; InvalidUrl, InvalidWebhook."""
         return self._webhooks().create(owner, url, events)
@@ -78,11 +81,11 @@ class NotificationService:
     def list_webhooks(self, owner):
         return self._webhooks().list(owner)
 
-    @rpc
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
     def delete_webhook(self, owner, webhook_id):
         self._webhooks().delete(owner, webhook_id)
 
-    @rpc
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
     def list_deliveries(self, owner, webhook_id):
         return self._webhooks().deliveries(owner, webhook_id)
 
