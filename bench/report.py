@@ -145,16 +145,19 @@ def scale_section(results):
 def fairness_section(results):
     """B's short job behind A's backlog, before and after fair sharing."""
     yield "## Fairness: one converter worker, A's 4 x 10m normalize=true, then an 8-second clip\n"
-    yield ("| round | clip upload→done s | A's total s (first byte → 4th done) "
+    yield ("| round | clip upload→done s | clip release→done s | A's total s (release → 4th done) "
            "| A's jobs done before the clip |")
-    yield "|---|---:|---:|---:|"
+    yield "|---|---:|---:|---:|---:|"
     for row in results.fairness:
-        yield (f"| {row['label']} | {row['clip_s']:.1f} | {row['a_total_s']:.1f} | "
-               f"{row['a_done_before_clip']} of 4 |")
-    yield ("\nCONVERTER_WORKERS=1, one converter process. Before: the clip is A's own fifth job; a "
-           "user's jobs go oldest first, which is the order every job had before fair sharing "
-           "(services/converter/fairness.py). After: the clip is user B's. Times from the job "
-           "records' `updated_at` at `done`.\n")
+        yield (f"| {row['label']} | {row['clip_s']:.1f} | {row['clip_after_release_s']:.1f} | "
+               f"{row['a_total_s']:.1f} | {row['a_done_before_clip']} of 4 |")
+    yield ("\nCONVERTER_WORKERS=1, one converter process, frozen (SIGSTOP) while A's four uploads "
+           "and then the clip go in, released (SIGCONT) after the clip's, so all four of A's jobs "
+           "are queued ahead of it. Before: the clip is A's own fifth job; a user's jobs go oldest "
+           "first, which is the order every job had before fair sharing "
+           "(services/converter/fairness.py). After: the clip is user B's. Times end at the job "
+           "records' `updated_at` at `done`; the clip's upload→done starts at its first byte (its "
+           "own upload included, under a second), A's total at the release.\n")
 
 
 def moviepy_section(results):
@@ -233,7 +236,7 @@ def report(results, nice):
                 (results.rss, rss_section), (results.scale, scale_section),
                 (results.fairness, fairness_section),
                 (results.moviepy, moviepy_section), (results.options, options_section),
-                (True, targets_section))
+                (results.videos or results.rss or len(results.scale) > 1, targets_section))
     for present, section in sections:
         if present:
             lines += section(results)
