@@ -42,6 +42,14 @@ class UploadExpired(GatewayError):
     pass
 
 
+class UploadTooSlow(GatewayError):
+    """An upload's body arrived slower than UPLOAD_MIN_RATE on average (services/gateway/deadline.py)."""
+
+
+class RequestTimedOut(GatewayError):
+    """A request (not an upload) did not arrive within REQUEST_TIMEOUT."""
+
+
 class UnsupportedMediaType(GatewayError):
     pass
 
@@ -149,6 +157,8 @@ ERRORS = [
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
     (UploadExpired, 408, "upload_timeout"),
+    (UploadTooSlow, 408, "upload_timeout"),
+    (RequestTimedOut, 408, "request_timeout"),
     # resumable uploads (tus)
     (tus.InvalidHeader, 400, "invalid_header"),
     (tus.UnsupportedVersion, 412, "unsupported_version"),

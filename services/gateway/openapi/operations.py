@@ -61,8 +61,9 @@ class Operation:
     description: str = ""
 
 
-# errors any operation may give: the worker pool full, or the process restarting
-ALWAYS = (errors.Busy,)
+# errors any operation may give: the worker pool full, or the process restarting; a request that did
+# not arrive within REQUEST_TIMEOUT
+ALWAYS = (errors.Busy, errors.RequestTimedOut)
 # errors of every operation that checks a Bearer token or the page's cookie (auth answers the check)
 TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
 USER = (BEARER, COOKIE)
@@ -97,8 +98,8 @@ OPERATIONS = {
         form=UploadForm, security=USER,
         errors=TOKEN + STORAGE + CSRF + (
             errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
-            errors.QuotaExceeded, errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
-            errors.TooManyJobs, errors.BrokerUnavailable, errors.StorageFull),
+            errors.QuotaExceeded, errors.UploadExpired, errors.UploadTooSlow, errors.TooLarge,
+            errors.UnsupportedMediaType, errors.TooManyJobs, errors.BrokerUnavailable, errors.StorageFull),
         description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413, over the "
                     "user's quota 403 `quota_exceeded` (with every upload of theirs in progress, "
                     "with or without Content-Length), over `STORAGE_LIMIT_BYTES` for the whole store "
@@ -161,8 +162,8 @@ OPERATIONS = {
         tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (
             tus.InvalidHeader, tus.WrongContentType, tus.OffsetMismatch, tus.TooLarge, errors.InvalidId,
-            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.QuotaExceeded,
-            errors.BrokerUnavailable)),
+            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.UploadTooSlow,
+            errors.QuotaExceeded, errors.BrokerUnavailable)),
     "tus_terminate": Operation(
         "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
         path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
