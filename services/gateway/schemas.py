@@ -2,7 +2,7 @@
 validates JSON bodies with (pydantic v2; the OpenAPI document, services/gateway/openapi/, shows them)."""
 import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -11,31 +11,14 @@ from pydantic_core import PydanticCustomError
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
 from services.common import constants as c
+from services.common.jobs import job_to_json  # noqa: F401 (the JSON of a job, shared with webhooks)
 from services.common.options import FIELDS, InvalidOption, parse_options
-from services.common.utils import isoformat
+# (notification checks a webhook's URL itself: 400 invalid_url)
+from services.notification.targets import MAX_URL
 
 MAX_FILENAME = 255
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-
-
-def job_to_json(job, retention_hours):
-    """The contract's job fields; `expires_at` once finished (RETENTION_HOURS after)."""
-    done = job.status == c.DONE
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "filename": job.filename,
-        "mp3_id": str(job.mp3_id) if job.mp3_id else None,
-        "error": job.error,
-        "created_at": isoformat(job.created_at),
-        "updated_at": isoformat(job.updated_at),
-        "progress": 1.0 if done else (job.progress or 0.0),
-        "options": job.options,
-        "duration": job.duration if done else None,
-        "size": job.mp3_size if done else None,
-        "expires_at": isoformat(job.expires_at(retention_hours)),
-    }
 
 
 def options_from(fields, ignore):
@@ -134,6 +117,15 @@ class ArchiveBody(Model):
         if len(set(ids)) < len(ids):
             raise PydanticCustomError("unique_items", "a job is named more than once")
         return ids
+
+
+class WebhookBody(Model):
+    """The body of POST /webhooks."""
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL)] = Field(
+        description="Where the deliveries are POSTed: http:// or https://, reaching a public address.")
+    events: Annotated[list[Literal[c.WEBHOOK_EVENTS]], Field(min_length=1, max_length=8)] = Field(
+        description="The events to deliver: `%s` (a job's MP3 is ready), `%s` (its conversion "
+                    "failed)." % c.WEBHOOK_EVENTS)
 
 
 def parse(model, data, error=InvalidInput):

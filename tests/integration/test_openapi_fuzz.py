@@ -22,6 +22,10 @@ What is left out, and why:
   invalid data; POST /uploads, like POST /upload, need not accept every schema-valid request
   (`Upload-Metadata` holds base64 option values the schema does not spell out). PATCH bodies are sent
   as raw bytes (schemathesis_hooks.py).
+- POST /webhooks: a schema-valid URL is mostly refused (400 `invalid_url`: not http(s), or not a public
+  address). No packet may leave this machine, so notification's resolver answers 127.0.0.1 for every
+  name and its connections fail before they are made (`no_network` below): a webhook to a literal
+  public address can be made, and its deliveries fail without a packet sent.
 - Rate limits are raised for this test only, so that /register and /login get past 429
   `rate_limited` (documented, and tested in test_hostile_input.py) to their validation.
 """
@@ -55,16 +59,32 @@ TUS_OPERATIONS = ("POST /uploads", "HEAD /uploads/{upload_id}", "PATCH /uploads/
                   "DELETE /uploads/{upload_id}")
 # reached only with an emailed token (tests/integration/test_accounts.py): schema-valid requests with a
 # made-up token are rightly refused (400 invalid_token), as are a made-up current password (403)
-NEVER_ACCEPTED = ("POST /verify", "POST /password/reset", "PUT /account/password", "DELETE /account")
+NEVER_ACCEPTED = ("POST /verify", "POST /password/reset", "PUT /account/password", "DELETE /account",
+                  "POST /webhooks")
 # ends the fuzzing token: fuzzed last, on its own
 LOGOUT = "POST /logout"
 REACHED = {"POST /register": 202, "POST /login": 200, "POST /upload": 202, "GET /jobs": 200,
            "GET /jobs/{job_id}": 200, "DELETE /jobs/{job_id}": 204, "GET /session": 200,
-           "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200}
+           "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200, "GET /webhooks": 200}
 
 
 @pytest.fixture
-def fuzz_stack(runner_factory, service_config, mail_sink):
+def no_network(monkeypatch):
+    """Webhooks never leave this machine: every name resolves to 127.0.0.1 (refused: not public),
+    and no delivery connects anywhere."""
+    from services.notification import poster, targets
+
+    def resolve(host, port, *args, **kwargs):
+        return [(2, 1, 6, "", ("127.0.0.1", port))]
+
+    def connect(addresses, port, timeout):
+        raise ConnectionRefusedError("no connection leaves the fuzzing test")
+    monkeypatch.setattr(targets, "getaddrinfo", resolve)
+    monkeypatch.setattr(poster, "connect", connect)
+
+
+@pytest.fixture
+def fuzz_stack(runner_factory, service_config, mail_sink, no_network):
     service_config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=mail_sink.port,
                           REGISTER_RATE="100000/minute", LOGIN_RATE="100000/minute")
     runner = runner_factory(service_config, *ALL_SERVICES)
