@@ -25,7 +25,8 @@ from werkzeug.wrappers import Response
 
 from services.common.nameko_internals import RoutingWsgiApp, free_workers
 from services.gateway import metrics
-from services.gateway.caller import AUTHENTICATED
+from services.common.settings import Settings
+from services.gateway.caller import AUTHENTICATED, check_origin
 from services.gateway.deadline import REQUEST
 from services.gateway.exceptions import (
     BadRequest, Busy, RequestTimedOut, TooLarge, UnsupportedMediaType, UploadTooSlow, describe)
@@ -207,14 +208,23 @@ class HttpEntrypoint(HttpRequestHandler):
         return response
 
     def _before_worker(self, request, clock):
-        """The rate limit, then the body: read here when bounded, else (an upload) timed by rate."""
+        """The rate limit and the cookie's origin rule (403 csrf), then the body: read here when
+        bounded, else (an upload) timed by rate."""
         if self.rate is not None:
             self._limits().hit(self.rate, request)
+        check_origin(request, (self._settings().PUBLIC_URL,))
         if self.max_body is None:
             if clock is not None:
                 clock.upload()
         else:
             read_body(request, self.max_body)
+
+    def _settings(self):
+        """The service's parsed settings (PUBLIC_URL: the page's own origin)."""
+        for provider in self.container.dependencies:
+            if isinstance(provider, Settings):
+                return provider.values
+        raise LookupError("the gateway's routes need its Settings dependency")
 
     def _limits(self):
         """The service's rate limits (its RateLimits dependency, shared by its workers)."""

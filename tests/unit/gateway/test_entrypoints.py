@@ -96,3 +96,30 @@ def test_jobs_archive_is_not_a_job_id(routes):
 def test_any_other_segment_reaches_the_job_routes(routes, segment):
     assert routes.match("/jobs/" + segment, "GET") == ("get_job", {"job_id": segment})
     assert routes.match("/jobs/" + segment, "DELETE") == ("delete_job", {"job_id": segment})
+
+
+class Unreadable(io.RawIOBase):
+    """A body that must not be read."""
+
+    def readinto(self, buffer):
+        raise AssertionError("the body was read")
+
+
+def test_the_cookies_origin_rule_is_applied_before_the_body_is_read():
+    from types import SimpleNamespace
+
+    from services.common.settings import Settings
+    from services.gateway.caller import COOKIE_NAME
+    from services.gateway.entrypoints import HttpEntrypoint
+    from services.gateway.exceptions import CsrfRejected
+
+    settings = Settings.__new__(Settings)
+    settings.values = SimpleNamespace(PUBLIC_URL="http://mp3.example")
+    entrypoint = HttpEntrypoint.__new__(HttpEntrypoint)
+    entrypoint.rate, entrypoint.max_body = None, 1024
+    entrypoint.container = SimpleNamespace(dependencies=[settings])
+    sent = request(b'{"job_ids": []}', Origin="https://evil.example",
+                   Cookie="%s=t" % COOKIE_NAME)
+    sent.environ["wsgi.input"] = Unreadable()
+    with pytest.raises(CsrfRejected):
+        entrypoint._before_worker(sent, None)
