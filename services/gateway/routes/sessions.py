@@ -19,11 +19,10 @@ class SessionRoutes:
         request.environ[AUTHENTICATED] = True
         return json_response({"email": email})
 
-    @http("POST", "/session")
+    @http("POST", "/session", rate="login")
     def web_login(self, request):
         """Log in with JSON {"email", "password"}: the token goes into an HttpOnly cookie only."""
         reject_foreign_page(request, (self.settings.PUBLIC_URL,))
-        self.limits.hit("login", request)   # before a byte of the body is read
         body = json_body(request)
         try:
             grant = self.auth.login(body.get("email"), body.get("password"),

@@ -1,10 +1,46 @@
-"""GrowingFile: the chunks of an upload still arriving, read as they land."""
+"""gridio.StoredFile over an in-memory chunks collection: reads in bounded batches, lets go when closed;
+GrowingFile: the chunks of an upload still arriving, read as they land."""
 import pytest
 
+from services.storage import gridio
 from services.storage.gridio import GrowingFile, UploadGone, UploadIdle
 
 
 class Chunks:
+    """The `find` of a GridFS chunks collection, counting the queries."""
+
+    def __init__(self, data, chunk_size):
+        self.docs = [{"n": n, "data": data[offset:offset + chunk_size]}
+                     for n, offset in enumerate(range(0, len(data), chunk_size))]
+        self.queries = 0
+
+    def find(self, query, projection=None, sort=None, batch_size=None):
+        self.queries += 1
+        low, high = query["n"]["$gte"], query["n"]["$lt"]
+        return [doc for doc in self.docs if low <= doc["n"] < high]
+
+
+def stored(data, chunk_size=4):
+    chunks = Chunks(data, chunk_size)
+    return chunks, gridio.StoredFile(chunks, {"_id": "f", "length": len(data), "chunkSize": chunk_size})
+
+
+def test_blocks_of_the_whole_file_in_batches_of_chunks():
+    data = bytes(range(50))
+    chunks, mp3 = stored(data)
+    assert b"".join(mp3.iter_range(block=7)) == data
+    assert chunks.queries == -(-13 // gridio.BATCH_CHUNKS)  # 13 chunks, BATCH_CHUNKS a query
+
+
+def test_closing_lets_go_of_the_chunks_read_ahead():
+    _, mp3 = stored(bytes(100))
+    mp3.read(10)
+    assert mp3._batch
+    mp3.close()
+    assert mp3.closed and mp3._batch == []
+
+
+class Landing:
     """The part of a chunks collection GrowingFile uses."""
 
     def __init__(self):
@@ -31,7 +67,7 @@ class Upload:
 
 
 def test_reads_chunks_as_they_land_and_ends_with_the_upload():
-    chunks = Chunks()
+    chunks = Landing()
     upload = Upload(chunks, [b"a" * 4, b"b" * 4, b"c" * 4, b"d" * 2])
     growing = GrowingFile(chunks, "f", 4, lambda: upload.state, idle_limit=10, sleep=upload.sleep)
     assert b"".join(growing.iter_range()) == b"aaaabbbbccccdd"
@@ -41,7 +77,7 @@ def test_reads_chunks_as_they_land_and_ends_with_the_upload():
 
 
 def test_a_short_chunk_is_the_last_only_once_the_upload_is_complete():
-    chunks = Chunks()
+    chunks = Landing()
     chunks.stored = {0: b"a" * 4, 1: b"b" * 2}  # (a tus tail is never a stored chunk before the end)
     state = [(True, None)]
 
@@ -52,7 +88,7 @@ def test_a_short_chunk_is_the_last_only_once_the_upload_is_complete():
 
 
 def test_a_removed_upload_and_a_silent_one_stop_the_reader():
-    chunks = Chunks()
+    chunks = Landing()
     chunks.stored = {0: b"a" * 4}
     gone = GrowingFile(chunks, "f", 4, lambda: None, idle_limit=10, sleep=lambda s: None)
     with pytest.raises(UploadGone):
