@@ -25,6 +25,7 @@ class GatewayStores:
     def ensure_indexes(self):
         self.jobs.ensure_indexes()
         self.files.ensure_indexes()
+        self.uploads.mark_open()
 
     def ping(self):
         self.db.command("ping")

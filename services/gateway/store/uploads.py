@@ -118,6 +118,12 @@ class UploadStore:
         self.slots = slots
         self.job_store = jobs
 
+    def mark_open(self):
+        """Uploads in progress from before `upload_open` existed (an upgrade mid-upload) marked open,
+        so they continue; idempotent, run at start with the indexes."""
+        self.jobs.update_many({"status": c.UPLOADING, "upload_open": {"$exists": False}},
+                              {"$set": {"upload_open": True}})
+
     # admission ----------------------------------------------------------------------------------
     def admit(self, owner, announced, quota, max_active, storage_limit=0, **fields):
         """Reserve a job for an upload about to stream, before anything is stored. TooManyJobs when
