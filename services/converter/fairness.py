@@ -8,6 +8,11 @@ of converters, a user's job waits for at most one job of each other user ahead o
 order the uploads came in. The claim itself stays the lease's compare-and-set: two converters that
 pick the same job race on it, the loser tries the next candidate.
 
+A job whose upload still streams in (`upload_open`: converted as it arrives, it holds a converter
+for as long as the upload lasts) is taken only while its owner has nothing else converting: one
+user's slow uploads never hold more than one converter; their other jobs wait for the last byte or
+for that converter, and other users' jobs go first.
+
 The scan is bounded: queued jobs are at most USER_MAX_ACTIVE_JOBS per user, and only their owner,
 date and retry time are read (filtered in Python: nx-27017 handles nested `$or` poorly)."""
 import collections
@@ -19,19 +24,25 @@ from services.common.utils import utcnow
 
 SERVED_COLLECTION = "converter_served"
 NEVER = datetime.datetime.min
-FIELDS = {"_id": 1, "owner": 1, "created_at": 1, "retry_at": 1}
+FIELDS = {"_id": 1, "owner": 1, "created_at": 1, "retry_at": 1, "upload_open": 1}
 
 
 def candidates(jobs, lease, now):
-    """{owner: [job ids, oldest first]} of the jobs a converter may claim now."""
+    """{owner: [(job id, upload still open), oldest first]} of the jobs a converter may claim now."""
     found = collections.defaultdict(list)
     queued = jobs.find({"status": c.QUEUED}, projection=FIELDS)
     expired = jobs.find(lease.expired(now), projection=FIELDS)
     docs = [doc for doc in queued if (as_datetime(doc.get("retry_at")) or NEVER) < now]
     docs += list(expired)
     for doc in sorted(docs, key=lambda d: (as_datetime(d.get("created_at")) or NEVER, d["_id"])):
-        found[doc["owner"]].append(doc["_id"])
+        found[doc["owner"]].append((doc["_id"], bool(doc.get("upload_open"))))
     return found
+
+
+def may_take(upload_open, converting):
+    """Whether a job may be claimed now: one still uploading only while its owner has no job
+    converting (`converting`: the owner's jobs under a live lease)."""
+    return not (upload_open and converting)
 
 
 def busy_owners(jobs, now):
@@ -61,8 +72,11 @@ class FairQueue:
             return None
         served = {doc["_id"]: as_datetime(doc.get("at")) or NEVER
                   for doc in self.served.find({"_id": {"$in": list(found)}})}
-        for owner in order(found, busy_owners(self.jobs, now), served):
-            for job_id in found[owner]:
+        busy = busy_owners(self.jobs, now)
+        for owner in order(found, busy, served):
+            for job_id, upload_open in found[owner]:
+                if not may_take(upload_open, busy.get(owner, 0)):
+                    continue
                 doc = claim(job_id)
                 if doc is not None:
                     self.served.update_one({"_id": owner}, {"$set": {"at": utcnow()}}, upsert=True)

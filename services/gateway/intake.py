@@ -100,7 +100,7 @@ class Intake:
             raise UploadExpired("The upload took longer than the server allows; send it again.")
         if sink.streamed:
             metrics.closed(job)
-            return job
+            return self._closed(job)
         return self._dispatched(job)
 
     def _stream_form(self, admission, receiver, head):
@@ -165,6 +165,7 @@ class Intake:
             self._lost(upload)
         if upload.streaming:  # queued, and its event sent, at its first chunk
             metrics.closed(job)
+            self._closed(job)
         else:
             self._dispatched(job)
         return upload.moved_to(upload.length, job.status)
@@ -227,6 +228,14 @@ class Intake:
     def _dispatched(self, job):
         """The queued job's event sent; when it cannot be, the converter's sweeper sends it later."""
         metrics.queued(job)
+        return self._wake(job)
+
+    def _closed(self, job):
+        """A streamed upload's last byte: a job no converter took while it streamed (its owner had
+        another converting, services/converter/fairness.py) is woken for again now."""
+        return self._wake(job) if job.status == c.QUEUED else job
+
+    def _wake(self, job):
         try:
             self.dispatch(c.VIDEO_UPLOADED, video_uploaded(job))
         except Exception:

@@ -236,3 +236,32 @@ def test_a_post_upload_cut_off_stops_its_conversion_and_leaves_nothing(procs, db
     wait_until(lambda: "upload of job %s was removed" % job_id in procs.log(c.CONVERTER), 30,
                interval=0.2, message="the converter to stop")
     nothing_left(db, job_id, video_id, "cut@example.com")
+
+
+def test_one_users_slow_uploads_hold_one_converter_and_others_go_first(procs, db, lecture, media,
+                                                                       tmp_path):
+    """Two converter workers (the default). A user's streaming upload paused halfway holds one of
+    them; their second one, also paused, is not taken while the first converts (it would hold the
+    other converter for as long as its upload lasts), so another user's clip converts meanwhile."""
+    slow = procs.api.token_for("slow@example.com")
+    first, first_id = half_sent(procs, slow, lecture, "one.mkv")
+    converting_halfway(procs, slow, first_id)
+    second, second_id = half_sent(procs, slow, lecture, "two.mkv")
+
+    other = procs.api.token_for("other@example.com")
+    clip = procs.api.upload(other, media.video("other.mp4", duration=1.0))
+    assert clip.status_code == 202, clip.text
+    # the second converter handled the second upload's wake-up before the clip's (one message at a
+    # time, in order), so once the clip is done the second upload has had its chance to be taken
+    assert procs.api.wait_job(other, clip.json()["job_id"], timeout=60)["status"] == "done"
+    assert procs.api.job(slow, second_id).json()["status"] == c.QUEUED
+    assert procs.api.job(slow, first_id).json()["status"] == c.CONVERTING
+
+    # both uploads end: each converts (the second is woken at its last byte, well before the
+    # converter's sweep would find it) and neither twice
+    resumed(procs, slow, lecture, first.url)
+    resumed(procs, slow, lecture, second.url)
+    for job_id in (first_id, second_id):
+        job = procs.api.wait_job(slow, job_id, timeout=60)
+        assert job["status"] == "done", job
+        assert db.jobs.find_one({"_id": job_id})["attempts"] == 1
