@@ -13,13 +13,13 @@ from sqlalchemy import delete, func, or_, select, update
 
 from services.auth.exceptions import InvalidToken, TooManyApiTokens, UnknownApiToken
 from services.auth.models import ApiToken, DisabledUser, User
-from services.auth.schemas import clean_token_request
+from services.auth.schemas import TOKEN_ID_HEX, TOKENS_PER_USER, clean_token_request
 from services.auth.sessions import DISABLED
 from services.common.utils import isoformat, utcnow
 
 PREFIX = "mp3_"
 MAX_LENGTH = 200
-MAX_PER_USER = 100
+MAX_PER_USER = TOKENS_PER_USER
 TOUCH_SECONDS = 60   # last_used_at is kept to the minute
 ENDED = "This API token was revoked, or its account's password changed; make a new one."
 EXPIRED = "This API token has expired; make a new one."
@@ -50,12 +50,14 @@ def create(session, user_id, name, scopes, expires_in_days=None):
                                "first." % MAX_PER_USER)
     secret = PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    row = ApiToken(id=secrets.token_hex(8), user_id=user_id, name=name, scopes=" ".join(scopes),
-                   secret_hash=digest(secret), created_at=now,
+    row = ApiToken(id=secrets.token_hex(TOKEN_ID_HEX // 2), user_id=user_id, name=name,
+                   scopes=" ".join(scopes), secret_hash=digest(secret), created_at=now,
                    expires_at=now + datetime.timedelta(days=days) if days else None)
     session.add(row)
     session.commit()
-    return dict(describe(row), token=secret)
+    made = dict(describe(row), token=secret)
+    del made["last_used_at"]   # (none yet)
+    return made
 
 
 def listed(session, user_id):

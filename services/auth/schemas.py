@@ -61,7 +61,10 @@ def clean_password(password):
 
 
 TOKEN_NAME_MAX = 100
+TOKENS_PER_USER = 100   # API tokens one account may hold
 TOKEN_DAYS_MAX = 3650
+TOKEN_ID_HEX = 16   # an API token's public id: 16 hexadecimal digits
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{%d}" % TOKEN_ID_HEX)
 
 
 def clean_token_request(name, scopes, expires_in_days=None):

@@ -15,13 +15,14 @@ from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import (
-    account, accounts, health, jobs, pages, resumable, sessions, uploads)
+    account, accounts, health, jobs, pages, resumable, sessions, tokens, uploads)
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
-                     account.OwnAccountRoutes, sessions.SessionRoutes, jobs.JobRoutes,
+                     account.OwnAccountRoutes, sessions.SessionRoutes, tokens.TokenRoutes,
+                     jobs.JobRoutes,
                      uploads.UploadRoutes, resumable.ResumableRoutes, pages.PageRoutes,
                      operations.Operations):
     name = c.GATEWAY
