@@ -4,9 +4,9 @@
 setup:
 	@scripts/setup.sh
 
-# the deploy checks' checkov (.venv-checkov) is for the tests only
+# the deploy checks' checkov (.venv-checkov) and openapi-python-client (.venv-openapi) are for the tests only
 run:
-	@SKIP_CHECKOV=1 scripts/setup.sh
+	@SKIP_CHECKOV=1 SKIP_OPENAPI_CLIENT=1 scripts/setup.sh
 	.venv/bin/python -m devtools.run $(if $(CONVERTERS),--converters $(CONVERTERS),)
 
 test: setup
@@ -26,4 +26,4 @@ validate-deploy: setup
 	scripts/validate-deploy.sh
 
 clean:
-	rm -rf .venv .venv-mongo .venv-checkov var
+	rm -rf .venv .venv-mongo .venv-checkov .venv-openapi var

@@ -14,17 +14,20 @@ one run:
     plus a 10 Hz VmRSS sampler);
   * jobs per minute on a batch (6 x 1-minute videos) with 1 and 2 converter processes
     (CONVERTER_WORKERS=1, so one ffmpeg per process), and with 1 process x 2 workers (default);
+  * fairness (bench/fairness.py): with one converter worker, user A queues 4 x 10-minute videos
+    with normalize=true, then user B uploads an 8-second clip: B's upload->done and A's total,
+    before (FIFO order) and after (fair sharing);
   * the tutorial's moviepy path (VideoFileClip(in).audio.write_audiofile(out.mp3)) on the
     10-minute file, in its own venv bench/.venv-moviepy (created on first use).
 
 Prints a markdown report with the ratios against the targets and writes it to bench/results.md
 (or --out). Flags: --quick (only the 1-minute video, small batch, no moviepy), --only NAME
-(one of: 1m 10m 60m rss scale moviepy baseline; repeatable). Everything CPU-heavy runs under
+(one of: 1m 10m 60m rss scale fairness moviepy baseline options; repeatable). Everything CPU-heavy runs under
 `nice -n 19` unless --no-nice (baselines and services alike, so ratios stay fair).
 
 Modules: run (flags, the order of the measurements), stack (the services through devtools.stack),
-client (the HTTP client), measure (each measurement), procfs (CPU and memory from /proc), report
-(the markdown), gen_media (the input videos).
+client (the HTTP client), measure (each measurement), fairness (the fairness part), procfs (CPU and
+memory from /proc), report (the markdown), gen_media (the input videos).
 """
 import os
 import sys
@@ -36,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 VIDEOS = {"1m": "clip-1m", "10m": "clip-10m", "60m": "clip-60m"}  # --only name -> gen_media name
 RSS_VIDEO = "60m"            # the ~1 GB one
 MOVIEPY_VIDEO = "10m"
+FAIRNESS_VIDEO, FAIRNESS_CLIP = "10m", "clip-8s"   # A's four long jobs, B's short one
 TARGET_VIDEO = "10m"
 MOVIEPY_PIN = "moviepy==2.2.1"
 

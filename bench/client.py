@@ -54,12 +54,15 @@ class Api:
             raise RuntimeError(f"login: {status} {body}")
         self.token = body["token"]
 
-    def upload(self, path, filename=None):
-        """Streamed multipart/form-data upload (field `file`): (status, body, seconds)."""
+    def upload(self, path, filename=None, fields=None):
+        """Streamed multipart/form-data upload (field `file`, after the conversion options in
+        `fields`): (status, body, seconds)."""
         filename = filename or os.path.basename(path)
         boundary = "----bench" + secrets.token_hex(12)
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        head = "".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+                       f"{value}\r\n" for name, value in (fields or {}).items()).encode()
+        head += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                 f"filename=\"{filename}\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         length = len(head) + os.path.getsize(path) + len(tail)
 

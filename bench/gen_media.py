@@ -6,7 +6,8 @@ stereo AAC track (128 kbit/s; pink noise left, 440 Hz sine right, so the MP3 enc
 real work).  The MP4s are "faststart" (moov atom first), like most web uploads.
 
 Only one 60-second segment is encoded; the 10- and 60-minute files are that segment looped
-with stream copy (`-stream_loop N -c copy`), which costs disk I/O only.  At 2.13 Mbit/s
+with stream copy (`-stream_loop N -c copy`), which costs disk I/O only; the 8-second clip (the
+fairness part's short job) is the segment's first 8 seconds, stream copy too.  At 2.13 Mbit/s
 the 60-minute file is ~0.96 GB and doubles as the "1 GB" memory test input (it stays
 under the gateway's default MAX_UPLOAD_BYTES of 1 GiB).
 
@@ -35,6 +36,7 @@ SEGMENT_S = 60
 
 # name -> duration in seconds (a whole number of segments)
 MEDIA = {
+    "clip-8s": 8,       # the short clip of the fairness part: the segment's first 8 s, stream copy
     "clip-1m": 60,
     "clip-10m": 600,
     "clip-60m": 3600,   # ~0.96 GB: also the "1 GB" memory test input
@@ -65,10 +67,21 @@ def loop_cmd(ffmpeg, segment, loops, out):
     ]
 
 
+def trim_cmd(ffmpeg, segment, seconds, out):
+    return [
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+        "-i", segment, "-t", str(seconds),
+        "-map", "0", "-c", "copy", "-movflags", "+faststart", out,
+    ]
+
+
 def recipe(name, seconds):
     # anything that changes the bytes goes in here
-    text = json.dumps({"seg": segment_cmd("ffmpeg", "x"), "seconds": seconds,
-                       "loop": loop_cmd("ffmpeg", "s", 2, "x")}, sort_keys=True)
+    parts = {"seg": segment_cmd("ffmpeg", "x"), "seconds": seconds,
+             "loop": loop_cmd("ffmpeg", "s", 2, "x")}
+    if seconds < SEGMENT_S:
+        parts["trim"] = trim_cmd("ffmpeg", "s", seconds, "x")
+    text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -101,7 +114,7 @@ def ensure(names=None, out=DEFAULT_OUT, ffmpeg="ffmpeg", log=print):
     os.makedirs(out, exist_ok=True)
     result = {}
     seg_path = os.path.join(out, "clip-1m.mp4")
-    for name in sorted(names, key=lambda n: MEDIA[n]):   # the segment first
+    for name in sorted(names, key=lambda n: (MEDIA[n] != SEGMENT_S, MEDIA[n])):  # the segment first
         seconds = MEDIA[name]
         path = os.path.join(out, name + ".mp4")
         if not cached(path, name, seconds):
@@ -112,7 +125,10 @@ def ensure(names=None, out=DEFAULT_OUT, ffmpeg="ffmpeg", log=print):
             else:
                 if not cached(seg_path, "clip-1m", SEGMENT_S):
                     ensure(["clip-1m"], out, ffmpeg, log)
-                _run(loop_cmd(ffmpeg, seg_path, seconds // SEGMENT_S, tmp))
+                if seconds < SEGMENT_S:
+                    _run(trim_cmd(ffmpeg, seg_path, seconds, tmp))
+                else:
+                    _run(loop_cmd(ffmpeg, seg_path, seconds // SEGMENT_S, tmp))
             os.replace(tmp, path)
             meta = write_sidecar(path, name, seconds, time.monotonic() - t0)
             log(f"generated {path}: {meta['size'] / 1e6:.1f} MB in {meta['build_seconds']:.1f} s")

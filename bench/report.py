@@ -23,6 +23,7 @@ class Results:
     moviepy: dict = None
     moviepy_ffmpeg: dict = None
     options: str = None     # bench/options.py's markdown table
+    fairness: list = None   # bench/fairness.py's rows: before (FIFO order), after (fair sharing)
     errors: list = dataclasses.field(default_factory=list)
     bugs: list = dataclasses.field(default_factory=list)       # contract deviations observed
 
@@ -141,6 +142,24 @@ def scale_section(results):
            "RabbitMQ not counted).\n")
 
 
+def fairness_section(results):
+    """B's short job behind A's backlog, before and after fair sharing."""
+    yield "## Fairness: one converter worker, A's 4 x 10m normalize=true, then an 8-second clip\n"
+    yield ("| round | clip upload→done s | clip release→done s | A's total s (release → 4th done) "
+           "| A's jobs done before the clip |")
+    yield "|---|---:|---:|---:|---:|"
+    for row in results.fairness:
+        yield (f"| {row['label']} | {row['clip_s']:.1f} | {row['clip_after_release_s']:.1f} | "
+               f"{row['a_total_s']:.1f} | {row['a_done_before_clip']} of 4 |")
+    yield ("\nCONVERTER_WORKERS=1, one converter process, frozen (SIGSTOP) while A's four uploads "
+           "and then the clip go in, released (SIGCONT) after the clip's, so all four of A's jobs "
+           "are queued ahead of it. Before: the clip is A's own fifth job; a user's jobs go oldest "
+           "first, which is the order every job had before fair sharing "
+           "(services/converter/fairness.py). After: the clip is user B's. Times end at the job "
+           "records' `updated_at` at `done`; the clip's upload→done starts at its first byte (its "
+           "own upload included, under a second), A's total at the release.\n")
+
+
 def moviepy_section(results):
     """The tutorial's moviepy path next to raw ffmpeg."""
     moviepy = results.moviepy
@@ -215,8 +234,9 @@ def report(results, nice):
              f"{'everything under nice -n 19' if nice else 'not niced'}.\n"]
     sections = ((results.baseline, baselines_section), (results.videos, videos_section),
                 (results.rss, rss_section), (results.scale, scale_section),
+                (results.fairness, fairness_section),
                 (results.moviepy, moviepy_section), (results.options, options_section),
-                (True, targets_section))
+                (results.videos or results.rss or len(results.scale) > 1, targets_section))
     for present, section in sections:
         if present:
             lines += section(results)

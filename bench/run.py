@@ -11,8 +11,9 @@ import tempfile
 import time
 import traceback
 
-from bench import HERE, MOVIEPY_VIDEO, RSS_VIDEO, VIDEOS, gen_media, log
+from bench import FAIRNESS_CLIP, FAIRNESS_VIDEO, HERE, MOVIEPY_VIDEO, RSS_VIDEO, VIDEOS, gen_media, log
 from bench.client import Api
+from bench.fairness import run_fairness
 from bench.measure import combine, ffmpeg_baseline, gridfs_baseline, moviepy_row, run_batch, run_video
 from bench.report import Results, report
 from bench.stack import BenchStack
@@ -22,7 +23,7 @@ from services.common.settings import MongoSettings
 
 MONGO_URI = MongoSettings.MONGO_URI.variable
 
-PARTS = ["1m", "10m", "60m", "rss", "scale", "moviepy", "baseline", "options"]
+PARTS = ["1m", "10m", "60m", "rss", "scale", "fairness", "moviepy", "baseline", "options"]
 OPTIONS_VIDEO = "10m"
 QUICK_PARTS = {"1m", "baseline", "scale"}
 BATCH_LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (converter processes, CONVERTER_WORKERS)
@@ -63,6 +64,7 @@ class Plan:
         self.rss = "rss" in parts
         self.scale = "scale" in parts
         self.moviepy = "moviepy" in parts
+        self.fairness = "fairness" in parts
         self.media = set(self.videos)
         if self.scale:
             self.media.add(args.batch_video)
@@ -70,12 +72,14 @@ class Plan:
             self.media |= set(VIDEOS)
         if self.moviepy:
             self.media.add(MOVIEPY_VIDEO)
+        if self.fairness:
+            self.media.add(FAIRNESS_VIDEO)
         if "options" in parts:
             self.media.add(OPTIONS_VIDEO)
         self.baselines = []
         if "baseline" in parts:
             self.baselines = self.videos or [name for name in VIDEOS if name in self.media] or ["1m"]
-        self.services = bool(self.videos or self.scale)
+        self.services = bool(self.videos or self.scale or self.fairness)
         self.stack = bool(self.services or self.baselines)
 
 
@@ -164,6 +168,15 @@ def measure(plan, args, media, stack, results, workdir):
             except (RuntimeError, NotReady) as exc:
                 results.errors.append(f"batch {converters}x{workers}: {exc}")
                 break
+    if plan.fairness:
+        log(f"fairness: 1 converter worker, user A queues 4 x {FAIRNESS_VIDEO} normalize=true, "
+            "then an 8-second clip (A's own, then user B's)")
+        try:
+            results.fairness = run_fairness(stack, media[VIDEOS[FAIRNESS_VIDEO]], media[FAIRNESS_CLIP],
+                                            results.bugs)
+            log(f"  -> {results.fairness}")
+        except (RuntimeError, NotReady) as exc:
+            results.errors.append(f"fairness: {exc}")
     if "options" in args.parts:
         log("conversion options on the %s video" % OPTIONS_VIDEO)
         results.options = options_table(media[VIDEOS[OPTIONS_VIDEO]]["path"], nice)
@@ -193,7 +206,8 @@ def main(argv=None):
                       ffmpeg_version=first_line(["ffmpeg", "-version"]).split(" Copyright")[0],
                       load_before=load_average(), scale_video=VIDEOS[args.batch_video])
     generating = time.monotonic()
-    media = gen_media.ensure([VIDEOS[name] for name in sorted(plan.media)], log=log)
+    media = gen_media.ensure([VIDEOS[name] for name in sorted(plan.media)]
+                             + ([FAIRNESS_CLIP] if plan.fairness else []), log=log)
     log(f"media ready in {time.monotonic() - generating:.1f} s")
 
     workdir = tempfile.mkdtemp(prefix="mp3bench-")

@@ -6,6 +6,9 @@
 #     pymongo than the services pin)
 #   - .venv-checkov with checkov, which scripts/validate-deploy.sh (and so the tests) runs (its own
 #     venv: it pins many packages); SKIP_CHECKOV=1 (make run) leaves it out
+#   - .venv-openapi with openapi-python-client, with which tests/integration/test_generated_client.py
+#     generates a client from the gateway's /openapi.json (its own venv: it pins many packages);
+#     SKIP_OPENAPI_CLIENT=1 (make run) leaves it out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -70,4 +73,10 @@ if [ -z "${SKIP_CHECKOV:-}" ] && [ ! -x .venv-checkov/bin/checkov ]; then
     echo "setup: installing checkov into .venv-checkov"
     "$PYTHON" -m venv .venv-checkov
     .venv-checkov/bin/pip install -q --disable-pip-version-check checkov==3.3.30
+fi
+
+if [ -z "${SKIP_OPENAPI_CLIENT:-}" ] && [ ! -x .venv-openapi/bin/openapi-python-client ]; then
+    echo "setup: installing openapi-python-client into .venv-openapi"
+    "$PYTHON" -m venv .venv-openapi
+    .venv-openapi/bin/pip install -q --disable-pip-version-check openapi-python-client==0.29.1
 fi

@@ -167,6 +167,10 @@ class Api:
         """The streamed response with the MP3 whose id is fid; the caller closes it."""
         return self.send("GET", "/download", params={"fid": fid}, stream=True)
 
+    def archive(self, job_ids):
+        """The streamed response with a ZIP of these finished jobs' MP3s; the caller closes it."""
+        return self.send("POST", "/jobs/archive", json={"job_ids": list(job_ids)}, stream=True)
+
     # --- tus -------------------------------------------------------------------------------------
     @property
     def uploads_url(self):

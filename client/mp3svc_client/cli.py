@@ -41,17 +41,29 @@ EXAMPLES = """examples:
   mp3svc convert talk.mp4 concert.mkv --bitrate 192 -o ~/Music
   mp3svc jobs --json
   mp3svc download 3f2a... -o ~/Music
+  mp3svc download --all -o ~/Music         # the MP3 of every finished job
+  mp3svc download --all --zip lectures.zip # ... or all of them as one ZIP archive
   mp3svc token create --name backup --scope jobs:read   # prints the token once
   MP3SVC_TOKEN=mp3_... mp3svc jobs                       # a script with that token
 environment: MP3SVC_SERVER (default %s), MP3SVC_TOKEN, MP3SVC_PASSWORD
 """ % config.DEFAULT_SERVER
 
 
+class Parser(argparse.ArgumentParser):
+    """Also refuses what argparse cannot express: `download` wants ids or --all (one of them)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args, rest = super().parse_known_args(args, namespace)
+        if getattr(args, "command", None) == "download" and bool(args.ids) == args.all:
+            self.error("download: give job ids (or MP3 ids), or --all")
+        return args, rest
+
+
 def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print machine-readable JSON on stdout")
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mp3svc", parents=[common], epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Convert videos to MP3 with an mp3svc server.")
@@ -93,10 +105,18 @@ def build_parser():
     opts.add_argument("--cover", metavar="auto|none|SECONDS", help="ID3 cover picture")
 
     p = sub.add_parser("jobs", parents=[common], help="list your jobs", description="List your jobs.")
-    p = sub.add_parser("download", parents=[common], help="save the MP3 of a job id or fid",
-                       description="Save the MP3 of a job id or of an MP3 id (fid, as in the email).")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("-o", "--output-dir", metavar="DIR", default=".", help="where it goes (default: here)")
+    p = sub.add_parser("download", parents=[common], help="save the MP3s of jobs, or one ZIP of them",
+                       description="Save the MP3 of each job id or MP3 id (fid, as in the email), or of "
+                       "every finished job (--all); with --zip, all of them as one ZIP archive instead "
+                       "(job ids only).")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--all", action="store_true", help="every finished job of yours")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output-dir", metavar="DIR", default=".",
+                       help="where the MP3s go (default: here)")
+    where.add_argument("--zip", metavar="FILE",
+                       help="one ZIP archive instead, saved as FILE (a directory: in it, under the "
+                       "server's name)")
     p = sub.add_parser("rm", parents=[common], help="delete jobs",
                        description="Delete jobs with their MP3 and video.")
     p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
@@ -289,15 +309,61 @@ def cmd_jobs(api, args, out):
 
 
 def cmd_download(api, args, out):
-    fid, fallback = args.id, None
+    """Each MP3 in turn (a failure does not stop the others), or one ZIP of them all."""
+    ids = args.ids
+    if args.all:
+        ids = [job["job_id"] for job in api.jobs() if job["status"] == "done"]
+        if not ids:
+            out.result("No finished jobs.", {"downloads": []})
+            return 0
+    if args.zip:
+        return _download_zip(api, ids, args.zip, out)
+    failed = 0
+    for job_or_fid in ids:
+        try:
+            fid, path = _download_one(api, job_or_fid, args.output_dir)
+            out.result(path, {"id": job_or_fid, "mp3_id": fid, "output": path})
+        except (ApiError, CliError) as err:
+            if len(ids) == 1 or isinstance(err, ConnectionFailed):
+                raise
+            failed += 1
+            out.error(str(err) if job_or_fid in str(err) else "%s: %s" % (job_or_fid, err))
+            out.result(None, {"id": job_or_fid, "error": getattr(err, "code", "error"), "message": str(err)})
+    return 1 if failed else 0
+
+
+def _download_one(api, job_or_fid, directory):
+    fid, fallback = job_or_fid, None
     if len(fid) == 32:  # a job id (a fid is 24 hex digits)
         job = api.job(fid)
         if job["status"] != "done":
             reason = ": " + job["error"] if job.get("error") else ""
             raise CliError("Job %s is %s, not done%s." % (fid, job["status"], reason))
         fid, fallback = job["mp3_id"], job.get("filename")
-    path = download(api, fid, args.output_dir, fallback)
-    out.result(path, {"id": args.id, "mp3_id": fid, "output": path})
+    return fid, download(api, fid, directory, fallback)
+
+
+def _download_zip(api, job_ids, target, out):
+    """POST /jobs/archive: the MP3s of these jobs as one ZIP, saved as `target` (replaced if it exists)
+    or, when that is a directory, in it under the server's name (never over an existing file)."""
+    response = api.archive(job_ids)
+    try:
+        size = int(response.headers.get("content-length") or 0) or None
+        with out.bar(total=size, unit="B", unit_scale=True, desc="archive") as bar:
+            def chunks():
+                for chunk in response.iter_bytes():
+                    bar.update(len(chunk))
+                    yield chunk
+            if os.path.isdir(target):
+                name = safe_name(disposition_filename(response.headers.get("content-disposition")),
+                                 fallback="mp3svc.zip", ext=".zip")
+                path = save_stream(chunks(), target, name)
+            else:
+                path = save_stream(chunks(), os.path.dirname(os.path.abspath(target)),
+                                   os.path.basename(target), replace=True)
+    finally:
+        response.close()
+    out.result(path, {"job_ids": job_ids, "output": path, "bytes": os.path.getsize(path)})
     return 0
 
 

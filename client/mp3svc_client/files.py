@@ -32,24 +32,24 @@ def disposition_filename(header):
     return match.group(1) if match else None
 
 
-def safe_name(name, fallback="audio.mp3"):
-    """A plain file name: no directories, no control characters, no leading dots, ends in .mp3."""
+def safe_name(name, fallback="audio.mp3", ext=".mp3"):
+    """A plain file name: no directories, no control characters, no leading dots, ends in `ext`."""
     name = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", name).strip(" .")
     if not name:
         name = fallback
-    stem, dot, ext = name.rpartition(".")
-    if not dot or ext.lower() != "mp3":
+    stem, dot, given = name.rpartition(".")
+    if not dot or "." + given.lower() != ext:
         stem = name
     stem = stem.strip(" .") or "audio"
-    while len(stem.encode("utf-8")) > MAX_NAME_BYTES - 4:
+    while len(stem.encode("utf-8")) > MAX_NAME_BYTES - len(ext):
         stem = stem[:-1]
-    return stem + ".mp3"
+    return stem + ext
 
 
-def save_stream(chunks, directory, name):
-    """Write the byte chunks into directory under name, or `name (1).mp3`... when that exists;
-    returns the path. A failed or interrupted download leaves nothing behind."""
+def save_stream(chunks, directory, name, replace=False):
+    """Write the byte chunks into directory under name, or `name (1).mp3`... when that exists
+    (`replace`: over it); returns the path. A failed or interrupted download leaves nothing behind."""
     directory = os.path.abspath(directory)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".mp3svc-", suffix=".part")
     try:
@@ -57,9 +57,13 @@ def save_stream(chunks, directory, name):
             for chunk in chunks:
                 f.write(chunk)
         os.chmod(tmp, 0o666 & ~_umask())
-        stem = name[:-4]
+        if replace:
+            target = os.path.join(directory, name)
+            os.replace(tmp, target)
+            return target
+        stem, ext = os.path.splitext(name)
         for n in range(1000):
-            target = os.path.join(directory, name if n == 0 else "%s (%d).mp3" % (stem, n))
+            target = os.path.join(directory, name if n == 0 else "%s (%d)%s" % (stem, n, ext))
             try:
                 os.link(tmp, target)  # fails rather than replace an existing file
                 return target

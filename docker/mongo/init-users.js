@@ -14,7 +14,8 @@ const roles = {
               on("videos.files", ["find", "remove", "createIndex"]), on("videos.chunks", ["find", "remove", "createIndex"]),
               on("mp3s.files", RW), on("mp3s.chunks", RW),
               on("converter_served", ["find", "insert", "update"])],
-  notification: [on("jobs", ["find", "update", "createIndex"]), on("counters", RW), on("windows", RW)],
+  notification: [on("jobs", ["find", "update", "createIndex"]), on("counters", RW), on("windows", RW),
+                 on("webhooks", RW), on("webhook_deliveries", RW)],
 };
 const admin = db.getSiblingDB("admin");
 for (const [user, privileges] of Object.entries(roles)) {

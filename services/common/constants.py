@@ -49,3 +49,15 @@ MP3S_BUCKET = "mp3s"
 JOBS_COLLECTION = "jobs"
 # one document per user: the ids of their active jobs (the USER_MAX_ACTIVE_JOBS slots)
 SLOTS_COLLECTION = "job_slots"
+
+# webhooks (notification's): registrations, and one delivery per outcome and webhook
+WEBHOOKS_COLLECTION = "webhooks"
+DELIVERIES_COLLECTION = "webhook_deliveries"
+JOB_FINISHED = "job.finished"   # a job's MP3 is ready
+JOB_FAILED = "job.failed"       # a job's conversion failed
+WEBHOOK_EVENTS = (JOB_FINISHED, JOB_FAILED)
+# states of a webhook delivery
+DELIVERY_PENDING = "pending"      # due at `next_attempt_at`
+DELIVERY_SENDING = "sending"      # an attempt in progress (under a lease)
+DELIVERY_DELIVERED = "delivered"  # a 2xx answered
+DELIVERY_FAILED = "failed"        # given up after WEBHOOK_RETRY_HOURS

@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 
 from services.common import constants as c
+from services.common.utils import isoformat
 
 DATE_FIELDS = ("created_at", "updated_at", "finished_at", "lease_until", "due_at", "announce_due",
                "notify_next", "notify_until")
@@ -113,3 +114,22 @@ def held_bytes(collection, query, exclude=None):
     USER_QUOTA_BYTES (gateway and converter) and STORAGE_LIMIT_BYTES."""
     return sum(Job.from_doc(doc).stored_bytes
                for doc in collection.find(query, projection=HELD_FIELDS) if doc["_id"] != exclude)
+
+
+def job_to_json(job, retention_hours):
+    """The contract's job fields; `expires_at` once finished (RETENTION_HOURS after)."""
+    done = job.status == c.DONE
+    return {
+        "job_id": job.id,
+        "status": job.status,
+        "filename": job.filename,
+        "mp3_id": str(job.mp3_id) if job.mp3_id else None,
+        "error": job.error,
+        "created_at": isoformat(job.created_at),
+        "updated_at": isoformat(job.updated_at),
+        "progress": 1.0 if done else (job.progress or 0.0),
+        "options": job.options,
+        "duration": job.duration if done else None,
+        "size": job.mp3_size if done else None,
+        "expires_at": isoformat(job.expires_at(retention_hours)),
+    }

@@ -1,27 +1,31 @@
-"""Gateway providers: auth over RPC with a deadline, the broker health check and the shared
-/healthz result."""
+"""Gateway providers: auth and notification over RPC with a deadline, the broker health check and
+the shared /healthz result."""
 import time
 
 import eventlet
 from eventlet.semaphore import Semaphore
 from kombu import Connection
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
+from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 
 from services.common import constants as c
-from services.gateway.exceptions import AuthUnavailable, BrokerUnavailable
+from services.gateway.exceptions import AuthUnavailable, BrokerUnavailable, NotificationUnavailable
 from services.gateway.settings import GatewaySettings
 
 HEALTH_TTL = 1.0  # seconds one /healthz result serves every caller
 
 
 class AuthClient:
-    """auth's RPC methods, each answering within `timeout` seconds or raising AuthUnavailable."""
+    """A service's RPC methods, each answering within `timeout` seconds or raising `unavailable`
+    (AuthUnavailable for auth)."""
 
-    def __init__(self, proxy, timeout):
+    def __init__(self, proxy, timeout, unavailable=AuthUnavailable, service=c.AUTH):
         self._proxy = proxy
         self._timeout = timeout
+        self._unavailable = unavailable
+        self._service = service
 
     def __getattr__(self, method):
         remote = getattr(self._proxy, method)
@@ -31,7 +35,8 @@ class AuthClient:
                 with eventlet.Timeout(self._timeout):
                     return remote.call_async(*args, **kwargs).result()
             except eventlet.Timeout:
-                raise AuthUnavailable("auth did not answer within %s s" % self._timeout)
+                raise self._unavailable("%s did not answer within %s s"
+                                        % (self._service, self._timeout))
         return call
 
 
@@ -39,16 +44,52 @@ class AuthRpc(RpcProxy):
     """RpcProxy('auth') with a deadline. Requests expire in the queue at the same deadline, so a
     call the user already got a 503 for is not carried out when auth comes back."""
 
+    service = c.AUTH
+    unavailable = AuthUnavailable
+
     def __init__(self, **options):
-        super().__init__(c.AUTH, **options)
+        super().__init__(self.service, **options)
+
+    def deadline(self, settings):
+        return settings.AUTH_RPC_TIMEOUT
 
     def setup(self):
-        self.timeout = GatewaySettings.of(self.container).AUTH_RPC_TIMEOUT
+        self.timeout = self.deadline(GatewaySettings.of(self.container))
         self.options.setdefault("expiration", self.timeout)
         super().setup()
 
     def get_dependency(self, worker_ctx):
-        return AuthClient(super().get_dependency(worker_ctx), self.timeout)
+        return AuthClient(super().get_dependency(worker_ctx), self.timeout, self.unavailable,
+                          self.service)
+
+
+class NotificationClient(AuthClient):
+    """notification's webhook methods: not running (no `rpc-notification` queue) is unavailable
+    too, not auth's error."""
+
+    def __getattr__(self, method):
+        call = super().__getattr__(method)
+
+        def guarded(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except UnknownService:
+                raise self._unavailable("notification is not running") from None
+        return guarded
+
+
+class NotificationRpc(AuthRpc):
+    """RpcProxy('notification') with NOTIFICATION_RPC_TIMEOUT: the webhooks' methods."""
+
+    service = c.NOTIFICATION
+    unavailable = NotificationUnavailable
+
+    def deadline(self, settings):
+        return settings.NOTIFICATION_RPC_TIMEOUT
+
+    def get_dependency(self, worker_ctx):
+        return NotificationClient(RpcProxy.get_dependency(self, worker_ctx), self.timeout,
+                                  self.unavailable, self.service)
 
 
 class BrokerCheck(DependencyProvider):

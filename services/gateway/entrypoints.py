@@ -1,10 +1,17 @@
 """HTTP entrypoint whose every error, routing ones included, is the contract's JSON body.
 
-Before a request gets a worker: `/livez` is answered by the WSGI app itself, and a request that
-finds the worker pool full gets 503 `busy` with Retry-After instead of waiting for a slot. Request
-bodies are bounded: JSON_MAX_BYTES unless a route declares its own limit (`max_body=None` for the
-upload, which bounds itself while streaming).
+Before a request gets a worker: `/livez` is answered by the WSGI app itself; a route's rate limit
+(`rate=`) is counted before a byte of the body is read (429); a bounded body (JSON_MAX_BYTES unless
+the route declares its own limit) is read here, in the connection's green thread, within the
+request's REQUEST_TIMEOUT, and handed to the worker from memory, so a client sending its body slowly
+holds no worker; and a request that finds the worker pool full gets 503 `busy` with Retry-After
+instead of waiting for a slot. An upload (`max_body=None`, which bounds itself while streaming) is
+held to UPLOAD_MIN_RATE instead (services/gateway/deadline.py). A request whose time bound passed
+is answered 408 (`request_timeout`; an upload the route could not complete: `upload_timeout`); a
+tus PATCH cut that way stores what arrived and answers 204 with that offset, as for a client that
+went away.
 """
+import io
 import json
 import logging
 import time
@@ -13,17 +20,23 @@ from eventlet import corolocal
 from nameko.exceptions import ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import BaseConverter, Map
 from werkzeug.wrappers import Response
 
 from services.common.nameko_internals import RoutingWsgiApp, free_workers
 from services.gateway import metrics
-from services.gateway.caller import AUTHENTICATED
-from services.gateway.exceptions import BadRequest, Busy, TooLarge, UnsupportedMediaType, describe
-from services.gateway.server import BUSY_RETRY_AFTER, GatewayWebServer
+from services.common.settings import Settings
+from services.gateway.caller import AUTHENTICATED, check_origin
+from services.gateway.deadline import REQUEST
+from services.gateway.exceptions import (
+    BadRequest, Busy, RequestTimedOut, TooLarge, UnsupportedMediaType, UploadTooSlow, describe)
+from services.gateway.ratelimit import RateLimits
+from services.gateway.server import BUSY_RETRY_AFTER, CLOCK, GatewayWebServer
 
 log = logging.getLogger(__name__)
 
 JSON_MAX_BYTES = 16 * 1024
+READ_BLOCK = 64 * 1024
 LIVEZ = "/livez"
 _routing = corolocal.local()   # the request being routed by this green thread (for its method)
 
@@ -41,16 +54,12 @@ def error_response(exc):
 
 
 def json_body(request):
-    """The request's JSON object; its size was bounded before reading (413 `too_large`). Any other
-    content type is refused (415): a form or text/plain body is what another site's page can
-    send through its visitors' browsers without a CORS preflight."""
+    """The request's JSON object; the entrypoint read the body already, bounded (413 `too_large`).
+    Any other content type is refused (415): a form or text/plain body is what another site's page
+    can send through its visitors' browsers without a CORS preflight."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the body as JSON, with 'Content-Type: application/json'.")
     data = request.get_data(cache=False)
-    limit = request.max_content_length
-    # werkzeug stops a chunked body at the limit without saying so: anything left is too much
-    if limit is not None and len(data) >= limit and request.environ["wsgi.input"].read(1):
-        raise TooLarge("The request body is larger than %d bytes." % limit)
     try:
         body = json.loads(data)
     except (ValueError, RecursionError):  # malformed, not UTF-8, or nested too deep
@@ -97,16 +106,76 @@ class JsonWsgiApp(RoutingWsgiApp):
         return response
 
 
+class JobIdConverter(BaseConverter):
+    """`<job:job_id>`: a path segment naming a job, which `archive` never does. POST /jobs/archive sits
+    beside /jobs/<job_id>; were that segment any string, /jobs/archive would match both and its 405
+    would offer /jobs/<job_id>'s GET and DELETE too. A malformed id still reaches its route (400)."""
+    regex = r"(?!archive(?:/|$))[^/]+"
+
+
+CONVERTERS = {"job": JobIdConverter}
+
+
 class JsonWebServer(GatewayWebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def make_url_map(self):
+        """nameko's, with the gateway's converters."""
+        url_map = Map(converters=CONVERTERS)
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+
+def timed_out(clock):
+    """The error of a request whose time bound passed."""
+    if clock.expired_kind == REQUEST:
+        return RequestTimedOut("The request took longer than the server allows to arrive (%g s); "
+                               "the connection is closed." % clock.request_timeout)
+    return UploadTooSlow("The upload arrived slower than the server's minimum of %d bytes/s; "
+                         "send it again (a resumable upload continues where it stopped)."
+                         % clock.upload_min_rate)
+
+
+def read_body(request, limit):
+    """Read the request's body (at most `limit` bytes, else 413) into memory and hand it on as the
+    request's input; the clock bounds how long it may take."""
+    environ = request.environ
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    length = request.content_length
+    if not chunked and not length:
+        return
+    if length is not None and length > limit:
+        raise TooLarge("The request body is larger than %d bytes." % limit)
+    stream, data = environ["wsgi.input"], bytearray()
+    try:
+        while len(data) <= limit:
+            block = stream.read(min(READ_BLOCK, limit + 1 - len(data)))
+            if not block:
+                break
+            data += block
+    except (OSError, ValueError):  # the client went away, a malformed chunk, or a time bound
+        raise BadRequest("The request body could not be read.") from None
+    if len(data) > limit:
+        raise TooLarge("The request body is larger than %d bytes." % limit)
+    if length is not None and len(data) < length:
+        raise BadRequest("The request body ended before its Content-Length.")
+    environ["wsgi.input"] = io.BytesIO(bytes(data))
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ["wsgi.input_terminated"] = True
 
 
 class HttpEntrypoint(HttpRequestHandler):
     server = JsonWebServer()
 
-    def __init__(self, method, url, max_body=JSON_MAX_BYTES, **kwargs):
+    def __init__(self, method, url, max_body=JSON_MAX_BYTES, rate=None, **kwargs):
+        """`rate`: the rate limit (services/gateway/ratelimit.py) counted for each request before
+        its body is read."""
         self.max_body = max_body
+        self.rate = rate
         super().__init__(method, url, **kwargs)
         self.route = metrics.route_template(url)
 
@@ -120,12 +189,49 @@ class HttpEntrypoint(HttpRequestHandler):
 
     def _respond(self, request):
         request.max_content_length = self.max_body
+        clock = request.environ.get(CLOCK)
+        try:
+            self._before_worker(request, clock)
+        except Exception as exc:
+            return self.response_from_exception(
+                timed_out(clock) if clock is not None and clock.expired else exc)
         # nameko's spawn_worker waits for a free slot; answer at once instead. No green thread
         # switch happens between this check and the spawn, so the slot is still free then.
         if free_workers(self.container) < 1:
             return error_response(Busy("The server is at capacity; try again in a few seconds.",
                                        BUSY_RETRY_AFTER))
-        return super().handle_request(request)
+        response = super().handle_request(request)
+        if clock is not None and clock.expired and response.status_code >= 400:
+            # the route failed on a body cut at its time bound: that is the error to report (a
+            # route that made something of what arrived, a tus PATCH storing it, answers itself)
+            response = self.response_from_exception(timed_out(clock))
+        return response
+
+    def _before_worker(self, request, clock):
+        """The rate limit and the cookie's origin rule (403 csrf), then the body: read here when
+        bounded, else (an upload) timed by rate."""
+        if self.rate is not None:
+            self._limits().hit(self.rate, request)
+        check_origin(request, (self._settings().PUBLIC_URL,))
+        if self.max_body is None:
+            if clock is not None:
+                clock.upload()
+        else:
+            read_body(request, self.max_body)
+
+    def _settings(self):
+        """The service's parsed settings (PUBLIC_URL: the page's own origin)."""
+        for provider in self.container.dependencies:
+            if isinstance(provider, Settings):
+                return provider.values
+        raise LookupError("the gateway's routes need its Settings dependency")
+
+    def _limits(self):
+        """The service's rate limits (its RateLimits dependency, shared by its workers)."""
+        for provider in self.container.dependencies:
+            if isinstance(provider, RateLimits):
+                return provider.store
+        raise LookupError("a route with a rate limit needs the service's RateLimits dependency")
 
     def response_from_exception(self, exc):
         if isinstance(exc, ContainerBeingKilled):

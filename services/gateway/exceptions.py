@@ -11,6 +11,7 @@ from services.auth.exceptions import (
     EmailUnverified, InvalidCredentials, InvalidInput, InvalidLink, InvalidToken, RegistrationClosed,
     TooManyApiTokens, TooManyAttempts, UnknownApiToken, UserExists, WeakPassword, WrongPassword)
 from services.gateway import tus
+from services.notification.exceptions import InvalidUrl, InvalidWebhook, UnknownWebhook
 
 
 class GatewayError(Exception):
@@ -41,6 +42,14 @@ class UploadExpired(GatewayError):
     pass
 
 
+class UploadTooSlow(GatewayError):
+    """An upload's body arrived slower than UPLOAD_MIN_RATE on average (services/gateway/deadline.py)."""
+
+
+class RequestTimedOut(GatewayError):
+    """A request (not an upload) did not arrive within REQUEST_TIMEOUT."""
+
+
 class UnsupportedMediaType(GatewayError):
     pass
 
@@ -66,6 +75,10 @@ class Unauthorized(GatewayError):
 
 
 class AuthUnavailable(GatewayError):
+    pass
+
+
+class NotificationUnavailable(GatewayError):
     pass
 
 
@@ -128,6 +141,8 @@ ERRORS = [
     (TooManyFiles, 400, "too_many_files"),
     (InvalidId, 400, "invalid_id"),
     (InvalidOption, 400, "invalid_option"),
+    (InvalidUrl, 400, "invalid_url"),
+    (InvalidWebhook, 400, "invalid_input"),
     (InvalidCredentials, 401, "invalid_credentials"),
     (InvalidToken, 401, "invalid_token"),
     (Unauthorized, 401, "unauthorized"),
@@ -139,10 +154,13 @@ ERRORS = [
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
     (UnknownApiToken, 404, "not_found"),
+    (UnknownWebhook, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
     (TooManyApiTokens, 409, "too_many_tokens"),
     (UploadExpired, 408, "upload_timeout"),
+    (UploadTooSlow, 408, "upload_timeout"),
+    (RequestTimedOut, 408, "request_timeout"),
     # resumable uploads (tus)
     (tus.InvalidHeader, 400, "invalid_header"),
     (tus.UnsupportedVersion, 412, "unsupported_version"),
@@ -159,6 +177,7 @@ ERRORS = [
     (AuthBusy, 503, "busy"),
     (AuthUnavailable, 503, "auth_unavailable"),
     (UnknownService, 503, "auth_unavailable"),
+    (NotificationUnavailable, 503, "notification_unavailable"),
     (BrokerUnavailable, 503, "broker_unavailable"),
     (KombuError, 503, "broker_unavailable"),
     (AMQPError, 503, "broker_unavailable"),
@@ -170,6 +189,7 @@ ERRORS = [
 
 MESSAGES = {
     "auth_unavailable": "The authentication service is not answering; try again shortly.",
+    "notification_unavailable": "The notification service is not answering; try again shortly.",
     "broker_unavailable": "The message broker is not reachable; try again shortly.",
     "storage_unavailable": "The file store is not reachable; try again shortly.",
     "busy": "The server is at capacity; try again in a few seconds.",

@@ -38,16 +38,18 @@ class Operations:
 
     @rpc
     def delete_user(self, email):
-        """The user's account with every job, video and MP3 of theirs. The account is disabled
-        first (no new upload starts), then the files go, then the account."""
+        """The user's account with every job, video, MP3 and webhook of theirs. The account is
+        disabled first (no new upload starts), then the webhooks (no job of a later account of the
+        same address is told to them) and files go, then the account."""
         email = lookup_email(email)
         try:
             self.auth.disable_user(email)
         except UnknownUser:
             pass  # the account is gone already: remove what is left of theirs
+        webhooks = self.notification.delete_webhooks_of(email)
         removed = self.store.jobs.delete_owner(email)
         account = self.auth.delete_user(email)
-        return dict(removed, email=email, user_deleted=account["deleted"])
+        return dict(removed, email=email, webhooks=webhooks, user_deleted=account["deleted"])
 
     @rpc
     def summary(self):

@@ -2,39 +2,23 @@
 validates JSON bodies with (pydantic v2; the OpenAPI document, services/gateway/openapi/, shows them)."""
 import re
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from services.auth.exceptions import InvalidInput
 from services.auth.schemas import ATOM, LABEL, MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
 from services.common import constants as c
+from services.common.jobs import job_to_json  # noqa: F401 (the JSON of a job, shared with webhooks)
 from services.common.options import FIELDS, InvalidOption, parse_options
-from services.common.utils import isoformat
+# (notification checks a webhook's URL itself: 400 invalid_url)
+from services.notification.targets import MAX_URL
 
 MAX_FILENAME = 255
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-
-
-def job_to_json(job, retention_hours):
-    """The contract's job fields; `expires_at` once finished (RETENTION_HOURS after)."""
-    done = job.status == c.DONE
-    return {
-        "job_id": job.id,
-        "status": job.status,
-        "filename": job.filename,
-        "mp3_id": str(job.mp3_id) if job.mp3_id else None,
-        "error": job.error,
-        "created_at": isoformat(job.created_at),
-        "updated_at": isoformat(job.updated_at),
-        "progress": 1.0 if done else (job.progress or 0.0),
-        "options": job.options,
-        "duration": job.duration if done else None,
-        "size": job.mp3_size if done else None,
-        "expires_at": isoformat(job.expires_at(retention_hours)),
-    }
 
 
 def options_from(fields, ignore):
@@ -82,6 +66,23 @@ def is_job_id(value):
     return isinstance(value, str) and JOB_ID_RE.fullmatch(value) is not None
 
 
+def archive_names(filenames):
+    """The names of files in one archive: each as given, a repeat numbered before its extension
+    (`clip.mp3`, `clip (2).mp3`), case aside (unpacked on a case-insensitive disk they would clash)."""
+    taken, names = set(), []
+    for filename in filenames:
+        stem, dot, ext = filename.rpartition(".")
+        if not dot or not stem:
+            stem, dot, ext = filename, "", ""
+        name, n = filename, 1
+        while name.casefold() in taken:
+            n += 1
+            name = "%s (%d)%s%s" % (stem, n, dot, ext)
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
 # --- request models ---------------------------------------------------------------------------
 class Model(BaseModel):
     model_config = ConfigDict(strict=True)  # no coercion: a number is not an email address
@@ -98,6 +99,33 @@ class RegisterBody(Model):
                                             pattern=EMAIL_PATTERN)] = Field(
         description="One plain mailbox, `local@domain`.")
     password: Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+
+
+ARCHIVE_MAX_JOBS = 100
+
+
+class ArchiveBody(Model):
+    """The body of POST /jobs/archive."""
+    job_ids: list[Annotated[str, StringConstraints(pattern=JOB_ID_RE.pattern)]] = Field(
+        min_length=1, max_length=ARCHIVE_MAX_JOBS, json_schema_extra={"uniqueItems": True},
+        description="Ids of the caller's finished jobs (1 to %d, each once); the archive holds "
+                    "their MP3s in this order." % ARCHIVE_MAX_JOBS)
+
+    @field_validator("job_ids")
+    @classmethod
+    def each_once(cls, ids):
+        if len(set(ids)) < len(ids):
+            raise PydanticCustomError("unique_items", "a job is named more than once")
+        return ids
+
+
+class WebhookBody(Model):
+    """The body of POST /webhooks."""
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL)] = Field(
+        description="Where the deliveries are POSTed: http:// or https://, reaching a public address.")
+    events: Annotated[list[Literal[c.WEBHOOK_EVENTS]], Field(min_length=1, max_length=8)] = Field(
+        description="The events to deliver: `%s` (a job's MP3 is ready), `%s` (its conversion "
+                    "failed)." % c.WEBHOOK_EVENTS)
 
 
 def parse(model, data, error=InvalidInput):

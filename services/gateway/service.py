@@ -1,4 +1,4 @@
-"""gateway: the HTTP API (login, upload, job status, download) and ops RPC on jobs.
+"""gateway: the HTTP API (login, upload, job status, download, webhooks) and ops RPC on jobs.
 
 The entrypoints live in mixins grouped by resource (routes/*.py, operations.py); this class only
 composes them with the dependencies they share.
@@ -11,20 +11,19 @@ from services.common.metrics import MetricsServer
 # (the mixins' modules, not their classes: `nameko run` takes every class with entrypoints it finds
 # in this module for a service, and a mixin is not one)
 from services.gateway import caller, metrics, operations
-from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache
+from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache, NotificationRpc
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import (
-    account, accounts, health, jobs, pages, resumable, sessions, tokens, uploads)
+    account, accounts, health, jobs, pages, resumable, sessions, tokens, uploads, webhooks)
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
                      account.OwnAccountRoutes, sessions.SessionRoutes, tokens.TokenRoutes,
-                     jobs.JobRoutes,
-                     uploads.UploadRoutes, resumable.ResumableRoutes, pages.PageRoutes,
-                     operations.Operations):
+                     jobs.JobRoutes, uploads.UploadRoutes, resumable.ResumableRoutes,
+                     webhooks.WebhookRoutes, pages.PageRoutes, operations.Operations):
     name = c.GATEWAY
 
     settings = GatewaySettings()
@@ -33,6 +32,7 @@ class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
     store_metrics = metrics.StoreMetrics()
     log_context = LogContext()
     auth = AuthRpc()
+    notification = NotificationRpc()
     store = GatewayStore()
     broker = BrokerCheck()
     health = HealthCache()

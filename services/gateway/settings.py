@@ -18,10 +18,17 @@ class GatewaySettings(MongoSettings):
     PUBLIC_URL = Text(optional=True)
     MAX_UPLOAD_BYTES = Number(int, minimum=1)
     AUTH_RPC_TIMEOUT = Number(float, minimum=0.1)
+    NOTIFICATION_RPC_TIMEOUT = Number(float, minimum=0.1)
     # an upload still streaming after this long is taken for abandoned (gateway crash) and removed
     UPLOAD_TIMEOUT = Number(int, minimum=60)
     # seconds a client may stay silent mid-request (each socket read) before it is disconnected
     CLIENT_TIMEOUT = Number(float, minimum=0.1)
+    # seconds a whole request on a non-upload route may take to arrive, headers included (408 after)
+    REQUEST_TIMEOUT = Number(float, minimum=0.1)
+    # bytes/s an upload's body must average, counted after UPLOAD_MIN_RATE_GRACE seconds (408
+    # upload_timeout below it); 0: no minimum
+    UPLOAD_MIN_RATE = Number(int, minimum=0)
+    UPLOAD_MIN_RATE_GRACE = Number(float, minimum=0)
     LOGIN_RATE = Rate()
     REGISTER_RATE = Rate()
     # new uploads per account (POST /upload, tus POST /uploads)

@@ -6,3 +6,12 @@ EMAILS = Counter("mp3svc_emails", "Outcome emails: sent, failed (retried later) 
                  "(NOTIFY_MAX_ATTEMPTS failures).", ["result"])
 for _result in (SENT, FAILED, GAVE_UP):
     EMAILS.labels(_result)
+
+DELIVERED, TIMEOUT = "delivered", "timeout"
+WEBHOOK_DELIVERIES = Counter(
+    "mp3svc_webhook_deliveries", "Webhook delivery attempts: delivered (a 2xx), failed (another "
+    "answer, a redirect, a refused address, a connection error), timeout (no answer in "
+    "WEBHOOK_TIMEOUT); both retried. gave_up counts deliveries given up after WEBHOOK_RETRY_HOURS.",
+    ["result"])
+for _result in (DELIVERED, FAILED, TIMEOUT, GAVE_UP):
+    WEBHOOK_DELIVERIES.labels(_result)

@@ -1,8 +1,11 @@
-"""notification: one email per job outcome, also when an event comes twice or SMTP is down."""
+"""notification: one email per job outcome, also when an event comes twice or SMTP is down; the
+accounts' webhooks (made, listed and deleted over RPC by the gateway) and their signed, retried
+deliveries."""
 import logging
 
 import eventlet
 
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.common import constants as c
@@ -14,10 +17,15 @@ from services.notification import accountmail
 from services.notification.budget import EmailBudgets
 from services.notification.delivery import Delivery
 from services.notification.dependencies import SMTPMailer
+from services.notification.exceptions import InvalidUrl, InvalidWebhook, UnknownWebhook
+from services.notification.hooks import WebhookService
 from services.notification.settings import NotificationSettings
 from services.notification.store import OutboxStore
+from services.notification.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
+# the caller's mistakes, not ours: logged by nameko as warnings
+WEBHOOK_ERRORS = (InvalidUrl, InvalidWebhook, UnknownWebhook)
 
 
 class NotificationService:
@@ -31,6 +39,7 @@ class NotificationService:
     mailer = SMTPMailer()
     redispatch = Redispatcher()
     budget = EmailBudgets()
+    webhook_store = WebhookStore()
 
     @event_handler(c.CONVERTER, c.MP3_READY)
     def handle_mp3_ready(self, payload):
@@ -58,12 +67,50 @@ class NotificationService:
             for job in self.outbox.due():
                 if self.outbox.take_due(job):
                     self.redispatch(c.CONVERTER, *job.outcome_event())
+            self.webhook_store.purge()
         except Exception:
             log.exception("notification sweep failed")
+
+    # --- webhooks: the gateway's routes call these (services/gateway/routes/webhooks.py) ---------
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
+    def create_webhook(self, owner, url, events):
+        """{"id", "url", "events", "secret", "created_at"}; InvalidUrl, InvalidWebhook."""
+        return self._webhooks().create(owner, url, events)
+
+    @rpc
+    def list_webhooks(self, owner):
+        return self._webhooks().list(owner)
+
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
+    def delete_webhook(self, owner, webhook_id):
+        self._webhooks().delete(owner, webhook_id)
+
+    @rpc(expected_exceptions=WEBHOOK_ERRORS)
+    def list_deliveries(self, owner, webhook_id):
+        return self._webhooks().deliveries(owner, webhook_id)
+
+    @rpc
+    def delete_webhooks_of(self, owner):
+        """An account being deleted: its webhooks and their deliveries."""
+        return self.webhook_store.delete_owner(owner)
+
+    @timer(interval=1)
+    def post_webhooks(self):
+        """Post the due deliveries: new ones, retries whose time came, ones whose sender died."""
+        try:
+            self._webhooks().run_due()
+        except Exception:
+            log.exception("webhook deliveries failed")
+
+    def _webhooks(self):
+        return WebhookService(self.webhook_store, self.settings)
 
     def _deliver(self, payload):
         # Never raises (nameko would drop the message); the job record keeps what is owed.
         try:
+            # the webhooks first: should this fail, the email is not taken over either, so the
+            # converter's sweeper announces the outcome again (both are owed once per outcome)
+            self._webhooks().fan_out(payload["job_id"], payload.get("outcome_id"))
             Delivery(self.outbox, self.mailer, self.settings, self.budget).deliver(
                 payload["job_id"], payload.get("outcome_id"))
         except Exception:

@@ -18,6 +18,12 @@ class NotificationSettings(MongoSettings):
     RETENTION_HOURS = Number(float, minimum=0)
     # job outcome emails one account may receive (beyond: the API and the page only)
     USER_EMAIL_RATE = Rate()
+    # webhooks: posts to private, loopback or link-local addresses (a trusted network only)
+    WEBHOOK_ALLOW_PRIVATE = Flag()
+    WEBHOOK_TIMEOUT = Number(float, minimum=0.1, maximum=60)
+    # seconds before the first retry (doubling, at most an hour apart), and for how long to retry
+    WEBHOOK_RETRY_BASE = Number(float, minimum=0.1)
+    WEBHOOK_RETRY_HOURS = Number(float, minimum=0)
 
     @staticmethod
     def public_url(settings):

@@ -74,6 +74,11 @@ class StoredFile(io.RawIOBase):
             self._pos += len(piece)
         return b"".join(parts)
 
+    def close(self):
+        """Closed: the chunks read ahead are let go (a reader of many files holds one at a time)."""
+        self._batch = []
+        super().close()
+
     def iter_range(self, start=0, end=None, block=1 << 20):
         """Yield the bytes [start, end) in blocks of about `block` bytes."""
         end = self.length if end is None else min(end, self.length)

@@ -2,7 +2,9 @@
 the walk through the page in named steps (a failure says which step broke)."""
 import functools
 import json
+import re
 import subprocess
+import zipfile
 
 import pytest
 import requests
@@ -82,6 +84,7 @@ def test_page_flow(stack, browser, media, screenshots):
     set_options_and_convert(page)
     jobs = watch_progress_until_done(page, stack, names, cookie, screenshots)
     download_the_first(page, names, jobs)
+    download_both_as_one_zip(page, names, screenshots)
     delete_the_second(page, stack, names, jobs, cookie)
     reload_and_see_the_list(page, names)
     look_at_it_narrow_and_dark(page, screenshots)
@@ -171,6 +174,27 @@ def download_the_first(page, names, jobs):
 
 
 @step
+def download_both_as_one_zip(page, names, screenshots):
+    """Tick both finished jobs, "Download selected": one ZIP (POST /jobs/archive) with both MP3s."""
+    button = page.get_by_role("button", name="Download selected", exact=True)
+    expect(button).to_be_disabled()
+    for name in names:
+        page.get_by_role("checkbox", name="Select " + name, exact=True).check()
+    expect(page.locator("#selected-count")).to_have_text("2 selected")
+    screenshots(page, "jobs-selected-1280")
+    with page.expect_download() as info:
+        button.click()
+    download = info.value
+    named = download.suggested_filename
+    assert re.fullmatch(r"mp3svc-\d{4}-\d{2}-\d{2}\.zip", named), named
+    with zipfile.ZipFile(download.path()) as zipped:
+        assert zipped.testzip() is None
+        assert sorted(zipped.namelist()) == sorted(name.rsplit(".", 1)[0] + ".mp3" for name in names)
+    expect(page.locator("#archive-error")).to_be_empty()
+    expect(button).to_be_enabled()
+
+
+@step
 def delete_the_second(page, stack, names, jobs, cookie):
     """With the confirmation: cancel once, then confirm."""
     second = job_card(page, names[1])
@@ -182,6 +206,7 @@ def delete_the_second(page, stack, names, jobs, cookie):
     second.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_role("dialog").get_by_role("button", name="Yes, delete").click()
     expect(second).to_have_count(0)
+    expect(page.locator("#selected-count")).to_have_text("1 selected")  # the deleted one is let go
     gone = stack.http.get(stack.base + "/jobs/" + jobs[names[1]]["job_id"],
                           cookies={"mp3svc_token": cookie["value"]})
     assert gone.status_code == 404

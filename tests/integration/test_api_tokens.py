@@ -19,7 +19,7 @@ from tests.integration.test_accounts import site  # noqa: F401  (the fixture)
 NEW_PASSWORD = "a brand new passphrase"
 # valid-looking values for path parameters: the scope is checked before they are looked up
 PATH_VALUES = {"job_id": "0" * 32, "upload_id": "0" * 32, "token_id": "0" * 16,
-               "asset": "index.html", "path": "app.js"}
+               "webhook_id": "0" * 32, "asset": "index.html", "path": "app.js"}
 
 
 def url(stack, path):

@@ -75,6 +75,16 @@ def test_flow_with_a_broker_user_per_service_and_what_they_cannot_do(procs, user
     assert job["status"] == "done", job
     mails = procs.mail.wait_for(2)  # the verification email and the MP3's
     assert any(job["mp3_id"] in procs.mail.text_of(mail) for mail in mails)
+    # the webhook routes: gateway -> notification over RPC and back (a literal public address, made
+    # after the job finished: nothing is resolved, nothing is ever posted)
+    hooks = api.url("/webhooks")
+    made = api.http.post(hooks, headers={"Authorization": "Bearer " + token},
+                         json={"url": "https://93.184.215.14/in", "events": ["job.finished"]})
+    assert made.status_code == 201, made.text
+    listed = api.http.get(hooks, headers={"Authorization": "Bearer " + token})
+    assert [hook["id"] for hook in listed.json()["webhooks"]] == [made.json()["id"]]
+    assert api.http.delete("%s/%s" % (hooks, made.json()["id"]),
+                           headers={"Authorization": "Bearer " + token}).status_code == 204
 
     # every service connected with its own user; nobody as guest or through AMQP_URI
     expected = {users.names[service] for service in SERVICES}
@@ -101,10 +111,16 @@ def test_flow_with_a_broker_user_per_service_and_what_they_cannot_do(procs, user
             print("%s consume %s -> %s" % (role, queue, outcome))
             assert outcome and outcome[0] == ACCESS_REFUSED, (role, queue, outcome)
             assert "queue '%s'" % queue in outcome[1], outcome
-    # only auth consumes rpc-auth: not the gateway, not ops either
+    # only auth consumes rpc-auth, only notification rpc-notification: not the gateway, not ops
     for role in (c.GATEWAY, "ops"):
-        outcome = refused(users, role, consume("rpc-auth"))
-        print("%s consume rpc-auth -> %s" % (role, outcome))
+        for queue in ("rpc-auth", "rpc-notification"):
+            outcome = refused(users, role, consume(queue))
+            print("%s consume %s -> %s" % (role, queue, outcome))
+            assert outcome and outcome[0] == ACCESS_REFUSED, (role, queue, outcome)
+    # nobody but the gateway calls notification's webhook methods
+    for role in (c.CONVERTER, c.AUTH, "ops"):
+        outcome = refused(users, role, publish("nameko-rpc", "notification.create_webhook"))
+        print("%s publish nameko-rpc notification.create_webhook -> %s" % (role, outcome))
         assert outcome and outcome[0] == ACCESS_REFUSED, (role, outcome)
     # the gateway may publish to nameko-rpc, but its topic permission stops the ops-only calls
     outcome = refused(users, c.GATEWAY, publish("nameko-rpc", "auth.create_user"))
@@ -118,5 +134,6 @@ def test_flow_with_a_broker_user_per_service_and_what_they_cannot_do(procs, user
     assert outcome and outcome[0] == ACCESS_REFUSED, outcome
     # and what the rules allow goes through (the refusals above are not a broken login)
     assert refused(users, c.GATEWAY, publish("nameko-rpc", "auth.ping")) is None
+    assert refused(users, c.GATEWAY, publish("nameko-rpc", "notification.list_webhooks")) is None
     assert refused(users, "ops", publish("nameko-rpc", "auth.create_user")) is None
     assert refused(users, c.CONVERTER, publish("converter.events", "mp3_ready")) is None

@@ -6,6 +6,7 @@ import signal
 import stat
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import requests
@@ -110,6 +111,14 @@ def test_register_login_convert_jobs_download(cli, stack, media, tmp_path, db):
     assert (again / "cli one.mp3").read_bytes() == (music / "cli one.mp3").read_bytes()
     code, out, err = cli("download", failed["job_id"], "-o", str(again))
     assert code == 1 and "failed" in err
+
+    # every finished job as one ZIP (POST /jobs/archive)
+    code, out, err = cli("download", "--all", "--zip", str(tmp_path / "all.zip"))
+    assert code == 0, err
+    with zipfile.ZipFile(tmp_path / "all.zip") as zipped:
+        assert zipped.testzip() is None
+        assert sorted(zipped.namelist()) == ["cli one.mp3", "cli two.mp3"]
+        assert zipped.read("cli two.mp3") == (music / "cli two.mp3").read_bytes()
 
 
 def test_rm(cli, stack, media):

@@ -106,8 +106,15 @@ def test_delete_user_leaves_nothing_of_theirs_and_summary_counts(stack, rpc, db,
     theirs = [(bucket, doc[field]) for doc in db.jobs.find({"owner": "leaving@example.com"})
               for bucket, field in (("videos", "video_id"), ("mp3s", "mp3_id")) if doc.get(field)]
     assert theirs and all(chunks(db, bucket, file_id) for bucket, file_id in theirs)
+    # a webhook of theirs (a literal public address: nothing is resolved, and no job of theirs
+    # finishes after it, so nothing is ever posted) goes too
+    hook = stack.http.post(stack.url("/webhooks"), headers=bearer(token),
+                           json={"url": "https://93.184.215.14/hook", "events": ["job.finished"]})
+    assert hook.status_code == 201, hook.text
     result = rpc("gateway").delete_user("leaving@example.com")
-    assert result == {"email": "leaving@example.com", "jobs": 2, "files": 0, "user_deleted": True}
+    assert result == {"email": "leaving@example.com", "jobs": 2, "files": 0, "webhooks": 1,
+                      "user_deleted": True}
+    assert db.webhooks.count_documents({}) == 0
     assert [doc["owner"] for doc in db.jobs.find()] == ["staying@example.com"]
     for bucket in ("videos.files", "mp3s.files"):
         assert ids(db[bucket], {"metadata.owner": "leaving@example.com"}) == []

@@ -3,8 +3,16 @@ when first asked for (nothing is read at import).
 
 A route without an entry in OPERATIONS makes `document()` raise `Undocumented`
 (tests/unit/gateway/openapi/test_builder.py), so a new route cannot go undocumented.
+
+Shaped so that generated clients stay small and complete (tests/integration/test_generated_client.py,
+openapi-python-client): every error answer is one shared response of #/components/responses (one per
+status and headers) whose body is the one `Error` schema; the codes an operation can answer with are
+in its response's description and, for programs, in the operation's `x-error-codes` (status -> codes).
+Header parameters are plain strings (a fixed value is a one-value `enum`, never `const`), and binary
+bodies are `format: binary` strings.
 """
 import functools
+import http
 import inspect
 import re
 
@@ -16,10 +24,11 @@ from services.gateway.entrypoints import LIVEZ
 from services.gateway.openapi.models import Error
 from services.common.scopes import LOGIN_ONLY
 from services.gateway.openapi.operations import (
-    ALWAYS, API_TOKEN, BEARER, JSON, OPERATIONS, SECURITY_SCHEMES, UNDECLARED)
+    ALWAYS, API_TOKEN, BEARER, JSON, OPERATIONS, SECURITY_SCHEMES, UNDECLARED, binary)
 
 TITLE = "mp3svc"
 VERSION = "1.0.0"
+ERROR_CODES = "x-error-codes"
 
 
 LOGIN_ONLY_NOTE = "With a login token or the cookie only: an API token gets 403 `insufficient_scope`."
@@ -64,9 +73,11 @@ def document(service_cls):
         raise Undocumented("no entry in services/gateway/openapi/operations.py OPERATIONS for: %s"
                            % ", ".join(missing))
     refs, schemas = _components()
+    shared = {}  # #/components/responses, filled as the operations use them
     paths = {}
     for name, method, rule in routes:
-        paths.setdefault(openapi_path(rule), {})[method.lower()] = _operation(name, OPERATIONS[name], refs)
+        paths.setdefault(openapi_path(rule), {})[method.lower()] = _operation(
+            name, OPERATIONS[name], refs, shared)
     return {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION,
@@ -75,7 +86,8 @@ def document(service_cls):
                                 "besides those listed per operation, any unknown path gets 404 "
                                 "`not_found` and any other method 405 `method_not_allowed`."},
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        "components": {"schemas": schemas, "responses": dict(sorted(shared.items())),
+                       "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -90,7 +102,7 @@ def _components():
     return refs, top.get("$defs", {})
 
 
-def _operation(name, operation, refs):
+def _operation(name, operation, refs, shared):
     spec = {"operationId": name, "summary": operation.summary, "tags": [operation.tag]}
     if operation.description:
         spec["description"] = operation.description
@@ -112,7 +124,7 @@ def _operation(name, operation, refs):
             "multipart/form-data": {"schema": refs[(operation.form, "validation")]}}}
     if operation.raw is not None:
         spec["requestBody"] = {"required": True, "content": {
-            operation.raw: {"schema": {"type": "string", "contentMediaType": operation.raw}}}}
+            operation.raw: {"schema": binary(operation.raw)}}}
     responses = {}
     for status, reply in operation.replies.items():
         response = {"description": reply.description}
@@ -125,19 +137,24 @@ def _operation(name, operation, refs):
             response["headers"] = {key: {"description": text, "schema": {"type": "string"}}
                                    for key, text in reply.headers.items()}
         responses[str(status)] = response
+    error = refs[(Error, "serialization")]
+    codes = {}
     scoped = (errors.InsufficientScope,) if BEARER in operation.security else ()
-    for status, response in _errors(ALWAYS + tuple(operation.errors) + scoped, refs,
-                                    operation.challenge).items():
+    for status, (status_codes, headers) in _errors(ALWAYS + tuple(operation.errors) + scoped,
+                                                   operation.challenge).items():
+        codes[status] = status_codes
+        description = "Error: " + ", ".join("`%s`" % code for code in status_codes) + "."
         if status in responses:  # a documented body for that status too (503 of /healthz)
             ok = responses[status]
-            schemas = [ok["content"][JSON]["schema"], response["content"][JSON]["schema"]]
-            ok["content"][JSON]["schema"] = {"anyOf": schemas}
-            ok["description"] += " Or: " + response["description"]
+            ok["content"][JSON]["schema"] = {"anyOf": [ok["content"][JSON]["schema"], error]}
+            ok["description"] += " Or: " + description
             ok.setdefault("headers", {}).update(
-                {key: dict(value, required=False) for key, value in response.get("headers", {}).items()})
+                {key: dict(value, required=False) for key, value in headers.items()})
         else:
-            responses[status] = response
+            responses[status] = {"$ref": "#/components/responses/" + _shared(shared, status, headers, error),
+                                 "description": description}
     spec["responses"] = dict(sorted(responses.items()))
+    spec[ERROR_CODES] = codes
     return spec
 
 
@@ -166,6 +183,9 @@ def _parameters(where, model):
         prop.pop("default", None)
         if "anyOf" in prop:  # Optional[str]: a parameter present is a string
             prop = next(option for option in prop["anyOf"] if option.get("type") != "null")
+        if "const" in prop:  # a fixed value: generators take a one-value enum anywhere, not const;
+            prop["enum"] = [prop.pop("const")]  # the default lets a generated client leave it out
+            prop["default"] = prop["enum"][0]
         parameter = {"name": key, "in": where, "required": where == "path" or key in required,
                      "schema": prop}
         if description:
@@ -174,8 +194,8 @@ def _parameters(where, model):
     return parameters
 
 
-def _errors(exc_types, refs, challenge=True):
-    """status -> response object for these exception classes (codes, headers)."""
+def _errors(exc_types, challenge=True):
+    """status -> (codes, headers) of these exception classes."""
     by_status = {}
     for exc_type in exc_types:
         status, code = error_status(exc_type)
@@ -183,12 +203,8 @@ def _errors(exc_types, refs, challenge=True):
         if code not in codes:
             codes.append(code)
         types.append(exc_type)
-    responses = {}
+    answers = {}
     for status, (codes, types) in sorted(by_status.items()):
-        schema = {"allOf": [refs[(Error, "serialization")],
-                            {"properties": {"error": {"enum": codes}}}]}
-        response = {"description": "Error: " + ", ".join("`%s`" % code for code in codes) + ".",
-                    "content": {JSON: {"schema": schema}}}
         headers = {}
         if status == "401" and challenge:
             headers["WWW-Authenticate"] = {"description": "The scheme to authenticate with.",
@@ -198,7 +214,31 @@ def _errors(exc_types, refs, challenge=True):
             headers["Retry-After"] = {"description": "Seconds to wait before trying again.",
                                       "required": all(throttled),
                                       "schema": {"type": "string", "pattern": "^[0-9]+$"}}
-        if headers:
-            response["headers"] = headers
-        responses[status] = response
-    return responses
+        answers[status] = (codes, headers)
+    return answers
+
+
+def _shared(shared, status, headers, error):
+    """The name in #/components/responses of the error answer with this status and headers, added
+    to `shared` when new: the status's name (`NotFound`), and for a variant of its headers what
+    sets it apart (`UnauthorizedNoWWWAuthenticate`, `ServiceUnavailableMaybeRetryAfter`)."""
+    phrase = http.HTTPStatus(int(status)).phrase
+    name = re.sub(r"[^A-Za-z0-9]", "", phrase.title().replace("-", " "))
+    usual = USUAL_HEADERS.get(status, ())
+    for header in usual:
+        if header not in headers:
+            name += "No" + header.replace("-", "")
+    for header, spec in sorted(headers.items()):
+        if not spec["required"]:
+            name += "Maybe" + header.replace("-", "")
+    response = {"description": "%s: an error (`Error`)." % phrase,
+                "content": {JSON: {"schema": error}}}
+    if headers:
+        response["headers"] = headers
+    if shared.setdefault(name, response) != response:
+        raise AssertionError("two different shared responses named %s" % name)
+    return name
+
+
+# the headers an error answer of that status usually carries (required)
+USUAL_HEADERS = {"401": ("WWW-Authenticate",), "429": ("Retry-After",), "503": ("Retry-After",)}

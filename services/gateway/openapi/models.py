@@ -115,6 +115,55 @@ class Session(Model):
     expires_in: int = Field(description="Seconds the cookie stays valid.")
 
 
+# --- webhooks (services/gateway/routes/webhooks.py) ---
+WebhookId = Annotated[str, Field(pattern=JOB_ID_RE.pattern, description="32 hexadecimal characters.")]
+WebhookEvent = Literal[c.WEBHOOK_EVENTS]
+
+
+class Webhook(Model):
+    id: WebhookId
+    url: str
+    events: list[WebhookEvent]
+    created_at: Timestamp
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="Shown once: the key of the deliveries' `Mp3svc-Signature` "
+                                    "(HMAC-SHA256 of `<t>.<raw body>`).")
+
+
+class WebhookList(Model):
+    webhooks: list[Webhook] = Field(description="The caller's webhooks, oldest first.")
+
+
+class WebhookPath(Model):
+    webhook_id: WebhookId
+
+
+class DeliveryAttempt(Model):
+    at: Timestamp
+    status: Optional[int] = Field(description="The receiver's HTTP status; null when it gave none.")
+    result: Literal["delivered", "failed", "timeout"]
+    error: Optional[str] = Field(description="Why it failed, for a person.")
+    ms: int = Field(description="Milliseconds the attempt took.")
+
+
+class Delivery(Model):
+    id: str = Field(description="The `Mp3svc-Delivery` header: the same on every attempt.")
+    event: WebhookEvent
+    job_id: JobId
+    created_at: Timestamp
+    status: Literal[c.DELIVERY_PENDING, c.DELIVERY_SENDING, c.DELIVERY_DELIVERED, c.DELIVERY_FAILED] = \
+        Field(description="`failed`: given up after `WEBHOOK_RETRY_HOURS`.")
+    attempts: int = Field(description="Attempts so far.")
+    next_attempt_at: Optional[Timestamp] = Field(description="When pending: the next attempt.")
+    log: list[DeliveryAttempt] = Field(description="The attempts, oldest first (the latest 30).")
+
+
+class DeliveryList(Model):
+    deliveries: list[Delivery] = Field(description="The webhook's latest deliveries, newest first.")
+
+
 class WebPath(Model):
     path: str = Field(description="A file of the web page.")
 

@@ -12,17 +12,22 @@ from services.auth.exceptions import Busy as AuthBusy
 from services.auth.exceptions import InvalidCredentials, InvalidInput, InvalidToken, TooManyAttempts
 from services.common import scopes
 from services.common.options import InvalidOption
-from services.common.scopes import JOBS_READ, JOBS_WRITE, LOGIN_ONLY
+from services.common.scopes import JOBS_READ, JOBS_WRITE, LOGIN_ONLY, WEBHOOKS
 from services.gateway import exceptions as errors
 from services.gateway import tus
 from services.gateway.caller import COOKIE_NAME
+from services.gateway.schemas import ARCHIVE_MAX_JOBS, ArchiveBody
 from services.gateway.openapi.models import (
-    DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody, TusCreate,
-    TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User, WebPath,
-    asset_path)
+    DeliveryList, DownloadHeaders, DownloadQuery, Health, Job, JobList, JobPath, Session, SessionBody,
+    TusCreate, TusPatch, TusVersion, Unhealthy, UploadAccepted, UploadForm, UploadPath, User,
+    WebhookCreated, WebhookList, WebhookPath, WebPath, asset_path)
+from services.gateway.schemas import WebhookBody
+from services.notification.exceptions import InvalidUrl, InvalidWebhook, UnknownWebhook
 from services.gateway.static import DOCS, WEB
 
 JSON = "application/json"
+MP3 = "audio/mpeg"
+ZIP = "application/zip"
 BEARER, BASIC, COOKIE, API_TOKEN = "bearerAuth", "basicAuth", "cookieAuth", "apiTokenAuth"
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -42,6 +47,11 @@ SECURITY_SCHEMES = {
 
 
 UNDECLARED = "undeclared"  # an authenticated Operation without its scope: builder.document() refuses it
+
+
+def binary(media):
+    """The schema of a body of bytes of `media` type (generated clients read and send it as a file)."""
+    return {"type": "string", "format": "binary", "contentMediaType": media}
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,9 @@ class Operation:
     scope: object = UNDECLARED
 
 
-# errors any operation may give: the worker pool full, or the process restarting
-ALWAYS = (errors.Busy,)
+# errors any operation may give: the worker pool full, or the process restarting; a request that did
+# not arrive within REQUEST_TIMEOUT
+ALWAYS = (errors.Busy, errors.RequestTimedOut)
 # errors of every operation that checks a Bearer token or the page's cookie (auth answers the check)
 TOKEN = (errors.Unauthorized, InvalidToken, errors.AuthUnavailable)
 USER = (BEARER, COOKIE)
@@ -86,6 +97,8 @@ CSRF = (errors.CsrfRejected,)
 TUS = (tus.UnsupportedVersion,)
 JSON_BODY = (errors.BadRequest, errors.TooLarge, errors.UnsupportedMediaType)
 STORAGE = (errors.StorageUnavailable,)
+# the webhook routes ask the notification service
+NOTIFY = (errors.NotificationUnavailable,)
 
 TEXT_HEADERS = {"Content-Disposition": "`attachment` with the upload's name, extension `.mp3`.",
                 "ETag": "The MP3's id.", "Content-Length": "Bytes in the body."}
@@ -109,8 +122,8 @@ OPERATIONS = {
         form=UploadForm, security=USER, scope=JOBS_WRITE,
         errors=TOKEN + STORAGE + CSRF + (
             errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
-            errors.QuotaExceeded, errors.UploadExpired, errors.TooLarge, errors.UnsupportedMediaType,
-            errors.TooManyJobs, errors.BrokerUnavailable, errors.StorageFull),
+            errors.QuotaExceeded, errors.UploadExpired, errors.UploadTooSlow, errors.TooLarge,
+            errors.UnsupportedMediaType, errors.TooManyJobs, errors.BrokerUnavailable, errors.StorageFull),
         description="Streamed into storage as it arrives; over `MAX_UPLOAD_BYTES` gets 413, over the "
                     "user's quota 403 `quota_exceeded` (with every upload of theirs in progress, "
                     "with or without Content-Length), over `STORAGE_LIMIT_BYTES` for the whole store "
@@ -130,10 +143,8 @@ OPERATIONS = {
         description="A conversion in progress stops. 404 for unknown ids and for other users' jobs."),
     "download": Operation(
         "Download an MP3", {
-            200: Reply("The MP3, streamed.", media="audio/mpeg", headers=TEXT_HEADERS,
-                       schema={"type": "string", "contentMediaType": "audio/mpeg"}),
-            206: Reply("The requested byte range.", media="audio/mpeg",
-                       schema={"type": "string", "contentMediaType": "audio/mpeg"},
+            200: Reply("The MP3, streamed.", media=MP3, headers=TEXT_HEADERS, schema=binary(MP3)),
+            206: Reply("The requested byte range.", media=MP3, schema=binary(MP3),
                        headers={"Content-Range": "The range sent."}),
             304: Reply("Not modified (If-None-Match).", media=None)},
         query=DownloadQuery, headers=DownloadHeaders, security=USER, scope=JOBS_READ,
@@ -141,6 +152,18 @@ OPERATIONS = {
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
                     "MP3 exists). 404 for unknown ids and for other users' files."),
+    "archive": Operation(
+        "Download the MP3s of several finished jobs as one ZIP",
+        {200: Reply("The ZIP, streamed as it is built.", media=ZIP, schema=binary(ZIP), headers={
+            "Content-Disposition": "`attachment; filename=\"mp3svc-<date>.zip\"`.",
+            "Content-Length": "Bytes in the body."})},
+        body=ArchiveBody, security=USER, scope=JOBS_READ,
+        errors=TOKEN + STORAGE + CSRF + JSON_BODY + (InvalidInput, errors.NotFound, errors.NotReady),
+        description="One MP3 per job (1 to %d of the caller's finished jobs, each once), stored "
+                    "uncompressed under the name GET /download gives it, a repeat numbered (`clip.mp3`, "
+                    "`clip (2).mp3`); ZIP64 when it needs to be. Every id is checked before anything is "
+                    "sent: 404 for an unknown id or another user's job, 409 `not_ready` for one not "
+                    "done." % ARCHIVE_MAX_JOBS),
     # --- resumable uploads: tus 1.0.0 (services/gateway/routes/resumable.py) ---
     "tus_options": Operation(
         "What the tus server supports", {204: Reply("Advertised in the headers.", media=None, headers={
@@ -173,12 +196,39 @@ OPERATIONS = {
         tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (
             tus.InvalidHeader, tus.WrongContentType, tus.OffsetMismatch, tus.TooLarge, errors.InvalidId,
-            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.QuotaExceeded,
-            errors.BrokerUnavailable)),
+            errors.NotFound, errors.BadRequest, errors.UploadExpired, errors.UploadTooSlow,
+            errors.QuotaExceeded, errors.BrokerUnavailable)),
     "tus_terminate": Operation(
         "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
         path=UploadPath, headers=TusVersion, security=USER, scope=JOBS_WRITE, tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (errors.InvalidId, errors.NotFound, errors.UploadFinished)),
+    # --- webhooks (services/gateway/routes/webhooks.py; the notification service posts them) ---
+    "create_webhook": Operation(
+        "Register a webhook for job.finished and/or job.failed",
+        {201: Reply("Registered; the secret is shown this once.", WebhookCreated)},
+        body=WebhookBody, security=USER, scope=WEBHOOKS, tag="webhooks",
+        errors=TOKEN + CSRF + JSON_BODY + NOTIFY + (InvalidInput, InvalidUrl, InvalidWebhook),
+        description="Each delivery is a POST of JSON `{event, created_at, job}` (`job` as GET "
+                    "/jobs/<id> shows it) with `Mp3svc-Event`, `Mp3svc-Delivery` (the same id on every "
+                    "retry) and `Mp3svc-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "
+                    "\"<t>.<raw body>\" with the secret>`. A 2xx ends it; anything else, a redirect, "
+                    "or no answer within `WEBHOOK_TIMEOUT` is retried with backoff for "
+                    "`WEBHOOK_RETRY_HOURS`. 400 `invalid_url` unless the URL is http(s) and its host "
+                    "reaches public addresses only (checked again on every delivery), unless "
+                    "`WEBHOOK_ALLOW_PRIVATE`. At most 20 per account (400 `invalid_input`)."),
+    "list_webhooks": Operation(
+        "The caller's webhooks (without their secrets)", {200: Reply("The webhooks.", WebhookList)},
+        security=USER, scope=WEBHOOKS, tag="webhooks", errors=TOKEN + NOTIFY),
+    "delete_webhook": Operation(
+        "Delete a webhook and its deliveries", {204: Reply("Deleted.", media=None)}, path=WebhookPath,
+        security=USER, scope=WEBHOOKS, tag="webhooks",
+        errors=TOKEN + CSRF + NOTIFY + (errors.InvalidId, UnknownWebhook),
+        description="404 for unknown ids and for other users' webhooks."),
+    "webhook_deliveries": Operation(
+        "A webhook's latest deliveries, with the log of their attempts",
+        {200: Reply("The deliveries.", DeliveryList)}, path=WebhookPath, security=USER,
+        scope=WEBHOOKS, tag="webhooks", errors=TOKEN + NOTIFY + (errors.InvalidId, UnknownWebhook),
+        description="404 for unknown ids and for other users' webhooks."),
     # --- the web page (services/gateway/routes/pages.py, sessions.py) ---
     "web_index": Operation(
         "The web page", {200: Reply("An HTML page.", media="text/html", schema={"type": "string"}),

@@ -13,17 +13,15 @@ LINK_PAGE_HEADERS = {"Referrer-Policy": "no-referrer"}
 class AccountRoutes:
     """Mixin of GatewayService: uses its `auth` and `limits` dependencies."""
 
-    @http("POST", "/register")
+    @http("POST", "/register", rate="register")
     def register(self, request):
         """202 with the same body for a new and a taken address (auth does the same work)."""
-        self.limits.hit("register", request)   # before a byte of the body is read
         body = json_body(request)
         form = account_schemas.parse(account_schemas.RegisterBody, body)
         return json_response(self.auth.register(form.email, form.password), 202)
 
-    @http("POST", "/login")
+    @http("POST", "/login", rate="login")
     def login(self, request):
-        self.limits.hit("login", request)
         credentials = request.authorization
         if credentials is None or credentials.type != "basic":
             raise Unauthorized("Log in with HTTP Basic authentication: email and password.")
@@ -41,16 +39,14 @@ class AccountRoutes:
         """The web page, which confirms the address of `?token=` (POST /verify)."""
         return link_page(request)
 
-    @http("POST", "/verify/resend")
+    @http("POST", "/verify/resend", rate="account_email")
     def verify_resend(self, request):
-        self.limits.hit("account_email", request)   # before a byte of the body is read
         form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
         return json_response(self.auth.resend_verification(form.email), 202)
 
     # --- a forgotten password -------------------------------------------------------------------
-    @http("POST", "/password/forgot")
+    @http("POST", "/password/forgot", rate="account_email")
     def password_forgot(self, request):
-        self.limits.hit("account_email", request)   # before a byte of the body is read
         form = account_schemas.parse(account_schemas.EmailBody, json_body(request))
         return json_response(self.auth.forgot_password(form.email), 202)
 

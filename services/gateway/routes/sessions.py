@@ -18,11 +18,10 @@ class SessionRoutes:
             raise Unauthorized("Not logged in.")
         return json_response({"email": self._account(request, LOGIN_ONLY)["email"]})
 
-    @http("POST", "/session")
+    @http("POST", "/session", rate="login")
     def web_login(self, request):
         """Log in with JSON {"email", "password"}: the token goes into an HttpOnly cookie only."""
         reject_foreign_page(request, (self.settings.PUBLIC_URL,))
-        self.limits.hit("login", request)   # before a byte of the body is read
         body = json_body(request)
         try:
             grant = self.auth.login(body.get("email"), body.get("password"),

@@ -8,6 +8,7 @@
   const POLL_MS = 1000;
   const PARALLEL_UPLOADS = 2;
   const TUS_CHUNK_BYTES = 50 * 1024 * 1024; // below the 100 MB that some proxies allow per request
+  const ARCHIVE_MAX_JOBS = 100; // POST /jobs/archive takes at most this many
   const TIME_RE = /^(\d+(\.\d+)?|(\d+:)?\d{1,2}:\d{2}(\.\d{1,3})?)$/;
 
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -37,11 +38,15 @@
     confirm: $("#confirm"),
     confirmText: $("#confirm-text"),
     template: $("#job-template"),
+    downloadSelected: $("#download-selected"),
+    selectedCount: $("#selected-count"),
+    archiveError: $("#archive-error"),
   };
 
   const state = {
     email: null,
     items: new Map(), // key (job id, or "local-N" while uploading) -> item
+    selected: new Set(), // ids of finished jobs ticked for "Download selected"
     picked: [],
     queue: [], // items waiting for an upload slot
     uploading: 0,
@@ -154,6 +159,8 @@
       if (item.abort) item.abort();
     }
     state.items.clear();
+    state.selected.clear();
+    renderSelection();
     state.queue = [];
     state.picked = [];
     clearTimeout(state.pollTimer);
@@ -616,6 +623,7 @@
 
   function removeItem(item) {
     state.items.delete(item.key);
+    if (state.selected.delete(item.key)) renderSelection();
     if (item.el) item.el.remove();
     updateEmpty();
   }
@@ -637,6 +645,11 @@
     if (!item.el) {
       item.el = el.template.content.firstElementChild.cloneNode(true);
       item.el.querySelector(".delete").addEventListener("click", () => onDelete(item));
+      item.el.querySelector(".select").addEventListener("change", (event) => {
+        if (event.target.checked) state.selected.add(item.key);
+        else state.selected.delete(item.key);
+        renderSelection();
+      });
       if (!item.el.isConnected) el.jobs.prepend(item.el);
     }
     const node = item.el;
@@ -697,6 +710,11 @@
 
     const download = node.querySelector(".download");
     const canDownload = Boolean(job && job.status === "done" && job.mp3_id);
+    const select = node.querySelector(".select");
+    select.hidden = !canDownload;
+    select.setAttribute("aria-label", `Select ${name}`);
+    if (!canDownload && state.selected.delete(item.key)) renderSelection();
+    select.checked = canDownload && state.selected.has(item.key);
     download.hidden = !canDownload;
     if (canDownload) {
       download.href = `/download?fid=${encodeURIComponent(job.mp3_id)}`;
@@ -711,6 +729,68 @@
       del.textContent = item.phase === "failed" ? "Dismiss" : "Cancel upload";
     }
   }
+
+  // --- download selected: one ZIP of the ticked jobs' MP3s (POST /jobs/archive) -------------
+  function renderSelection() {
+    const count = state.selected.size;
+    el.selectedCount.textContent = count ? `${count} selected` : "";
+    el.downloadSelected.disabled = count === 0 || el.downloadSelected.getAttribute("aria-busy") === "true";
+  }
+
+  function filenameOf(response) {
+    const header = response.headers.get("Content-Disposition") || "";
+    const match = /filename="([^"]+)"/.exec(header);
+    return match ? match[1] : "mp3svc.zip";
+  }
+
+  async function downloadSelected() {
+    // in the order the list shows them, which is the order the archive holds them in
+    const ids = [...el.jobs.children].map((node) => node.dataset.jobId).filter((id) => state.selected.has(id));
+    el.archiveError.textContent = "";
+    if (ids.length > ARCHIVE_MAX_JOBS) {
+      el.archiveError.textContent = `Select at most ${ARCHIVE_MAX_JOBS} at a time.`;
+      return;
+    }
+    const generation = state.generation;
+    el.downloadSelected.setAttribute("aria-busy", "true");
+    renderSelection();
+    announce(`Preparing ${ids.length} MP3s as one ZIP file.`);
+    try {
+      const response = await fetch("/jobs/archive", {
+        method: "POST", credentials: "same-origin", cache: "no-store",
+        headers: { "Content-Type": "application/json", Accept: "application/zip, application/json" },
+        body: JSON.stringify({ job_ids: ids }),
+      });
+      if (!response.ok) {
+        let data = null;
+        try { data = await response.json(); } catch (_) { data = null; }
+        throw errorFrom(response.status, data, response.headers.get("Retry-After"));
+      }
+      const blob = await response.blob();
+      if (generation !== state.generation) return;
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = filenameOf(response);
+      link.hidden = true;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+      announce(`${link.download} downloaded.`);
+    } catch (error) {
+      const failure = error instanceof ApiError ? error : errorFrom(0, null);
+      if (failure.status === 401 && state.email) {
+        signedOut("Your session has ended. Log in again to see your conversions.");
+        return;
+      }
+      el.archiveError.textContent = failure.message;
+      if (failure.status === 404 || failure.status === 409) loadJobs(); // one went meanwhile
+    } finally {
+      el.downloadSelected.removeAttribute("aria-busy");
+      renderSelection();
+    }
+  }
+  el.downloadSelected.addEventListener("click", downloadSelected);
 
   // --- delete -------------------------------------------------------------------------------
   function confirmDelete(name) {

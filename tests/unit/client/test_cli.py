@@ -80,6 +80,8 @@ def test_metadata_as_tuspy_encodes_it_is_what_the_gateway_parses(tmp_path):
     ["convert"],
     ["rm"],
     ["download"],
+    ["download", "--all", "a" * 32],
+    ["download", "--all", "-o", "out", "--zip", "x.zip"],
     ["frobnicate"],
 ])
 def test_usage_mistakes_exit_2(argv, capsys):
@@ -295,12 +297,20 @@ JOB = {"job_id": "a" * 32, "status": "done", "filename": "clip.mp4", "mp3_id": "
        "options": {}, "duration": 12.5, "size": 204800, "expires_at": "2026-12-02T10:01:00Z"}
 
 
-def jobs_api(jobs, downloads=None, deleted=None):
+def jobs_api(jobs, downloads=None, deleted=None, archived=None):
+    archived = [] if archived is None else archived
+
     def answer(request):
         assert request.headers["authorization"] == "Bearer tok"
         path = request.url.path
         if path == "/jobs":
             return httpx.Response(200, json={"jobs": jobs})
+        if path == "/jobs/archive" and request.method == "POST":
+            asked = json.loads(request.content)["job_ids"]
+            archived.append(asked)
+            return httpx.Response(200, content=b"PK" + "|".join(asked).encode(), headers={
+                "Content-Type": "application/zip",
+                "Content-Disposition": content_disposition("mp3svc-2026-12-06.zip")})
         if path.startswith("/jobs/"):
             job = next((j for j in jobs if j["job_id"] == path[6:]), None)
             if job is None:
@@ -354,6 +364,43 @@ def test_download_of_an_unfinished_job_says_so(capsys, token, tmp_path):
     code, _, err = run(["download", "a" * 32, "-o", str(tmp_path)], capsys, jobs_api([job]))
     assert code == 1 and "is failed, not done: No audio stream." in err
     assert os.listdir(tmp_path) == []
+
+
+def test_download_all_saves_each_finished_jobs_mp3(capsys, token, tmp_path):
+    second = dict(JOB, job_id="c" * 32, mp3_id="d" * 24, filename="talk.mkv")
+    failed = dict(JOB, job_id="e" * 32, status="failed", mp3_id=None)
+    downloads = {"b" * 24: ("clip.mp3", b"ID3one"), "d" * 24: ("talk.mp3", b"ID3two")}
+    code, out, err = run(["download", "--all", "-o", str(tmp_path)], capsys,
+                         jobs_api([JOB, second, failed], downloads))
+    assert (code, err) == (0, "")
+    assert out.split() == [str(tmp_path / "clip.mp3"), str(tmp_path / "talk.mp3")]
+    assert (tmp_path / "talk.mp3").read_bytes() == b"ID3two"
+    assert run(["download", "--all"], capsys, jobs_api([failed]))[:2] == (0, "No finished jobs.\n")
+
+
+def test_download_of_several_goes_on_past_a_failure(capsys, token, tmp_path):
+    downloads = {"b" * 24: ("clip.mp3", b"ID3one")}
+    code, out, err = run(["download", "f" * 32, "a" * 32, "-o", str(tmp_path)], capsys,
+                         jobs_api([JOB], downloads))
+    assert code == 1 and out.strip() == str(tmp_path / "clip.mp3")
+    assert err == "mp3svc: %s: No such job.\n" % ("f" * 32)
+
+
+def test_download_zip_is_one_archive_of_the_jobs(capsys, token, tmp_path):
+    second = dict(JOB, job_id="c" * 32, filename="talk.mkv")
+    archived = []
+    target = tmp_path / "lectures.zip"
+    target.write_bytes(b"old")
+    code, out, err = run(["download", "--all", "--zip", str(target), "--json"], capsys,
+                         jobs_api([JOB, second], archived=archived))
+    assert (code, err) == (0, "")
+    assert archived == [["a" * 32, "c" * 32]]
+    assert target.read_bytes() == b"PK" + ("a" * 32 + "|" + "c" * 32).encode()  # replaced
+    assert json.loads(out)["output"] == str(target)
+    code, out, _ = run(["download", "c" * 32, "--zip", str(tmp_path)], capsys,
+                       jobs_api([JOB, second], archived=archived))
+    assert code == 0 and out.strip() == str(tmp_path / "mp3svc-2026-12-06.zip")  # the server's name
+    assert sorted(os.listdir(tmp_path)) == ["lectures.zip", "mp3svc-2026-12-06.zip"]
 
 
 def test_rm_reports_each_and_exits_1_when_one_failed(capsys, token):

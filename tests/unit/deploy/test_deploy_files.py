@@ -44,6 +44,8 @@ DOCUMENTED |= {"STORAGE_LIMIT_BYTES"}  # issue 18 (fair and bounded)
 SECRETS_DIR = "/run/secrets/mp3svc"  # docker/entrypoint.sh exports each file in it
 DOCUMENTED |= {"EMAIL_VERIFICATION", "VERIFY_TTL_HOURS", "RESET_TTL_MINUTES", "USER_EMAIL_RATE",
                "UPLOAD_RATE"}  # issue 16 (accounts)
+DOCUMENTED |= {"WEBHOOK_ALLOW_PRIVATE", "WEBHOOK_TIMEOUT", "WEBHOOK_RETRY_BASE", "WEBHOOK_RETRY_HOURS",
+               "NOTIFICATION_RPC_TIMEOUT"}  # issue 21 (webhooks)
 IMAGE_VARS = {"SERVICE"}  # read by docker/entrypoint.sh
 SECRET_VARS = {"JWT_SECRET", "SMTP_PASSWORD", "AUTH_DB_URI", "MONGO_URI", "AMQP_URI"} | set(
     own_uri_key(svc) for svc in ("gateway", "auth", "converter", "notification"))

@@ -14,14 +14,19 @@ from services.common import constants as c
 from services.storage import counters
 
 ROOT = Path(ROOT)
-BROKER, MONGODB, DNS, POSTGRES, SMTP, INGRESS, MONITORING = (
-    "broker", "mongodb", "dns", "postgres", "smtp", "ingress", "monitoring")
+BROKER, MONGODB, DNS, POSTGRES, SMTP, INGRESS, MONITORING, WEBHOOKS = (
+    "broker", "mongodb", "dns", "postgres", "smtp", "ingress", "monitoring", "webhooks")
+ANY_PORT = "any"
+# the webhooks' rule: the internet, any port, but never these
+NOT_PUBLIC = {"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+              "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10"}
 # what each service talks to: (peer, port)
 EGRESS = {
     c.GATEWAY: {(DNS, 53), (BROKER, 5671), (MONGODB, 27017)},
     c.AUTH: {(DNS, 53), (BROKER, 5671), (POSTGRES, 5432)},
     c.CONVERTER: {(DNS, 53), (BROKER, 5671), (MONGODB, 27017)},
-    c.NOTIFICATION: {(DNS, 53), (BROKER, 5671), (MONGODB, 27017), (SMTP, 25), (SMTP, 465), (SMTP, 587)},
+    c.NOTIFICATION: {(DNS, 53), (BROKER, 5671), (MONGODB, 27017), (SMTP, 25), (SMTP, 465), (SMTP, 587),
+                     (WEBHOOKS, ANY_PORT)},
 }
 INGRESS_PEERS = {
     c.GATEWAY: {(INGRESS, 8080), (MONITORING, 9100)},
@@ -63,6 +68,12 @@ def reach(rules, direction):
     """{(peer, port)} of a policy's ingress or egress rules; 'anywhere' named by the port."""
     found = set()
     for rule in rules:
+        if "ports" not in rule:  # the webhooks': every public address, any port
+            blocks = [target["ipBlock"] for target in rule["to"]]
+            assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}, rule
+            assert {net for b in blocks for net in b["except"]} == NOT_PUBLIC, rule
+            found.add((WEBHOOKS, ANY_PORT))
+            continue
         for port in rule["ports"]:
             for target in rule["to" if direction == "egress" else "from"]:
                 name = peer(target)
@@ -128,8 +139,10 @@ def test_mongodb_users_reach_only_their_collections():
         assert users[service]["roles"] == [{"name": "mp3svc-%s" % service, "db": "admin"}]
         assert all(p["resource"]["db"] == "mp3svc" for r in mongo["spec"]["security"]["roles"]
                    for p in r["privileges"])
-    # the outcome emails' state, and USER_EMAIL_RATE's counters
-    assert set(roles["mp3svc-notification"]) == {c.JOBS_COLLECTION, *counters.COLLECTIONS}
+    # the outcome emails' state, USER_EMAIL_RATE's counters, the webhooks and their deliveries
+    assert set(roles["mp3svc-notification"]) == {c.JOBS_COLLECTION, *counters.COLLECTIONS,
+                                                 c.WEBHOOKS_COLLECTION, c.DELIVERIES_COLLECTION}
+    assert "insert" not in roles["mp3svc-notification"][c.JOBS_COLLECTION]
     converter = roles["mp3svc-converter"]
     assert set(converter) == {c.JOBS_COLLECTION, "videos.files", "videos.chunks", "mp3s.files",
                               "mp3s.chunks", "converter_served"}

@@ -17,6 +17,7 @@ from services.common import constants as c
 from services.common.container import ServiceContainer, broker_config
 from services.common.messaging import CONSUMERS, queue_name
 from services.gateway.service import GatewayService
+from services.notification.service import NotificationService
 
 RULES = broker_access.load()
 USERS = RULES["users"]
@@ -36,12 +37,16 @@ def rpc_methods(cls):
             if any(isinstance(e, Rpc) for e in getattr(value, "nameko_entrypoints", ()))}
 
 
-def gateway_calls_to_auth():
-    """Every `self.auth.<method>` in the gateway's code."""
+def gateway_calls_to(dependency):
+    """Every `self.<dependency>.<method>` in the gateway's code (`auth`, `notification`)."""
     calls = set()
     for path in (ROOT / "services" / "gateway").rglob("*.py"):
-        calls |= set(re.findall(r"\bself\.auth\.([a-z_]+)", path.read_text()))
+        calls |= set(re.findall(r"\bself\.%s\.([a-z_]+)" % dependency, path.read_text()))
     return calls
+
+
+def gateway_calls_to_auth():
+    return gateway_calls_to("auth")
 
 
 def event_queues(**match):
@@ -61,7 +66,8 @@ def test_every_user_has_topic_permissions_on_every_topic_exchange_it_may_use():
 
 def test_rpc_rules():
     reply = str(uuid.uuid4())
-    for service, cls in ((c.GATEWAY, GatewayService), (c.AUTH, AuthService)):
+    for service, cls in ((c.GATEWAY, GatewayService), (c.AUTH, AuthService),
+                         (c.NOTIFICATION, NotificationService)):
         queue = RPC_QUEUE_TEMPLATE.format(service)
         for perm in ("configure", "write", "read"):
             assert allowed(service, perm, queue) and allowed(service, perm, "nameko-rpc")
@@ -83,6 +89,15 @@ def test_rpc_rules():
     for method in rpc_methods(AuthService) - calls:
         assert not topic(c.GATEWAY, "nameko-rpc", "write", "auth.%s" % method), method
     assert not topic(c.GATEWAY, "nameko-rpc", "write", "gateway.summary")
+    # the gateway calls notification's webhook methods, each of which it uses and nothing else
+    calls = gateway_calls_to("notification")
+    assert {"create_webhook", "list_webhooks", "delete_webhook", "list_deliveries",
+            "delete_webhooks_of"} <= calls
+    assert calls == rpc_methods(NotificationService), calls ^ rpc_methods(NotificationService)
+    for method in calls:
+        assert topic(c.GATEWAY, "nameko-rpc", "write", "notification.%s" % method), method
+    assert not topic(c.GATEWAY, "nameko-rpc", "write", "notification.anything_else")
+    assert not topic("ops", "nameko-rpc", "write", "notification.create_webhook")
     # ops (nameko shell) calls every RPC of the gateway and auth's, except what only the web uses
     ops_reply = RPC_REPLY_QUEUE_TEMPLATE.format("standalone_rpc_proxy", reply)
     assert all(allowed("ops", p, ops_reply) for p in ("configure", "write", "read"))
@@ -94,14 +109,18 @@ def test_rpc_rules():
         assert not topic("ops", "nameko-rpc", "write", "auth.%s" % method), method
 
 
-def test_converter_and_notification_have_no_rpc_at_all():
+def test_the_converter_has_no_rpc_and_notification_only_answers():
+    for perm in ("configure", "write", "read"):
+        assert not allowed(c.CONVERTER, perm, "nameko-rpc")
     for name in (c.CONVERTER, c.NOTIFICATION):
         for perm in ("configure", "write", "read"):
-            assert not allowed(name, perm, "nameko-rpc")
             for service in (c.AUTH, c.GATEWAY):
                 assert not allowed(name, perm, RPC_QUEUE_TEMPLATE.format(service))
-        for key in ("auth.validate_token", "auth.create_user", "gateway.delete_user", str(uuid.uuid4())):
+        for key in ("auth.validate_token", "auth.create_user", "gateway.delete_user",
+                    "notification.create_webhook"):
             assert not topic(name, "nameko-rpc", "write", key)
+    assert not topic(c.CONVERTER, "nameko-rpc", "write", str(uuid.uuid4()))
+    assert topic(c.NOTIFICATION, "nameko-rpc", "write", str(uuid.uuid4()))  # its answers
 
 
 def test_event_rules():

@@ -36,7 +36,10 @@ def test_delete_user_removes_what_is_left_of_a_user_gone_from_auth():
     worker.auth.disable_user.side_effect = UnknownUser("gone")
     worker.store.jobs.delete_owner.return_value = {"jobs": 2, "files": 3}
     worker.auth.delete_user.return_value = {"deleted": False}
-    assert worker.delete_user(OWNER) == {"jobs": 2, "files": 3, "email": OWNER, "user_deleted": False}
+    worker.notification.delete_webhooks_of.return_value = 1
+    assert worker.delete_user(OWNER) == {"jobs": 2, "files": 3, "email": OWNER, "webhooks": 1,
+                                         "user_deleted": False}
+    worker.notification.delete_webhooks_of.assert_called_once_with(OWNER)
 
 
 def test_the_sweeps_survive_a_failing_store():

@@ -13,7 +13,8 @@ from werkzeug import exceptions as http_errors
 from services.auth import exceptions as auth_errors
 from services.gateway import exceptions as gw
 from services.gateway.schemas import (
-    MAX_FILENAME, clean_filename, content_disposition, is_job_id, job_to_json)
+    MAX_FILENAME, ArchiveBody, archive_names, clean_filename, content_disposition, is_job_id,
+    job_to_json, parse)
 from services.common.jobs import Job
 from services.common.options import InvalidOption
 from services.converter.store import mp3_filename
@@ -355,3 +356,30 @@ def test_describe_werkzeug_keeps_protocol_headers():
                                  ZeroDivisionError()])
 def test_describe_anything_else_is_a_500_without_details(exc):
     assert gw.describe(exc) == (500, "internal_error", gw.MESSAGES["internal_error"], {})
+
+
+# --- archives ---------------------------------------------------------------------------------
+def test_archive_names_number_repeats_before_the_extension():
+    assert archive_names(["clip.mp3", "talk.mp3", "clip.mp3", "Clip.mp3", "clip (2).mp3", "notes"]) == [
+        "clip.mp3", "talk.mp3", "clip (2).mp3", "Clip (3).mp3", "clip (2) (2).mp3", "notes"]
+    assert archive_names(["a", "a", ".mp3", ".mp3"]) == ["a", "a (2)", ".mp3", ".mp3 (2)"]
+
+
+@pytest.mark.parametrize("body, problem", [
+    ({}, "'job_ids' is missing"),
+    ({"job_ids": []}, "'job_ids' is not valid"),
+    ({"job_ids": "a" * 32}, "'job_ids' is not valid"),
+    ({"job_ids": ["a" * 32, "nope"]}, "'job_ids.1' is not valid"),
+    ({"job_ids": ["A" * 32]}, "'job_ids.0' is not valid"),
+    ({"job_ids": [7]}, "'job_ids.0' is not valid"),
+    ({"job_ids": ["%032x" % n for n in range(101)]}, "'job_ids' is not valid"),
+    ({"job_ids": ["a" * 32, "b" * 32, "a" * 32]}, "'job_ids' is not valid: a job is named more than once"),
+])
+def test_archive_body_is_refused(body, problem):
+    with pytest.raises(auth_errors.InvalidInput, match=problem):
+        parse(ArchiveBody, body)
+
+
+def test_archive_body_keeps_the_order():
+    ids = ["%032x" % n for n in range(100, 0, -1)]
+    assert parse(ArchiveBody, {"job_ids": ids}).job_ids == ids

@@ -88,20 +88,61 @@ def test_document_is_valid_openapi_3_1(document):
 
 
 def error_codes(spec, status):
-    schema = spec["responses"][str(status)]["content"]["application/json"]["schema"]
-    if "anyOf" in schema:
-        schema = schema["anyOf"][-1]
-    return schema["allOf"][1]["properties"]["error"]["enum"]
+    return spec[builder.ERROR_CODES][str(status)]
+
+
+def response(document, spec, status):
+    """An operation's response, a shared one (#/components/responses) resolved."""
+    found = spec["responses"][str(status)]
+    if "$ref" in found:
+        return document["components"]["responses"][found["$ref"].rsplit("/", 1)[-1]]
+    return found
 
 
 def test_every_error_is_from_the_table(document):
     table = {(status, code) for _, status, code in exceptions.ERRORS}
     table |= {(status, code) for status, code in exceptions.HTTP_CODES.items()}
     for (method, path), spec in operations(document).items():
-        for status in spec["responses"]:
-            if int(status) >= 400:
-                for code in error_codes(spec, status):
-                    assert (int(status), code) in table, (method, path, status, code)
+        errors = [status for status in spec["responses"] if int(status) >= 400]
+        assert sorted(spec[builder.ERROR_CODES]) == errors, (method, path)
+        for status in errors:
+            for code in error_codes(spec, status):
+                assert (int(status), code) in table, (method, path, status, code)
+                assert "`%s`" % code in spec["responses"][status]["description"]
+
+
+def test_one_error_schema_in_shared_responses(document):
+    """Every error answer is a shared response whose body is the one `Error` schema (a generated
+    client gets one error model, not one per operation and status)."""
+    shared = document["components"]["responses"]
+    error = {"$ref": "#/components/schemas/Error"}
+    assert shared and all(r["content"]["application/json"]["schema"] == error for r in shared.values())
+    for (method, path), spec in operations(document).items():
+        for status, answer in spec["responses"].items():
+            if int(status) < 400:
+                continue
+            if "$ref" in answer:
+                assert answer["$ref"].rsplit("/", 1)[-1] in shared
+            else:  # /healthz's 503: its own body, or an error
+                assert (method, path, status) == ("get", "/healthz", "503")
+                assert error in answer["content"]["application/json"]["schema"]["anyOf"]
+    assert "allOf" not in json.dumps(document)
+
+
+def test_generator_friendly_parameters_and_bodies(document):
+    """No `const` parameter (openapi-python-client refuses a Literal header); binary bodies are files."""
+    ops = operations(document)
+    assert not [p for spec in ops.values() for p in spec.get("parameters", ()) if "const" in p["schema"]]
+    patch = ops[("patch", "/uploads/{upload_id}")]
+    version = [p for p in patch["parameters"] if p["name"] == "Tus-Resumable"]
+    assert version[0]["schema"] == {"type": "string", "enum": ["1.0.0"], "default": "1.0.0"}
+    assert patch["requestBody"]["content"]["application/offset+octet-stream"]["schema"]["format"] == "binary"
+    for status in ("200", "206"):
+        assert ops[("get", "/download")]["responses"][status]["content"]["audio/mpeg"]["schema"] == {
+            "type": "string", "format": "binary", "contentMediaType": "audio/mpeg"}
+    archive = ops[("post", "/jobs/archive")]
+    assert archive["responses"]["200"]["content"]["application/zip"]["schema"]["format"] == "binary"
+    assert {"400", "404", "409"} <= set(archive[builder.ERROR_CODES])
 
 
 @pytest.mark.parametrize("method, path, status, code", [
@@ -150,10 +191,11 @@ def test_errors_per_route(document, method, path, status, code):
 
 def test_error_headers(document):
     ops = operations(document)
-    assert ops[("get", "/jobs")]["responses"]["401"]["headers"]["WWW-Authenticate"]["required"]
-    assert ops[("post", "/login")]["responses"]["429"]["headers"]["Retry-After"]["required"]
+    assert response(document, ops[("get", "/jobs")], 401)["headers"]["WWW-Authenticate"]["required"]
+    assert response(document, ops[("post", "/login")], 429)["headers"]["Retry-After"]["required"]
     # 503 auth_unavailable carries no Retry-After, busy does
-    assert not ops[("get", "/jobs")]["responses"]["503"]["headers"]["Retry-After"]["required"]
+    assert not response(document, ops[("get", "/jobs")], 503)["headers"]["Retry-After"]["required"]
+    assert response(document, ops[("get", "/openapi.json")], 503)["headers"]["Retry-After"]["required"]
 
 
 def test_security(document):
@@ -174,7 +216,7 @@ def test_security(document):
         if {ops_table.BEARER: []} in spec["security"]:
             assert "insufficient_scope" in error_codes(spec, 403), (method, path)
     assert "csrf" in error_codes(ops[("delete", "/jobs/{job_id}")], 403)
-    assert "WWW-Authenticate" not in ops[("post", "/session")]["responses"]["401"].get("headers", {})
+    assert "WWW-Authenticate" not in response(document, ops[("post", "/session")], 401).get("headers", {})
     for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs"),
                    ("get", "/")):
         assert ops[public]["security"] == []

@@ -1,12 +1,14 @@
 """routes/jobs.py on a worker (nameko's worker_factory): reads, delete and download of one's own jobs."""
+import io
 import json
+import zipfile
 
 import pytest
 from bson import ObjectId
 
 from services.common import constants as c
 from services.gateway.exceptions import InvalidId, NotFound, NotReady
-from tests.unit.gateway.worker import JOB_ID, gateway, job, request
+from tests.unit.gateway.worker import JOB_ID, OWNER, gateway, job, request
 
 
 def test_jobs_are_listed_as_the_contract_says():
@@ -45,3 +47,66 @@ def test_download_by_job_id_waits_for_the_mp3():
     worker.store.jobs.open_mp3.return_value = None
     with pytest.raises(NotFound):
         worker.download(request(path="/download", query_string={"fid": str(ObjectId())}))
+
+
+class Mp3:
+    """What store.jobs.open_mp3 returns (services/storage/gridio.StoredFile), in memory."""
+
+    def __init__(self, filename, data, owner=OWNER):
+        self.file_id, self.filename, self.length = ObjectId(), filename, len(data)
+        self.metadata = {"owner": owner}
+        self.data, self.closed = data, False
+
+    def iter_range(self, start=0, end=None, block=1 << 20):
+        for offset in range(0, self.length, block):
+            yield self.data[offset:offset + block]
+
+    def close(self):
+        self.closed = True
+
+
+def archive_request(job_ids):
+    return request("POST", "/jobs/archive", body=json.dumps({"job_ids": job_ids}).encode(),
+                   headers={"Content-Type": "application/json"})
+
+
+def test_archive_streams_one_mp3_per_job_under_its_download_name():
+    ids = ["%032x" % n for n in range(1, 4)]
+    mp3s = [Mp3("clip.mp3", b"\xff\xfb" * 3000), Mp3("talk.mp3", b"talk"), Mp3("clip.mp3", b"x" * 70000)]
+    jobs = {i: job(status=c.DONE, mp3_id=mp3.file_id) for i, mp3 in zip(ids, mp3s)}
+    worker = gateway()
+    worker.store.jobs.get.side_effect = jobs.get
+    worker.store.jobs.open_mp3.side_effect = {m.file_id: m for m in mp3s}.get
+    response = archive_request(ids)
+    response = worker.archive(response)
+    assert response.mimetype == "application/zip"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="mp3svc-20')
+    assert not [m for m in mp3s if m.closed]  # nothing read before the body is
+    body = b"".join(response.response)
+    assert len(body) == response.content_length
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == ["clip.mp3", "talk.mp3", "clip (2).mp3"]
+        assert [archive.read(name) for name in archive.namelist()] == [m.data for m in mp3s]
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    assert all(m.closed for m in mp3s)
+
+
+@pytest.mark.parametrize("status, owner, error", [
+    (c.DONE, "other@example.com", NotFound),
+    (c.CONVERTING, OWNER, NotReady),
+    (c.FAILED, OWNER, NotReady),
+])
+def test_archive_checks_every_job_before_sending(status, owner, error):
+    worker = gateway()
+    done, other = "a" * 32, "b" * 32
+    mp3 = Mp3("clip.mp3", b"mp3")
+    worker.store.jobs.get.side_effect = {
+        done: job(status=c.DONE, mp3_id=mp3.file_id),
+        other: job(status=status, owner=owner, mp3_id=ObjectId())}.get
+    worker.store.jobs.open_mp3.return_value = mp3
+    with pytest.raises(error, match=other):
+        worker.archive(archive_request([done, other]))
+    worker.store.jobs.open_mp3.return_value = None  # deleted after it was found
+    with pytest.raises(NotFound, match=done):
+        worker.archive(archive_request([done]))
