@@ -48,7 +48,7 @@ class TokenPath(Model):
 OPERATIONS = {
     "create_token": Operation(
         "Make a personal API token for scripts", {201: Reply("Made.", ApiTokenCreated)},
-        security=USER, scope=LOGIN_ONLY, body=ApiTokenBody, tag="API tokens",
+        security=USER, scope=LOGIN_ONLY, body=ApiTokenBody, tag="tokens",
         errors=TOKEN + CSRF + JSON_BODY + (InvalidInput, TooManyApiTokens),
         description="Send it as `Authorization: Bearer <token>`: it may do what its scopes say "
                     "(`jobs:read`: list, status, download, archive; `jobs:write`: uploads, delete; "
@@ -56,10 +56,10 @@ OPERATIONS = {
                     "changes. At most %d per account (409 `too_many_tokens`)." % TOKENS_PER_USER),
     "list_tokens": Operation(
         "The caller's API tokens, without their secrets", {200: Reply("The tokens.", ApiTokenList)},
-        security=USER, scope=LOGIN_ONLY, tag="API tokens", errors=TOKEN),
+        security=USER, scope=LOGIN_ONLY, tag="tokens", errors=TOKEN),
     "revoke_token": Operation(
         "Revoke an API token", {204: Reply("Revoked: it stops working at once.", media=None)},
-        path=TokenPath, security=USER, scope=LOGIN_ONLY, tag="API tokens",
+        path=TokenPath, security=USER, scope=LOGIN_ONLY, tag="tokens",
         errors=TOKEN + CSRF + (errors.InvalidId, UnknownApiToken),
         description="404 for unknown ids and for other users' tokens."),
 }
