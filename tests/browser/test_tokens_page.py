@@ -32,7 +32,7 @@ def test_create_see_once_use_revoke(stack, browser, screenshots):
         expect(secret_box).to_be_visible()
         secret = secret_box.input_value()
         assert secret.startswith("mp3_"), secret
-        expect(page.get_by_text("shown only this once")).to_be_visible()
+        expect(page.locator("#token-created").get_by_text("shown only this once")).to_be_visible()
         page.get_by_role("button", name="Copy").click()
         expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
         assert page.evaluate("navigator.clipboard.readText()") == secret
