@@ -3,7 +3,7 @@ the sentence to show (the API's own "message", plus what to do about it)."""
 import email.utils
 import json
 import time
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import httpx
 
@@ -44,6 +44,9 @@ def explain(err):
         message += "."
     if err.status == 401 and err.code != "invalid_credentials":
         return message + " Log in again: mp3svc login EMAIL (or set MP3SVC_TOKEN)."
+    if err.code == "insufficient_scope":
+        return message + (" MP3SVC_TOKEN holds an API token: make one with the scope this needs "
+                          "(mp3svc token create), or unset it to use your login.")
     if err.code == "quota_exceeded":
         return message + " Delete jobs you no longer need (mp3svc jobs, mp3svc rm JOB_ID) to make room."
     if err.status == 429 and err.retry_after is not None:
@@ -135,6 +138,20 @@ class Api:
     def logout(self):
         """The saved token stops working on the server at once."""
         self.send("POST", "/logout")
+
+    # --- API tokens (with a login token only) ---------------------------------------------------
+    def create_token(self, name, scopes, expires_in_days=None):
+        """The new token, its secret in "token" (the server shows it this once)."""
+        body = {"name": name, "scopes": list(scopes)}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self.send("POST", "/tokens", json=body).json()
+
+    def tokens(self):
+        return self.send("GET", "/tokens").json()["tokens"]
+
+    def revoke_token(self, token_id):
+        self.send("DELETE", "/tokens/" + quote(token_id, safe=""))
 
     # --- jobs ------------------------------------------------------------------------------------
     def jobs(self):

@@ -43,6 +43,8 @@ EXAMPLES = """examples:
   mp3svc download 3f2a... -o ~/Music
   mp3svc download --all -o ~/Music         # the MP3 of every finished job
   mp3svc download --all --zip lectures.zip # ... or all of them as one ZIP archive
+  mp3svc token create --name backup --scope jobs:read   # prints the token once
+  MP3SVC_TOKEN=mp3_... mp3svc jobs                       # a script with that token
 environment: MP3SVC_SERVER (default %s), MP3SVC_TOKEN, MP3SVC_PASSWORD
 """ % config.DEFAULT_SERVER
 
@@ -118,6 +120,25 @@ def build_parser():
     p = sub.add_parser("rm", parents=[common], help="delete jobs",
                        description="Delete jobs with their MP3 and video.")
     p.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+
+    p = sub.add_parser("token", parents=[common], help="personal API tokens for scripts",
+                       description="Personal API tokens for scripts: each may do what its scopes "
+                       "say, until it expires or is revoked. Managed with your login (not with an "
+                       "API token).")
+    actions = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = actions.add_parser("create", parents=[common], help="make a token (printed once)",
+                           description="Make a token and print it, the only time it is shown.")
+    t.add_argument("--name", required=True, help="what it is for (1 to 100 characters)")
+    t.add_argument("--scope", dest="scopes", action="append", required=True, metavar="SCOPE",
+                   help="what it may do, repeatable: jobs:read (list, status, download), "
+                        "jobs:write (upload, delete), webhooks")
+    t.add_argument("--expires-in-days", type=int, metavar="DAYS",
+                   help="days until it stops working (default: until revoked)")
+    actions.add_parser("ls", parents=[common], help="list your tokens (never their secrets)",
+                       description="List your tokens with when each was last used.")
+    t = actions.add_parser("rm", parents=[common], help="revoke tokens",
+                           description="Revoke tokens: each stops working at once.")
+    t.add_argument("token_ids", nargs="+", metavar="ID")
     return parser
 
 
@@ -232,6 +253,10 @@ def cmd_logout(api, args, out):
             api.logout()
             revoked = True
         except ApiError as err:
+            if err.code == "insufficient_scope":  # MP3SVC_TOKEN holds an API token
+                out.error("MP3SVC_TOKEN holds an API token, which logout does not end: revoke it "
+                          "with mp3svc token rm ID (logged in) or on the web page.")
+                return 1
             if err.status != 401:
                 failure = err
         except ConnectionFailed as err:
@@ -353,6 +378,64 @@ def cmd_rm(api, args, out):
             out.error("%s: %s" % (job_id, err))
             out.result(None, {"job_id": job_id, "deleted": False, "error": err.code, "message": err.message})
     return 1 if failed else 0
+
+
+def cmd_token(api, args, out):
+    return TOKEN_COMMANDS[args.token_command](api, args, out)
+
+
+def cmd_token_create(api, args, out):
+    made = api.create_token(args.name, args.scopes, args.expires_in_days)
+    if out.as_json:
+        out.result(None, made)
+        return 0
+    out.result(made["token"], None)  # alone on stdout: TOKEN=$(mp3svc token create ...)
+    print("Token %s \"%s\" (%s, %s). It is shown only this once: keep it safe; a script sends "
+          "it as MP3SVC_TOKEN or 'Authorization: Bearer'." % (
+              made["id"], made["name"], " ".join(made["scopes"]),
+              "expires " + made["expires_at"][:10] if made.get("expires_at") else "no expiry"),
+          file=out.stderr)
+    return 0
+
+
+def cmd_token_ls(api, args, out):
+    tokens = api.tokens()
+    if out.as_json:
+        out.result(None, {"tokens": tokens})
+        return 0
+    if not tokens:
+        out.result("No API tokens.", None)
+        return 0
+    rows = [("ID", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "NAME")]
+    for token in tokens:
+        rows.append((token["id"], ",".join(token["scopes"]), _day(token.get("created_at")),
+                     _day(token.get("expires_at")) or "never",
+                     (token.get("last_used_at") or "never")[:16].replace("T", " "), token["name"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5] for r in rows)
+    out.result("\n".join(line.rstrip() for line in lines), None)
+    return 0
+
+
+def cmd_token_rm(api, args, out):
+    failed = 0
+    for token_id in args.token_ids:
+        try:
+            api.revoke_token(token_id)
+            out.result("Revoked %s." % token_id, {"id": token_id, "revoked": True})
+        except ApiError as err:
+            failed += 1
+            out.error("%s: %s" % (token_id, err))
+            out.result(None, {"id": token_id, "revoked": False, "error": err.code,
+                              "message": err.message})
+    return 1 if failed else 0
+
+
+TOKEN_COMMANDS = {"create": cmd_token_create, "ls": cmd_token_ls, "rm": cmd_token_rm}
+
+
+def _day(iso):
+    return (iso or "")[:10]
 
 
 def cmd_convert(api, args, out):
@@ -498,7 +581,7 @@ def _size(n):
 
 COMMANDS = {"register": cmd_register, "login": cmd_login, "convert": cmd_convert, "jobs": cmd_jobs,
             "download": cmd_download, "rm": cmd_rm, "verify": cmd_verify, "resend": cmd_resend,
-            "forgot": cmd_forgot, "reset": cmd_reset, "logout": cmd_logout}
+            "forgot": cmd_forgot, "reset": cmd_reset, "logout": cmd_logout, "token": cmd_token}
 
 
 def main(argv=None, transport=None):

@@ -68,3 +68,13 @@ class WrongPassword(Exception):
 @deserialize_to_instance
 class InvalidLink(Exception):
     """A verification or reset token that is unknown, used, replaced or expired."""
+
+
+@deserialize_to_instance
+class UnknownApiToken(Exception):
+    """No API token with that id among the caller's."""
+
+
+@deserialize_to_instance
+class TooManyApiTokens(Exception):
+    """The account holds as many API tokens as it may (api_tokens.MAX_PER_USER)."""

@@ -1,7 +1,7 @@
 """The users database. New tables rather than new columns, so that an existing database gets them
 from `create_all` without a migration: a row in `users` is a verified account, a pending
 registration lives in `registrations` until its link is opened."""
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,3 +81,21 @@ class DisabledUser(Base):
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     disabled_at = mapped_column(DateTime, nullable=False)
+
+
+class ApiToken(Base):
+    """A personal API token (contract, "For scripts"): what it may do (`scopes`, space-separated,
+    services/common/scopes.py) and the SHA-256 of its secret, which is shown once and never stored.
+    Deleting the row ends the token at once (revoked; every row of a user: password change or
+    reset, disabling, deletion)."""
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    scopes: Mapped[str] = mapped_column(String(200), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at = mapped_column(DateTime, nullable=False)
+    expires_at = mapped_column(DateTime, nullable=True)
+    last_used_at = mapped_column(DateTime, nullable=True)

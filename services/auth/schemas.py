@@ -3,6 +3,7 @@ import functools
 import re
 
 from services.auth.exceptions import InvalidInput, WeakPassword
+from services.common.scopes import ALL as ALL_SCOPES
 
 # One plain mailbox, `local@domain`: the local part a dot-atom (RFC 5322: no quoted strings, no
 # spaces, commas, angle brackets or display names), the domain DNS labels with at least one dot.
@@ -57,3 +58,27 @@ def clean_password(password):
     if password.lower() in common_passwords():
         raise WeakPassword("That password is among the most commonly used ones; choose another.")
     return password
+
+
+TOKEN_NAME_MAX = 100
+TOKENS_PER_USER = 100   # API tokens one account may hold
+TOKEN_DAYS_MAX = 3650
+TOKEN_ID_HEX = 16   # an API token's public id: 16 hexadecimal digits
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{%d}" % TOKEN_ID_HEX)
+
+
+def clean_token_request(name, scopes, expires_in_days=None):
+    """(name, scopes in services/common/scopes.ALL's order, days or None) of a new API token: a
+    name of 1..100 characters, a non-empty list of known scopes, and 1..3650 days or none."""
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= TOKEN_NAME_MAX \
+            or CONTROL_RE.search(name):
+        raise InvalidInput("The token's name must be 1 to %d characters." % TOKEN_NAME_MAX)
+    if not isinstance(scopes, (list, tuple)) or not scopes or not all(
+            isinstance(scope, str) and scope in ALL_SCOPES for scope in scopes):
+        raise InvalidInput("scopes must be a non-empty list of: %s." % ", ".join(ALL_SCOPES))
+    if expires_in_days is not None and (
+            isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int)
+            or not 1 <= expires_in_days <= TOKEN_DAYS_MAX):
+        raise InvalidInput("expires_in_days must be a whole number of days from 1 to %d."
+                           % TOKEN_DAYS_MAX)
+    return name.strip(), [scope for scope in ALL_SCOPES if scope in scopes], expires_in_days

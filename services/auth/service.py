@@ -1,10 +1,10 @@
 """auth: users, passwords and tokens over Nameko RPC."""
 from nameko.rpc import rpc
 
-from services.auth import accounts, sessions, users
+from services.auth import accounts, api_tokens, sessions, users
 from services.auth.metrics import counting_login
 from services.auth.dependencies import JWTTokens, PasswordHashing, UsersDatabase
-from services.auth.exceptions import RegistrationClosed
+from services.auth.exceptions import InvalidToken, RegistrationClosed
 from services.auth.models import Base
 from services.auth.settings import AuthSettings
 from services.common import constants as c
@@ -91,14 +91,41 @@ class AuthService:
 
     @rpc
     def validate_token(self, token):
-        """{"email", "user_id"} while the token's session exists and its account is enabled (one
-        query on the sessions primary key)."""
-        return sessions.check(self.db.session, self.tokens, token)
+        """{"email", "user_id", "scopes"} of a valid token: a login token (`scopes` None: it may do
+        everything) while its session exists, or an API token (`mp3_...`: the list of its scopes)
+        until it is revoked or expires; its account enabled. One query each."""
+        if api_tokens.is_api_token(token):
+            return api_tokens.check(self.db.session, token)
+        return dict(sessions.check(self.db.session, self.tokens, token), scopes=None)
 
     @rpc
     def logout(self, token):
         """The token's session ends at once."""
         sessions.end(self.db.session, self.tokens, token)
+
+    # --- API tokens: made, listed and revoked with a login token only -------------------------
+    def _login_user(self, token):
+        if api_tokens.is_api_token(token):
+            raise InvalidToken("An API token cannot manage API tokens; use a login token.")
+        return sessions.check(self.db.session, self.tokens, token)
+
+    @rpc
+    def create_api_token(self, token, name, scopes, expires_in_days=None):
+        """{"id", "name", "scopes", "token", "created_at", "expires_at", "last_used_at"}: the
+        secret `token` shown this once."""
+        user = self._login_user(token)
+        return api_tokens.create(self.db.session, user["user_id"], name, scopes, expires_in_days)
+
+    @rpc
+    def list_api_tokens(self, token):
+        user = self._login_user(token)
+        return api_tokens.listed(self.db.session, user["user_id"])
+
+    @rpc
+    def revoke_api_token(self, token, token_id):
+        """The API token `token_id` of the caller stops working at once."""
+        user = self._login_user(token)
+        api_tokens.revoke(self.db.session, user["user_id"], token_id)
 
     # --- ops (nameko shell); arguments are checked like HTTP input --------------------------
     @rpc

@@ -6,7 +6,7 @@ import secrets
 from sqlalchemy import delete, select
 
 from services.auth.exceptions import InvalidToken
-from services.auth.models import DisabledUser, Session, User
+from services.auth.models import ApiToken, DisabledUser, Session, User
 from services.common.utils import utcnow
 
 DISABLED = "This account is disabled; ask the operator."
@@ -26,7 +26,7 @@ def start(session, tokens, user_id):
 
 
 def check(session, tokens, token):
-    """{"email", "user_id"} of a valid token (one query on the sessions primary key), else
+    """{"email", "user_id"} of a valid login token (one query on the sessions primary key), else
     InvalidToken."""
     user_id, sid = tokens.check(token)
     row = session.execute(
@@ -54,7 +54,9 @@ def end(session, tokens, token):
 
 
 def end_all(session, user_id, commit=True):
-    """Every session of the user: password change or reset, disabling, deletion."""
+    """Every token of the user, its login sessions and its API tokens alike: password change or
+    reset, disabling, deletion."""
     session.execute(delete(Session).where(Session.user_id == user_id))
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user_id))
     if commit:
         session.commit()

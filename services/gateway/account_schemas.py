@@ -1,11 +1,13 @@
 """Request bodies of the account routes (routes/accounts.py, routes/account.py), validated with
 the same models the OpenAPI document shows (services/gateway/openapi/accounts.py)."""
-from typing import Annotated
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, StringConstraints, ValidationError
 
 from services.auth.exceptions import InvalidInput, WeakPassword
-from services.auth.schemas import MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN
+from services.auth.schemas import (
+    MAX_EMAIL, PASSWORD_MAX, PASSWORD_MIN, TOKEN_DAYS_MAX, TOKEN_NAME_MAX)
+from services.common import scopes
 from services.gateway.schemas import EMAIL_PATTERN, Model, problem
 
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_EMAIL,
@@ -44,6 +46,21 @@ class PasswordChange(Model):
 class PasswordBody(Model):
     password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX)] = Field(
         description="The account's password, again.")
+
+
+Scope = Literal[scopes.ALL]
+
+
+class ApiTokenBody(Model):
+    """The body of POST /tokens (auth checks it again)."""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=TOKEN_NAME_MAX,
+                                           pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$")] = Field(
+        description="What the token is for, to tell it apart in the list.")
+    scopes: list[Scope] = Field(min_length=1, description=(
+        "What it may do: `jobs:read` (list, status, download, archive), `jobs:write` (uploads, "
+        "delete), `webhooks`. Never account changes or minting tokens."))
+    expires_in_days: Optional[Annotated[int, Field(ge=1, le=TOKEN_DAYS_MAX)]] = Field(
+        None, description="Days until it stops working; none: until revoked.")
 
 
 # the field of each body that is a new password

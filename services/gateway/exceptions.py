@@ -9,7 +9,7 @@ from services.auth.exceptions import Busy as AuthBusy
 from services.common.options import InvalidOption
 from services.auth.exceptions import (
     EmailUnverified, InvalidCredentials, InvalidInput, InvalidLink, InvalidToken, RegistrationClosed,
-    TooManyAttempts, UserExists, WeakPassword, WrongPassword)
+    TooManyApiTokens, TooManyAttempts, UnknownApiToken, UserExists, WeakPassword, WrongPassword)
 from services.gateway import tus
 from services.notification.exceptions import InvalidUrl, InvalidWebhook, UnknownWebhook
 
@@ -153,9 +153,11 @@ ERRORS = [
     (InsufficientScope, 403, "insufficient_scope"),
     (QuotaExceeded, 403, "quota_exceeded"),
     (NotFound, 404, "not_found"),
+    (UnknownApiToken, 404, "not_found"),
     (UnknownWebhook, 404, "not_found"),
     (UserExists, 409, "user_exists"),
     (NotReady, 409, "not_ready"),
+    (TooManyApiTokens, 409, "too_many_tokens"),
     (UploadExpired, 408, "upload_timeout"),
     (UploadTooSlow, 408, "upload_timeout"),
     (RequestTimedOut, 408, "request_timeout"),

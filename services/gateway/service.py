@@ -15,15 +15,15 @@ from services.gateway.dependencies import AuthRpc, BrokerCheck, HealthCache, Not
 from services.gateway.intake import Intake
 from services.gateway.ratelimit import RateLimits
 from services.gateway.routes import (
-    account, accounts, health, jobs, pages, resumable, sessions, uploads, webhooks)
+    account, accounts, health, jobs, pages, resumable, sessions, tokens, uploads, webhooks)
 from services.gateway.settings import GatewaySettings
 from services.gateway.store import GatewayStore
 
 
 class GatewayService(caller.Caller, health.HealthRoutes, accounts.AccountRoutes,
-                     account.OwnAccountRoutes, sessions.SessionRoutes, jobs.JobRoutes,
-                     uploads.UploadRoutes, resumable.ResumableRoutes, webhooks.WebhookRoutes,
-                     pages.PageRoutes, operations.Operations):
+                     account.OwnAccountRoutes, sessions.SessionRoutes, tokens.TokenRoutes,
+                     jobs.JobRoutes, uploads.UploadRoutes, resumable.ResumableRoutes,
+                     webhooks.WebhookRoutes, pages.PageRoutes, operations.Operations):
     name = c.GATEWAY
 
     settings = GatewaySettings()

@@ -156,3 +156,47 @@ def test_short_secret_refuses_to_start(runner_factory, auth_config):
     runner = runner_factory(auth_config, AuthService)
     with pytest.raises(ConfigurationError, match="JWT_SECRET"):
         runner.start()
+
+
+def test_api_tokens_over_rpc(auth, auth_db_uri):
+    """API tokens on either database: made with a login token, checked by prefix, the secret kept
+    only as its SHA-256, last_used_at written, expiry and revocation at once, and every one of the
+    account's ended by a password change."""
+    auth.create_user("tess@example.com", PASSWORD)
+    login = auth.login("tess@example.com", PASSWORD)["token"]
+    made = auth.create_api_token(login, "ci", ["jobs:write", "jobs:read"], 2)
+    other = auth.create_api_token(login, "hooks", ["webhooks"])
+    assert made["token"].startswith("mp3_") and made["scopes"] == ["jobs:read", "jobs:write"]
+    user = auth.validate_token(made["token"])
+    assert user["email"] == "tess@example.com" and user["scopes"] == ["jobs:read", "jobs:write"]
+    assert auth.validate_token(login)["scopes"] is None
+    with pytest.raises(InvalidToken):
+        auth.create_api_token(made["token"], "more", ["jobs:read"])
+    listed = {token["id"]: token for token in auth.list_api_tokens(login)}
+    assert listed[made["id"]]["last_used_at"] is not None
+    assert listed[other["id"]]["last_used_at"] is None and listed[other["id"]]["expires_at"] is None
+
+    engine = sqlalchemy.create_engine(auth_db_uri)
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(sqlalchemy.text("SELECT * FROM api_tokens")).all()
+            assert not [row for row in rows if made["token"][4:] in " ".join(map(str, row))]
+            conn.execute(sqlalchemy.text(
+                "UPDATE api_tokens SET expires_at = created_at WHERE id = :id"), {"id": made["id"]})
+    finally:
+        engine.dispose()
+    with pytest.raises(InvalidToken, match="expired"):
+        auth.validate_token(made["token"])
+
+    auth.revoke_api_token(login, made["id"])
+    assert [token["id"] for token in auth.list_api_tokens(login)] == [other["id"]]
+    assert auth.validate_token(other["token"])["scopes"] == ["webhooks"]
+    fresh = auth.change_password(login, PASSWORD, "a brand new passphrase")["token"]
+    with pytest.raises(InvalidToken):
+        auth.validate_token(other["token"])
+    assert auth.list_api_tokens(fresh) == []
+    # deleting the account (its tokens first: api_tokens.user_id references users.id)
+    last = auth.create_api_token(fresh, "last", ["jobs:read"])
+    assert auth.delete_user("tess@example.com")["deleted"] is True
+    with pytest.raises(InvalidToken):
+        auth.validate_token(last["token"])

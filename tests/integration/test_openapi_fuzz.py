@@ -65,7 +65,8 @@ NEVER_ACCEPTED = ("POST /verify", "POST /password/reset", "PUT /account/password
 LOGOUT = "POST /logout"
 REACHED = {"POST /register": 202, "POST /login": 200, "POST /upload": 202, "GET /jobs": 200,
            "GET /jobs/{job_id}": 200, "DELETE /jobs/{job_id}": 204, "GET /session": 200,
-           "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200, "GET /webhooks": 200}
+           "GET /docs/{asset}": 200, "GET /docs": 200, "GET /": 200, "GET /webhooks": 200,
+           "POST /tokens": 201, "GET /tokens": 200}
 
 
 @pytest.fixture

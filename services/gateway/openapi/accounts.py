@@ -15,6 +15,7 @@ from services.gateway.openapi import operations
 from services.gateway.openapi.models import Token
 from services.gateway.openapi.operations import (
     BASIC, CSRF, JSON_BODY, TOKEN, USER, Operation, Reply)
+from services.common.scopes import LOGIN_ONLY
 from services.gateway.schemas import Model
 
 
@@ -90,17 +91,18 @@ OPERATIONS = {
     "change_password": Operation(
         "Change the password", {200: Reply("A new token; every other one of the account ended.",
                                            Token)},
-        security=USER, body=PasswordChange, tag="users",
+        security=USER, scope=LOGIN_ONLY, body=PasswordChange, tag="users",
         errors=TOKEN + CSRF + JSON_BODY + (AuthBusy, WeakPassword, InvalidInput, WrongPassword,
                                            TooManyAttempts),
         description="With the cookie, the cookie gets the new token."),
     "delete_account": Operation(
         "Delete the account with every job, video and MP3", {204: Reply("Deleted.", media=None)},
-        security=USER, body=PasswordBody, tag="users",
+        security=USER, scope=LOGIN_ONLY, body=PasswordBody, tag="users",
         errors=TOKEN + CSRF + JSON_BODY + (AuthBusy, InvalidInput, WrongPassword, TooManyAttempts,
                                            errors.StorageUnavailable)),
     "logout": Operation(
         "End this token at once", {204: Reply("Logged out.", media=None)}, security=USER,
-        tag="users", errors=TOKEN + CSRF),
+        scope=LOGIN_ONLY, tag="users", errors=TOKEN + CSRF,
+        description="A login token or the cookie; an API token is revoked with DELETE /tokens/{id}."),
 }
 operations.OPERATIONS.update(OPERATIONS)

@@ -22,16 +22,21 @@ from pydantic.json_schema import models_json_schema
 from services.gateway import exceptions as errors
 from services.gateway.entrypoints import LIVEZ
 from services.gateway.openapi.models import Error
+from services.common.scopes import LOGIN_ONLY
 from services.gateway.openapi.operations import (
-    ALWAYS, JSON, OPERATIONS, SECURITY_SCHEMES, binary)
+    ALWAYS, API_TOKEN, BEARER, JSON, OPERATIONS, SECURITY_SCHEMES, UNDECLARED, binary)
 
 TITLE = "mp3svc"
 VERSION = "1.0.0"
 ERROR_CODES = "x-error-codes"
 
 
+LOGIN_ONLY_NOTE = "With a login token or the cookie only: an API token gets 403 `insufficient_scope`."
+
+
 class Undocumented(Exception):
-    """An @http entrypoint of the service has no operation in OPERATIONS."""
+    """An @http entrypoint of the service has no operation in OPERATIONS, or an authenticated one
+    names no scope."""
 
 
 def http_entrypoints(service_cls):
@@ -101,7 +106,9 @@ def _operation(name, operation, refs, shared):
     spec = {"operationId": name, "summary": operation.summary, "tags": [operation.tag]}
     if operation.description:
         spec["description"] = operation.description
-    spec["security"] = [{name: []} for name in operation.security]
+    spec["security"] = security(name, operation)
+    if BEARER in operation.security and operation.scope is LOGIN_ONLY:
+        spec["description"] = (spec.get("description", "") + " " + LOGIN_ONLY_NOTE).strip()
     parameters = []
     for where, model in (("path", operation.path), ("query", operation.query),
                          ("header", operation.headers)):
@@ -132,7 +139,8 @@ def _operation(name, operation, refs, shared):
         responses[str(status)] = response
     error = refs[(Error, "serialization")]
     codes = {}
-    for status, (status_codes, headers) in _errors(ALWAYS + tuple(operation.errors),
+    scoped = (errors.InsufficientScope,) if BEARER in operation.security else ()
+    for status, (status_codes, headers) in _errors(ALWAYS + tuple(operation.errors) + scoped,
                                                    operation.challenge).items():
         codes[status] = status_codes
         description = "Error: " + ", ".join("`%s`" % code for code in status_codes) + "."
@@ -148,6 +156,20 @@ def _operation(name, operation, refs, shared):
     spec["responses"] = dict(sorted(responses.items()))
     spec[ERROR_CODES] = codes
     return spec
+
+
+def security(name, operation):
+    """The operation's security requirements, any one of which suffices: a login token where it
+    lists Bearer, an API token holding the operation's scope beside it (none for LOGIN_ONLY)."""
+    if BEARER in operation.security and operation.scope is UNDECLARED:
+        raise Undocumented("%s: its Operation names no scope (services/common/scopes.py, or "
+                           "LOGIN_ONLY) in services/gateway/openapi/operations.py" % name)
+    requirements = []
+    for scheme in operation.security:
+        requirements.append({scheme: []})
+        if scheme == BEARER and operation.scope is not LOGIN_ONLY:
+            requirements.append({API_TOKEN: [operation.scope]})
+    return requirements
 
 
 def _parameters(where, model):

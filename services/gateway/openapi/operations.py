@@ -10,7 +10,9 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from services.auth.exceptions import Busy as AuthBusy
 from services.auth.exceptions import InvalidCredentials, InvalidInput, InvalidToken, TooManyAttempts
+from services.common import scopes
 from services.common.options import InvalidOption
+from services.common.scopes import JOBS_READ, JOBS_WRITE, LOGIN_ONLY, WEBHOOKS
 from services.gateway import exceptions as errors
 from services.gateway import tus
 from services.gateway.caller import COOKIE_NAME
@@ -26,15 +28,25 @@ from services.gateway.static import DOCS, WEB
 JSON = "application/json"
 MP3 = "audio/mpeg"
 ZIP = "application/zip"
-BEARER, BASIC, COOKIE = "bearerAuth", "basicAuth", "cookieAuth"
+BEARER, BASIC, COOKIE, API_TOKEN = "bearerAuth", "basicAuth", "cookieAuth", "apiTokenAuth"
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-             "description": "The token from POST /login: `Authorization: Bearer <token>`."},
+             "description": "The login token from POST /login: `Authorization: Bearer <token>`; "
+                            "every operation that lists this scheme."},
+    API_TOKEN: {"type": "http", "scheme": "bearer",
+                "description": "A personal API token from POST /tokens (`mp3_...`): "
+                               "`Authorization: Bearer <token>`, only where an operation lists this "
+                               "scheme with one of the token's scopes (`%s`); 403 "
+                               "`insufficient_scope` elsewhere. Never for account changes or "
+                               "minting tokens." % "`, `".join(scopes.ALL)},
     BASIC: {"type": "http", "scheme": "basic", "description": "Email and password."},
     COOKIE: {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
              "description": "The web page's HttpOnly cookie from POST /session; a state-changing request "
                             "it authenticates must come from the page itself (403 `csrf` otherwise)."},
 }
+
+
+UNDECLARED = "undeclared"  # an authenticated Operation without its scope: builder.document() refuses it
 
 
 def binary(media):
@@ -67,6 +79,10 @@ class Operation:
     headers: Optional[type] = None     # request header parameters model
     tag: str = "jobs"
     description: str = ""
+    # what an API token needs for an authenticated operation: a scope of services/common/scopes.py,
+    # or LOGIN_ONLY (a login token or the cookie only); the route's `_user(request, scope)` names
+    # the same (tests/integration/test_api_tokens.py checks every route against this)
+    scope: object = UNDECLARED
 
 
 # errors any operation may give: the worker pool full, or the process restarting; a request that did
@@ -103,7 +119,7 @@ OPERATIONS = {
     "upload": Operation(
         "Upload a video to convert, with conversion options",
         {202: Reply("Stored and queued.", UploadAccepted)},
-        form=UploadForm, security=USER,
+        form=UploadForm, security=USER, scope=JOBS_WRITE,
         errors=TOKEN + STORAGE + CSRF + (
             errors.BadRequest, errors.NoFile, errors.EmptyFile, errors.TooManyFiles, InvalidOption,
             errors.QuotaExceeded, errors.UploadExpired, errors.UploadTooSlow, errors.TooLarge,
@@ -115,15 +131,15 @@ OPERATIONS = {
                     "A field that is not an option, or a bad value, gets 400 `invalid_option` naming it. "
                     "A file that is not media with an audio stream fails the job later, with the reason."),
     "list_jobs_http": Operation(
-        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, security=USER,
+        "The caller's jobs, newest first", {200: Reply("The jobs.", JobList)}, security=USER, scope=JOBS_READ,
         errors=TOKEN + STORAGE),
     "get_job": Operation(
-        "One job", {200: Reply("The job.", Job)}, path=JobPath, security=USER,
+        "One job", {200: Reply("The job.", Job)}, path=JobPath, security=USER, scope=JOBS_READ,
         errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound),
         description="404 for unknown ids and for other users' jobs."),
     "delete_job": Operation(
         "Delete a job, its MP3 and its video", {204: Reply("Deleted.", media=None)}, path=JobPath,
-        security=USER, errors=TOKEN + STORAGE + CSRF + (errors.InvalidId, errors.NotFound),
+        security=USER, scope=JOBS_WRITE, errors=TOKEN + STORAGE + CSRF + (errors.InvalidId, errors.NotFound),
         description="A conversion in progress stops. 404 for unknown ids and for other users' jobs."),
     "download": Operation(
         "Download an MP3", {
@@ -131,7 +147,7 @@ OPERATIONS = {
             206: Reply("The requested byte range.", media=MP3, schema=binary(MP3),
                        headers={"Content-Range": "The range sent."}),
             304: Reply("Not modified (If-None-Match).", media=None)},
-        query=DownloadQuery, headers=DownloadHeaders, security=USER,
+        query=DownloadQuery, headers=DownloadHeaders, security=USER, scope=JOBS_READ,
         errors=TOKEN + STORAGE + (errors.InvalidId, errors.NotFound, errors.NotReady,
                                   RequestedRangeNotSatisfiable),
         description="`fid` is the MP3 id from the email; a job id works too (409 `not_ready` until its "
@@ -141,7 +157,7 @@ OPERATIONS = {
         {200: Reply("The ZIP, streamed as it is built.", media=ZIP, schema=binary(ZIP), headers={
             "Content-Disposition": "`attachment; filename=\"mp3svc-<date>.zip\"`.",
             "Content-Length": "Bytes in the body."})},
-        body=ArchiveBody, security=USER,
+        body=ArchiveBody, security=USER, scope=JOBS_READ,
         errors=TOKEN + STORAGE + CSRF + JSON_BODY + (InvalidInput, errors.NotFound, errors.NotReady),
         description="One MP3 per job (1 to %d of the caller's finished jobs, each once), stored "
                     "uncompressed under the name GET /download gives it, a repeat numbered (`clip.mp3`, "
@@ -159,7 +175,7 @@ OPERATIONS = {
         {201: Reply("Created: PATCH the bytes to `Location`.", media=None, headers={
             "Location": "`/uploads/<job_id>`: the upload id is the job id.",
             "Upload-Expires": "When the unfinished upload is removed (`UPLOAD_TIMEOUT`)."})},
-        headers=TusCreate, security=USER, tag="resumable uploads",
+        headers=TusCreate, security=USER, scope=JOBS_WRITE, tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (tus.InvalidHeader, tus.TooLarge, errors.EmptyFile,
                                                InvalidOption, errors.QuotaExceeded, errors.TooManyJobs,
                                                errors.StorageFull),
@@ -169,14 +185,14 @@ OPERATIONS = {
         {200: Reply("The offset.", media=None, headers={
             "Upload-Offset": "Bytes held.", "Upload-Length": "Bytes of the whole file.",
             "Upload-Expires": "When the unfinished upload is removed."})},
-        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        path=UploadPath, headers=TusVersion, security=USER, scope=JOBS_WRITE, tag="resumable uploads",
         errors=TOKEN + STORAGE + TUS + (errors.InvalidId, errors.NotFound),
         description="404 for unknown, expired or other users' uploads."),
     "tus_patch": Operation(
         "Append bytes at Upload-Offset",
         {204: Reply("Stored; the last byte queues the job (GET /jobs/<id>).", media=None, headers={
             "Upload-Offset": "Bytes held now.", "Upload-Expires": "When the unfinished upload is removed."})},
-        path=UploadPath, headers=TusPatch, raw=tus.OFFSET_CONTENT_TYPE, security=USER,
+        path=UploadPath, headers=TusPatch, raw=tus.OFFSET_CONTENT_TYPE, security=USER, scope=JOBS_WRITE,
         tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (
             tus.InvalidHeader, tus.WrongContentType, tus.OffsetMismatch, tus.TooLarge, errors.InvalidId,
@@ -184,13 +200,13 @@ OPERATIONS = {
             errors.QuotaExceeded, errors.BrokerUnavailable)),
     "tus_terminate": Operation(
         "Abandon an unfinished upload", {204: Reply("Removed.", media=None)},
-        path=UploadPath, headers=TusVersion, security=USER, tag="resumable uploads",
+        path=UploadPath, headers=TusVersion, security=USER, scope=JOBS_WRITE, tag="resumable uploads",
         errors=TOKEN + STORAGE + CSRF + TUS + (errors.InvalidId, errors.NotFound, errors.UploadFinished)),
     # --- webhooks (services/gateway/routes/webhooks.py; the notification service posts them) ---
     "create_webhook": Operation(
         "Register a webhook for job.finished and/or job.failed",
         {201: Reply("Registered; the secret is shown this once.", WebhookCreated)},
-        body=WebhookBody, security=USER, tag="webhooks",
+        body=WebhookBody, security=USER, scope=WEBHOOKS, tag="webhooks",
         errors=TOKEN + CSRF + JSON_BODY + NOTIFY + (InvalidInput, InvalidUrl, InvalidWebhook),
         description="Each delivery is a POST of JSON `{event, created_at, job}` (`job` as GET "
                     "/jobs/<id> shows it) with `Mp3svc-Event`, `Mp3svc-Delivery` (the same id on every "
@@ -202,16 +218,16 @@ OPERATIONS = {
                     "`WEBHOOK_ALLOW_PRIVATE`. At most 20 per account (400 `invalid_input`)."),
     "list_webhooks": Operation(
         "The caller's webhooks (without their secrets)", {200: Reply("The webhooks.", WebhookList)},
-        security=USER, tag="webhooks", errors=TOKEN + NOTIFY),
+        security=USER, scope=WEBHOOKS, tag="webhooks", errors=TOKEN + NOTIFY),
     "delete_webhook": Operation(
         "Delete a webhook and its deliveries", {204: Reply("Deleted.", media=None)}, path=WebhookPath,
-        security=USER, tag="webhooks",
+        security=USER, scope=WEBHOOKS, tag="webhooks",
         errors=TOKEN + CSRF + NOTIFY + (errors.InvalidId, UnknownWebhook),
         description="404 for unknown ids and for other users' webhooks."),
     "webhook_deliveries": Operation(
         "A webhook's latest deliveries, with the log of their attempts",
         {200: Reply("The deliveries.", DeliveryList)}, path=WebhookPath, security=USER,
-        tag="webhooks", errors=TOKEN + NOTIFY + (errors.InvalidId, UnknownWebhook),
+        scope=WEBHOOKS, tag="webhooks", errors=TOKEN + NOTIFY + (errors.InvalidId, UnknownWebhook),
         description="404 for unknown ids and for other users' webhooks."),
     # --- the web page (services/gateway/routes/pages.py, sessions.py) ---
     "web_index": Operation(
@@ -223,8 +239,8 @@ OPERATIONS = {
                                    304: Reply("Not modified.", media=None)},
         path=WebPath, errors=(NotFoundPage,), security=(), tag="web page"),
     "web_session": Operation(
-        "Who is logged in", {200: Reply("The account.", User)}, security=USER, tag="web page",
-        errors=TOKEN),
+        "Who is logged in", {200: Reply("The account.", User)}, security=USER, scope=LOGIN_ONLY,
+        tag="web page", errors=TOKEN),
     "web_login": Operation(
         "Log in the web page: the token goes into an HttpOnly cookie",
         {200: Reply("Logged in; `Set-Cookie` carries the token.", Session,
@@ -254,5 +270,7 @@ OPERATIONS = {
         path=asset_path, errors=(NotFoundPage,), security=(), tag="documentation"),
 }
 
-# the accounts' routes are described in openapi/accounts.py, which adds them to OPERATIONS
+# the accounts' and API tokens' routes are described in openapi/accounts.py and tokens.py, which add
+# them to OPERATIONS
 from services.gateway.openapi import accounts  # noqa: E402,F401
+from services.gateway.openapi import tokens  # noqa: E402,F401

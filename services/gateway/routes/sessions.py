@@ -1,5 +1,6 @@
 """The web page's cookie session: GET, POST (log in) and DELETE (log out) /session."""
 from services.auth.exceptions import InvalidCredentials
+from services.common.scopes import LOGIN_ONLY
 from services.gateway.caller import AUTHENTICATED, cookie_name, reject_foreign_page, secure_cookie
 from services.gateway.caller import token_from_request
 from services.gateway.entrypoints import error_response, http, json_body, json_response
@@ -7,7 +8,7 @@ from services.gateway.exceptions import Unauthorized
 
 
 class SessionRoutes:
-    """Mixin of GatewayService: uses its `settings` (PUBLIC_URL), `auth` and `limits`."""
+    """Mixin of GatewayService: uses its `settings` (PUBLIC_URL), `auth`, `limits` and `_account`."""
 
     @http("GET", "/session")
     def web_session(self, request):
@@ -15,9 +16,7 @@ class SessionRoutes:
         token, _ = token_from_request(request, self.settings.PUBLIC_URL)
         if token is None:
             raise Unauthorized("Not logged in.")
-        email = self.auth.validate_token(token)["email"]
-        request.environ[AUTHENTICATED] = True
-        return json_response({"email": email})
+        return json_response({"email": self._account(request, LOGIN_ONLY)["email"]})
 
     @http("POST", "/session", rate="login")
     def web_login(self, request):

@@ -166,6 +166,7 @@
     clearTimeout(state.pollTimer);
     state.pollTimer = null;
     el.jobs.replaceChildren();
+    tokens.reset();
     renderPicked();
     el.authError.textContent = message && message.startsWith("Your session") ? message : "";
     show("auth");
@@ -175,6 +176,8 @@
 
   // the account flows (accounts.js): links from emails, reset, change password, delete account
   const accounts = window.mp3svcAccounts({ api, show, signedOut, announce, el });
+  // API tokens for scripts (tokens.js)
+  const tokens = window.mp3svcTokens({ api, announce, formatDate });
 
   async function boot() {
     if (accounts.openLink()) return; // /verify?token= or /reset?token=

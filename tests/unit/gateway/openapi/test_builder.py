@@ -60,6 +60,18 @@ def test_an_undocumented_route_fails_loudly():
         builder.document(Extended)
 
 
+def test_an_authenticated_route_without_a_scope_fails_loudly(monkeypatch):
+    class Extended(GatewayService):
+        @http("GET", "/jobs/<string:job_id>/more")
+        def unscoped(self, request, job_id):
+            pass
+
+    monkeypatch.setitem(ops_table.OPERATIONS, "unscoped", ops_table.Operation(
+        "More", {200: ops_table.Reply("More.")}, security=ops_table.USER))
+    with pytest.raises(builder.Undocumented, match="unscoped: its Operation names no scope"):
+        builder.document(Extended)
+
+
 def test_document_is_valid_openapi_3_1(document):
     assert document["openapi"] == "3.1.0"
     openapi_spec_validator.validate(json.loads(json.dumps(document)))  # the official meta-schema
@@ -167,6 +179,11 @@ def test_generator_friendly_parameters_and_bodies(document):
     ("get", "/download", 416, "range_not_satisfiable"),
     ("get", "/healthz", 503, "busy"),
     ("get", "/jobs", 503, "auth_unavailable"),
+    ("post", "/tokens", 409, "too_many_tokens"),
+    ("post", "/tokens", 400, "invalid_input"),
+    ("delete", "/tokens/{token_id}", 404, "not_found"),
+    ("delete", "/tokens/{token_id}", 400, "invalid_id"),
+    ("delete", "/tokens/{token_id}", 403, "csrf"),
 ])
 def test_errors_per_route(document, method, path, status, code):
     assert code in error_codes(operations(document)[(method, path)], status)
@@ -184,8 +201,20 @@ def test_error_headers(document):
 def test_security(document):
     ops = operations(document)
     assert ops[("post", "/login")]["security"] == [{ops_table.BASIC: []}]
-    # the token, or the web page's cookie
-    assert ops[("get", "/jobs")]["security"] == [{ops_table.BEARER: []}, {ops_table.COOKIE: []}]
+    # a login token, an API token with the scope, or the web page's cookie
+    assert ops[("get", "/jobs")]["security"] == [
+        {ops_table.BEARER: []}, {ops_table.API_TOKEN: ["jobs:read"]}, {ops_table.COOKIE: []}]
+    assert ops[("delete", "/jobs/{job_id}")]["security"][1] == {ops_table.API_TOKEN: ["jobs:write"]}
+    # account changes and tokens: never an API token
+    for login_only in (("post", "/tokens"), ("get", "/tokens"), ("delete", "/tokens/{token_id}"),
+                       ("put", "/account/password"), ("delete", "/account"), ("post", "/logout"),
+                       ("get", "/session")):
+        assert ops[login_only]["security"] == [{ops_table.BEARER: []}, {ops_table.COOKIE: []}]
+        assert "API token gets 403" in ops[login_only]["description"]
+    # every authenticated operation may answer 403 insufficient_scope
+    for (method, path), spec in ops.items():
+        if {ops_table.BEARER: []} in spec["security"]:
+            assert "insufficient_scope" in error_codes(spec, 403), (method, path)
     assert "csrf" in error_codes(ops[("delete", "/jobs/{job_id}")], 403)
     assert "WWW-Authenticate" not in response(document, ops[("post", "/session")], 401).get("headers", {})
     for public in (("get", "/healthz"), ("post", "/register"), ("get", "/openapi.json"), ("get", "/docs"),
