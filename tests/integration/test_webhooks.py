@@ -15,6 +15,7 @@ from services.common import constants as c
 from services.common.messaging import CONSUMERS, queue_name
 from services.common.metrics import ENTRYPOINT_CALLS
 from services.notification import metrics, signing
+from devtools.stack import NotReady
 from tests.helpers import wait_until
 from tests.integration.conftest import ALL_SERVICES, Api, bearer
 from tests.integration.receivers import HANG, Receiver
@@ -75,12 +76,20 @@ def deliveries(api, token, hook_id):
 
 
 def the_delivery(api, token, hook_id, condition, timeout=60, message="the delivery"):
-    """The webhook's one delivery once `condition(delivery)` holds."""
+    """The webhook's one delivery once `condition(delivery)` holds; past `timeout`, NotReady
+    with the last delivery seen (or none)."""
+    seen = []
+
     def found():
         listed = deliveries(api, token, hook_id)
         assert len(listed) <= 1, listed
+        seen[:] = listed
         return listed[0] if listed and condition(listed[0]) else None
-    return wait_until(found, timeout, interval=0.2, message=message)
+    try:
+        return wait_until(found, timeout, interval=0.2, message=message)
+    except NotReady as exc:
+        raise NotReady("%s; the delivery last seen: %s" % (
+            exc, json.dumps(seen[0], indent=1) if seen else "none")) from None
 
 
 def finished_job(api, token, media, name="hooked.mp4"):
