@@ -221,17 +221,18 @@ class HttpEntrypoint(HttpRequestHandler):
 
     def _settings(self):
         """The service's parsed settings (PUBLIC_URL: the page's own origin)."""
-        for provider in self.container.dependencies:
-            if isinstance(provider, Settings):
-                return provider.values
-        raise LookupError("the gateway's routes need its Settings dependency")
+        return self._provider(Settings).values
 
     def _limits(self):
         """The service's rate limits (its RateLimits dependency, shared by its workers)."""
+        return self._provider(RateLimits).store
+
+    def _provider(self, kind):
+        """The service's dependency provider of class `kind`."""
         for provider in self.container.dependencies:
-            if isinstance(provider, RateLimits):
-                return provider.store
-        raise LookupError("a route with a rate limit needs the service's RateLimits dependency")
+            if isinstance(provider, kind):
+                return provider
+        raise LookupError("the gateway's routes need its %s dependency" % kind.__name__)
 
     def response_from_exception(self, exc):
         if isinstance(exc, ContainerBeingKilled):
