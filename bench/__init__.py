@@ -7,8 +7,10 @@ one run:
 
   * baselines: raw ffmpeg file->file (`ffmpeg -i in.mp4 -vn -c:a libmp3lame -q:a 2 out.mp3`) and a
     raw pymongo GridFS put (and get) of the same file into the same MongoDB the services use;
-  * per video (1, 10, 60 minutes of 720p): upload -> job done, upload MB/s, converting -> done,
-    download MB/s, with a check of the MP3 (duration, Content-Length, file name);
+  * per video (1, 10, 60 minutes of 720p): upload -> job done as a user gets it (converted while
+    it arrives), upload MB/s, download MB/s, with a check of the MP3 (duration, Content-Length,
+    file name); then the same with the converter held until the upload is stored, for
+    converting -> done against raw ffmpeg;
   * peak RSS of the gateway and converter processes (and the ffmpeg child) while the ~1 GB
     60-minute video goes through (VmHWM reset through /proc/<pid>/clear_refs before the upload,
     plus a 10 Hz VmRSS sampler);
@@ -44,12 +46,12 @@ VIDEOS = {"1m": "clip-1m", "10m": "clip-10m", "60m": "clip-60m"}  # --only name 
 RSS_VIDEO = "60m"            # the ~1 GB one
 MOVIEPY_VIDEO = "10m"
 FAIRNESS_VIDEO, FAIRNESS_CLIP = "10m", "clip-8s"   # A's four long jobs, B's short one
-TARGET_VIDEO = "10m"
+UPLOAD_DONE_VIDEOS = ("10m", "60m")  # the videos the upload_done_ratio target is for
 MOVIEPY_PIN = "moviepy==2.2.1"
 
 TARGETS = {
-    "upload_done_ratio": 1.25,   # upload->done <= 1.25 x (raw ffmpeg + raw GridFS put), 10-min video
-    "convert_ratio": 1.10,       # converting->done <= 1.1 x raw ffmpeg
+    "upload_done_ratio": 0.9,    # upload->done <= 0.9 x (raw ffmpeg + raw GridFS put), 10 and 60 min
+    "convert_ratio": 1.05,       # converting->done (upload stored first) <= 1.05 x raw ffmpeg
     "rss_mb": 150.0,             # gateway and converter each < 150 MB with the 1 GB video
     "scale_ratio": 1.8,          # 2 converters >= 1.8 x jobs/min of one
 }

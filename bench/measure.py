@@ -96,8 +96,11 @@ def probe_duration(path):
         return None
 
 
-def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=()):
-    """Upload -> poll -> download one video; optional RSS sampling during the whole flow."""
+def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=(), hold=()):
+    """Upload -> poll -> download one video; optional RSS sampling during the whole flow.
+    `hold`: converter pids frozen (SIGSTOP) from before the upload until its 202, so the job is
+    converted from the whole stored upload and converting -> done is the conversion alone (without
+    it, a video in a container that decodes as it arrives is converted while it uploads)."""
     path, size, seconds = media["path"], media["size"], media["seconds"]
     hwm_reset = {pid: reset_hwm(pid) for pid in reset_pids}
     sampler = RssSampler(sampler_roots or {})
@@ -105,8 +108,14 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
         sampler.start()
     try:
         sampler.mark("upload")
-        started, started_wall = time.monotonic(), time.time()
-        status, payload, upload_s = api.upload(path)
+        for pid in hold:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started, started_wall = time.monotonic(), time.time()
+            status, payload, upload_s = api.upload(path)
+        finally:
+            for pid in hold:
+                os.kill(pid, signal.SIGCONT)
         sampler.mark("convert")
         if status != 202:
             raise RuntimeError(f"upload of {os.path.basename(path)}: {status} {payload}")
@@ -114,7 +123,9 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
             observations.append(f"POST /upload answered 202 with {payload!r} (contract: job_id, "
                                 f"status={c.QUEUED})")
         job_id = payload["job_id"]
-        job, seen, server = api.poll_job(job_id, time.monotonic() + 300 + 1.0 * seconds)
+        # polled more often when held: a short conversion must be seen `converting` at least once
+        job, seen, server = api.poll_job(job_id, time.monotonic() + 300 + 1.0 * seconds,
+                                         interval=0.1 if hold else 0.5)
         result = timings(job, seen, server, started, started_wall, upload_s)
         result.update(job_id=job_id, size=size, upload_s=upload_s, upload_mbs=size / 1e6 / upload_s)
         if job["status"] != c.DONE:

@@ -34,7 +34,7 @@ def step_of(argv):
     if os.path.basename(argv[0]).startswith("ffprobe"):
         return "probe mp3" if argv[-1].endswith(".mp3") else "probe"
     if "-f mp3" in text:
-        return "encode+cover" if "mjpeg" in text else "encode"
+        return "encode"
     if "mjpeg" in text:
         return "cover"
     if "-f null" in text or "null" in argv and "loudnorm" in text:
@@ -52,7 +52,8 @@ def profile(video, options, mongo_uri=None):
         try:
             return run(self, argv, *args, **kwargs)
         finally:
-            times[step_of(argv)] += time.monotonic() - started
+            step = step_of(argv) + (" (with the cover beside)" if kwargs.get("beside") else "")
+            times[step] += time.monotonic() - started
 
     def timed_write(*args, **kwargs):
         started = time.monotonic()

@@ -112,12 +112,16 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
                  "nx-27017": stack.pids("nx-27017")}
         reset = [pid for pids in roots.values() for pid in pids]
     repeats = 1 if name == RSS_VIDEO else max(1, args.repeat)
-    runs = []
+    runs, stored = [], []
     for index in range(repeats):
-        log(f"video {name}: upload -> done -> download ({index + 1}/{repeats})")
         try:
+            log(f"video {name}: upload -> done -> download ({index + 1}/{repeats})")
             runs.append(run_video(api, media, workdir, results.bugs, roots if index == 0 else None,
                                   reset if index == 0 else ()))
+            log(f"video {name}: the same with the converter held until the upload is stored "
+                f"({index + 1}/{repeats})")
+            stored.append(run_video(api, media, workdir, results.bugs,
+                                    hold=stack.pids(*stack.converters)))
         except RuntimeError as exc:
             results.errors.append(f"{name}: {exc}")
             log(f"video {name} FAILED: {exc}")
@@ -125,10 +129,13 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
         if name in results.baseline:
             results.baseline[name].setdefault("ffmpeg_after", []).append(
                 ffmpeg_baseline(media["path"], workdir, not args.no_nice))
-    if not runs:
+    if not runs or not stored:
         results.videos[name] = {"failed": results.errors[-1], "size": media["size"]}
         return
     video = results.videos[name] = combine(runs)
+    held = combine(stored)
+    video["stored_convert_s"] = held.get("convert_srv_s") or held.get("convert_poll_s")
+    video["stored_convert_s_all"] = held.get("convert_srv_s_all", [])
     log(f"video {name}: " + json.dumps({key: value for key, value in video.items()
                                         if key not in ("rss", "hwm")}, default=str))
     if roots:

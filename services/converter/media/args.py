@@ -43,19 +43,13 @@ def probe(tools, path, formats="mp3"):
             "-show_format", "-show_streams", "-show_chapters", "-of", "json", path]
 
 
-def encode(tools, source, target, options=None, info=None, loudness=None, picture=None):
+def encode(tools, source, target, options=None, info=None, loudness=None):
     """ffmpeg argv: the chosen audio only, to MP3 (VBR quality, CBR bitrate or a copy), capped in
     duration and size, with live progress on stdout and no tags (mutagen writes those).
     `loudness`: the first pass's measurements (loudness.parse_ebur128): one gain (volume) when
-    that is loudnorm's linear mode, else loudnorm's dynamic mode.
-    `picture`: a path for the cover JPEG (cover_choice's picture) as a second output of the same
-    run, so the upload is read and decoded once; the file stays empty when no frame was found."""
+    that is loudnorm's linear mode, else loudnorm's dynamic mode."""
     options = options or ConversionOptions()
-    choice = cover_choice(options, info) if picture else None
-    # key frames only: a video decoder fed every frame would decode the whole video to the end
-    keyframes = choice is not None and choice[1] is not None
-    source_node = _input(source, **({"skip_frame:v": "nokey"} if keyframes else {}))
-    audio = source_node["a:%d" % options.track]
+    audio = _input(source)["a:%d" % options.track]
     kwargs = dict(_limits(tools, options), format="mp3", vn=None, sn=None, dn=None, map_metadata=-1,
                   map_chapters=-1, id3v2_version=0, write_id3v1=0)
     if copies(options, info):
@@ -78,10 +72,7 @@ def encode(tools, source, target, options=None, info=None, loudness=None, pictur
             audio = audio.filter("volume", volume="%.2fdB" % linear_gain(loudness))
         elif loudness:
             audio = audio.filter("loudnorm", **loudnorm_filter(loudness))
-    out = audio.output(target, **kwargs)
-    if choice:
-        out = ffmpeg.merge_outputs(out, _picture_output(source_node, picture, *choice))
-    return _compile(tools, out, "-v", "error", *_progress(tools))
+    return _compile(tools, audio.output(target, **kwargs), "-v", "error", *_progress(tools))
 
 
 def measure(tools, source, options):
@@ -135,17 +126,13 @@ def cover(tools, source, options, info):
 def cover_frame(tools, source, stream_index, at=None, keyframes=False):
     """One JPEG of at most COVER_PX on stdout from stream `stream_index` (an int from the probe),
     at `at` seconds (output side, as for the trim); `keyframes` decodes key frames only."""
-    picture = _input(source, **({"skip_frame": "nokey"} if keyframes else {}))
-    return _compile(tools, _picture_output(picture, "pipe:1", stream_index, at), "-v", "error")
-
-
-def _picture_output(source_node, target, stream_index, at=None):
     seek = {"ss": round(float(at), 3)} if at is not None else {}
-    picture = source_node["%d" % int(stream_index)].filter(
-        "scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
-        force_original_aspect_ratio="decrease")
-    return picture.output(target, format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p",
-                          **seek, **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
+    picture = _input(source, **({"skip_frame": "nokey"} if keyframes else {}))["%d" % int(stream_index)]
+    picture = picture.filter("scale", w="min(%d,iw)" % COVER_PX, h="min(%d,ih)" % COVER_PX,
+                             force_original_aspect_ratio="decrease")
+    out = picture.output("pipe:1", format="image2pipe", vcodec="mjpeg", pix_fmt="yuvj420p", **seek,
+                         **{"frames:v": 1, "q:v": 4, "an": None, "sn": None, "dn": None})
+    return _compile(tools, out, "-v", "error")
 
 
 def copies(options, info):

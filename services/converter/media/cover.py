@@ -6,12 +6,19 @@ log = logging.getLogger(__name__)
 JPEG = b"\xff\xd8"
 
 
+def picture(exit):
+    """The JPEG a cover argv's run wrote on stdout (its process.Exit, or None), else None."""
+    if exit is not None and exit.returncode == 0 and exit.output.startswith(JPEG):
+        return exit.output
+    return None
+
+
 def grab(run, argvs):
     """JPEG bytes, or None. `run(argv)` returns a process.Exit."""
     errors = ""
     for argv in argvs:
         exit = run(argv)
-        if exit.returncode == 0 and exit.output.startswith(JPEG):
+        if picture(exit) is not None:
             return exit.output
         errors = exit.errors
     if argvs:

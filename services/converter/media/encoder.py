@@ -8,7 +8,7 @@ from services.converter import tags as id3
 from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
 from services.converter.media.process import Progress, Supervisor
-from services.converter.media.tempfiles import spooled, temp_path
+from services.converter.media.tempfiles import spooled
 
 
 @dataclasses.dataclass
@@ -78,14 +78,18 @@ class _Attempt:
         self.feed = feed
         self.progress = progress
 
-    def run(self, argv, on_line=None):
+    def run(self, argv, on_line=None, beside=()):
         """argv over the input (fed on stdin when it is the pipe): a process.Exit. A pass over an
-        upload still arriving also tells its progress by the bytes it was fed."""
+        upload still arriving also tells its progress by the bytes it was fed. `beside`: [] or
+        [argv] of a process run at the same time over the same input (the cover frame's: it
+        reads up to its frame only, where a second output of the encoding run would make ffmpeg
+        decode every key frame to the end)."""
         expected = getattr(self.feed, "expected", None)
         on_fed = None
         if on_line is not None and expected:
             on_fed = lambda fed: self.progress.fed(fed / expected)  # noqa: E731
-        return self.supervisor.run(argv, self.feed, on_line, on_fed)
+        return self.supervisor.run(argv, self.feed, on_line, on_fed,
+                                   beside=beside[0] if beside else None)
 
     def convert(self, source, target, options):
         """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
@@ -107,15 +111,16 @@ class _Attempt:
                 measured = loudness.measured(self.run(args.measure_dynamic(tools, source, options),
                                                       self.progress.reader(span, 0.0, offset)),
                                              loudness.parse_loudnorm)
-        with temp_path(os.path.dirname(target) or None, suffix=".jpg") as picture_path:
-            errors.check(self.run(args.encode(tools, source, target, options, info, measured, picture_path),
-                                  self.progress.reader(span, offset, 1.0 - offset)))
-            duration = self.duration(target, span)
-            if duration is None:
-                return None
-            picture = _jpeg(picture_path)
+        covers = args.cover(tools, source, options, info)
+        encoded = self.run(args.encode(tools, source, target, options, info, measured),
+                           self.progress.reader(span, offset, 1.0 - offset), beside=covers[:1])
+        errors.check(encoded)
+        duration = self.duration(target, span)
+        if duration is None:
+            return None
+        picture = cover.picture(encoded.beside)
         if picture is None:  # no key frame after that time (or none at all): a pass over any frame
-            picture = cover.grab(self.run, args.cover(tools, source, options, info)[-1:])
+            picture = cover.grab(self.run, covers[1:])
         frames = id3.frames_for(info.tags if options.with_tags else {},
                                 info.chapters if options.with_tags else [], options, picture, duration)
         id3.write(target, frames)
@@ -148,13 +153,6 @@ def expected_span(duration, options):
     if duration:
         end = min(end, duration)
     return max(0.0, (end or 0.0) - (options.start or 0.0))
-
-
-def _jpeg(path):
-    """The JPEG at `path`, None when the run wrote none."""
-    with open(path, "rb") as picture:
-        data = picture.read(id3.MAX_PICTURE + 1)
-    return data if data.startswith(cover.JPEG) else None
 
 
 def which(binary):

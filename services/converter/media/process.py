@@ -12,6 +12,7 @@ import signal
 import time
 
 import eventlet
+import eventlet.queue
 from eventlet.green import subprocess
 
 from services.common.utils import die_with_parent, kill_group
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 PIPE_BLOCK = 1024 * 1024
 STDERR_KEEP = 4096
 STDOUT_KEEP = 8 * 1024 * 1024  # ffprobe's JSON and a cover JPEG; anything bigger is cut
+SIDE_BACKLOG = 8  # blocks a process beside the main one may fall behind before it is fed no more
+SIDE_GRACE = 5  # seconds a process beside the main one may run on after it: then it is killed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Exit:
     returncode: int
     errors: str    # the end of stderr (STDERR_KEEP bytes), decoded
     output: bytes  # the start of stdout (STDOUT_KEEP bytes); empty when read line by line
+    beside: "Exit" = None  # the process run beside this one over the same input, if any
 
 
 class Supervisor:
@@ -42,36 +46,39 @@ class Supervisor:
         self.deadline = time.monotonic() + timeout
         self.should_stop = should_stop
 
-    def run(self, argv, feed=None, on_line=None, on_fed=None):
+    def run(self, argv, feed=None, on_line=None, on_fed=None, beside=None):
         """Run argv until it exits and return its Exit. `feed`: a stored file (iter_range) piped
         into stdin, None for no stdin. `on_line` gets each stdout line instead of keeping it,
-        `on_fed` the bytes piped so far after each block.
+        `on_fed` the bytes piped so far after each block. `beside`: the argv of a second process
+        over the same input, started with this one and fed the same blocks for as long as it
+        reads (it may stop early: a cover frame), so the input is read once and both use the two
+        cores; its Exit is the result's `beside`.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
-        TransientError (reading `feed` from storage failed: the process is killed at once)."""
-        log.debug("running %s", " ".join(argv))
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=self._preexec())
-        stderr, stdout, failure = bytearray(), bytearray(), []
-        feeder = eventlet.spawn(_feed, proc, feed, failure, on_fed) if feed is not None else None
-        readers = [eventlet.spawn(_tail, proc.stderr, stderr),
-                   eventlet.spawn(_lines, proc.stdout, on_line) if on_line
-                   else eventlet.spawn(_head, proc.stdout, stdout)]
+        TransientError (reading `feed` from storage failed: the processes are killed at once)."""
+        children = [_Child(argv, feed is not None, on_line, self._preexec())]
+        if beside is not None:
+            children.append(_Child(beside, feed is not None, None, self._preexec()))
+        failure = []
+        feeder = eventlet.spawn(_feed, children, feed, failure, on_fed) if feed is not None else None
         try:
-            self._wait(proc)
+            self._wait(children[0].proc)
+            for child in children[1:]:  # it had the whole input too: done, or stuck
+                self._wait(child.proc, until=time.monotonic() + SIDE_GRACE)
         finally:
-            if proc.poll() is None:
-                kill_group(proc)
+            for child in children:
+                child.close()
             if feeder is not None:
                 feeder.kill()
-            for reader in readers:
-                reader.wait()
+            for child in children:
+                child.drain()
         if failure and isinstance(failure[0], ConversionAborted):  # the upload was removed
             raise failure[0]
         if failure:
             raise TransientError(errors.STORAGE_FAILED % (failure[0],)) from failure[0]
-        return Exit(proc.returncode, stderr.decode("utf-8", "replace"), bytes(stdout))
+        main = children[0].exit()
+        if beside is not None:
+            main = dataclasses.replace(main, beside=children[1].exit())
+        return main
 
     def _preexec(self):
         """In the child before exec: die with the converter, and the resource limits."""
@@ -79,12 +86,16 @@ class Supervisor:
             return die_with_parent(signal.SIGKILL)
         return self.limits.preexec(die_with_parent(signal.SIGKILL))
 
-    def _wait(self, proc):
+    def _wait(self, proc, until=None):
+        """Until proc exits (or, with `until`, that monotonic time passes: it is then killed)."""
         while True:
             try:
                 proc.wait(timeout=0.5)  # green: polls every 10 ms without blocking the hub
                 return
             except subprocess.TimeoutExpired:
+                if until is not None and time.monotonic() > until:
+                    kill_group(proc)
+                    return
                 if self.should_stop():
                     raise ConversionAborted()
                 if time.monotonic() - self.idle() > self.deadline:
@@ -135,34 +146,125 @@ class Progress:
         self.report(offset + share * min(fraction, 0.99))
 
 
-def _feed(proc, stored, failure, on_fed=None):
-    """Pipes `stored` into proc's stdin. A storage error is ours, not the upload's: it is recorded
-    in `failure` and the process killed at once, so the attempt ends now as a transient failure
-    instead of ffmpeg waiting on an open stdin until the timeout. `stored` may be an upload still
-    arriving (a GrowingFile, whose blocks come as they land)."""
+class _Child:
+    """One process of Supervisor.run: its stdout and stderr drained by green threads into bounded
+    buffers (or stdout handed line by line to `on_line`)."""
+
+    def __init__(self, argv, piped, on_line, preexec):
+        log.debug("running %s", " ".join(argv))
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=preexec)
+        self.stderr, self.stdout = bytearray(), bytearray()
+        self.readers = [eventlet.spawn(_tail, self.proc.stderr, self.stderr),
+                        eventlet.spawn(_lines, self.proc.stdout, on_line) if on_line
+                        else eventlet.spawn(_head, self.proc.stdout, self.stdout)]
+
+    def close(self):
+        """Kill it (its whole group) when it still runs."""
+        if self.proc.poll() is None:
+            kill_group(self.proc)
+
+    def drain(self):
+        for reader in self.readers:
+            reader.wait()
+
+    def exit(self):
+        return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout))
+
+
+def _feed(children, stored, failure, on_fed=None):
+    """Pipes `stored` into the children's stdins, for as long as each reads: the first child (the
+    main one) sets the pace; one beside it is fed by its own green thread from a short backlog and
+    is fed no more (its stdin closed) once it falls behind, so it never holds the main one up.
+    A storage error is ours, not the upload's: it is recorded in `failure` and the processes killed
+    at once, so the attempt ends now as a transient failure instead of ffmpeg waiting on an open
+    stdin until the timeout. `stored` may be an upload still arriving (a GrowingFile, whose blocks
+    come as they land). `on_fed` tells the bytes the main child was fed."""
+    main, sides = children[0], [_Backlog(child) for child in children[1:]]
     blocks = stored.iter_range(0, None, PIPE_BLOCK)
-    fed = 0
-    while True:
-        try:
-            block = next(blocks)
-        except StopIteration:
-            break
-        except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
-            failure.append(exc)
+    fed, feeding = 0, True
+    try:
+        while feeding or any(side.open for side in sides):
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
+                block = next(blocks)
+            except StopIteration:
+                break
+            except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
+                failure.append(exc)
+                for child in children:
+                    try:
+                        os.killpg(child.proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                return
+            for side in sides:
+                side.offer(block)
+            if feeding:
+                feeding = _write(main.proc.stdin, block)
+                fed += len(block)
+                if feeding and on_fed is not None:
+                    on_fed(fed)
+        if feeding:
+            _close(main.proc.stdin)
+    finally:
+        for side in sides:
+            side.end()
+
+
+class _Backlog:
+    """Feeds a process beside the main one from a queue of at most SIDE_BACKLOG blocks."""
+
+    def __init__(self, child):
+        self.stdin = child.proc.stdin
+        self.open = True
+        self.queue = eventlet.queue.LightQueue(SIDE_BACKLOG)
+        self.writer = eventlet.spawn(self._write)
+
+    def offer(self, block):
+        if not self.open:
             return
         try:
-            proc.stdin.write(block)
-        except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
-            return  # ffmpeg stopped reading: it failed, hit a cap or has what it needs
-        fed += len(block)
-        if on_fed is not None:
-            on_fed(fed)
+            self.queue.put_nowait(block)
+        except eventlet.queue.Full:  # it falls behind: it has what the input gives it so far
+            self.open = False
+            self.queue = None
+            self.writer.kill()
+            _close(self.stdin)
+
+    def end(self):
+        """The input ended (or the feed stopped): close its stdin once it has the backlog."""
+        if not self.open:
+            return
+        self.open = False
+        try:
+            self.queue.put_nowait(None)
+        except eventlet.queue.Full:  # it is behind: it gets no more
+            self.writer.kill()
+            _close(self.stdin)
+
+    def _write(self):
+        while True:
+            block = self.queue.get()
+            if block is None or not _write(self.stdin, block):
+                self.open = False
+                _close(self.stdin)
+                return
+
+
+def _write(pipe, block):
+    """False when the process stopped reading: it failed, hit a cap or has what it needs."""
     try:
-        proc.stdin.close()
+        pipe.write(block)
+        return True
+    except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
+        return False
+
+
+def _close(pipe):
+    try:
+        pipe.close()
     except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
         pass
 

@@ -40,6 +40,29 @@ def test_feeds_stdin_from_storage_and_reads_lines(tmp_path):
     assert lines == [str(path.stat().st_size).encode(), b"done"]
 
 
+def test_a_process_beside_gets_the_same_input_while_it_reads(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(bytes(range(256)) * (5 * process.PIPE_BLOCK // 256))  # 5 blocks
+    exit = Supervisor(timeout=60).run(["sh", "-c", "md5sum"], LocalStored(str(path)),
+                                      beside=["sh", "-c", "md5sum >&2; echo side"])
+    assert exit.returncode == 0 and exit.beside.returncode == 0
+    assert exit.output.split()[0].decode() == exit.beside.errors.split()[0]  # the same bytes, read once
+    assert exit.beside.output == b"side\n"
+
+
+def test_a_process_beside_that_stops_reading_or_stalls_never_holds_the_main_one(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * (3 * process.SIDE_BACKLOG * process.PIPE_BLOCK))
+    for side, returncode in (("head -c 10 >/dev/null; echo took", 0), ("sleep 300", -9)):
+        started = time.monotonic()
+        fed = []
+        exit = Supervisor(timeout=600).run(["sh", "-c", "wc -c"], LocalStored(str(path)),
+                                           on_fed=fed.append, beside=["sh", "-c", side])
+        assert int(exit.output) == path.stat().st_size == fed[-1]
+        assert exit.beside.returncode == returncode  # the stalled one killed SIDE_GRACE after
+        assert time.monotonic() - started < 60
+
+
 def test_a_storage_failure_kills_the_process_at_once_as_transient(tmp_path):
     path = tmp_path / "upload"
     path.write_bytes(b"\x00" * (3 * process.PIPE_BLOCK))
