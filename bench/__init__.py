@@ -53,6 +53,7 @@ TARGETS = {
     "upload_done_ratio": 0.9,    # upload->done <= 0.9 x (raw ffmpeg + raw GridFS put), 10 and 60 min
     "convert_ratio": 1.05,       # converting->done (upload stored first) <= 1.05 x raw ffmpeg
     "rss_mb": 150.0,             # gateway and converter each < 150 MB with the 1 GB video
+    "rss_flat_mb": 25.0,         # ... and at most 25 MB above their peak with the 1-minute video
     "scale_ratio": 1.8,          # 2 converters >= 1.8 x jobs/min of one
 }
 

@@ -20,6 +20,7 @@ class Results:
     baseline: dict = dataclasses.field(default_factory=dict)   # video -> ffmpeg/gridfs figures
     videos: dict = dataclasses.field(default_factory=dict)     # video -> run_video figures
     rss: dict = None
+    rss_by_video: dict = dataclasses.field(default_factory=dict)  # video -> the rss rows of its first run
     scale: list = dataclasses.field(default_factory=list)      # one run_batch result per layout
     moviepy: dict = None
     moviepy_ffmpeg: dict = None
@@ -120,6 +121,15 @@ def rss_section(results):
     yield ("\nVmHWM reset with `echo 5 > /proc/<pid>/clear_refs` just before the upload and read "
            "after the download; the sampler reads VmRSS of the service processes (started by "
            "the bench's stack) every 0.1 s.\n")
+    if len(results.rss_by_video) > 1:
+        videos = list(results.rss_by_video.items())
+        yield "Peak RSS MB (VmHWM) by the size of the video, the same way (each video's first run):\n"
+        yield "| process | " + " | ".join(f"{name} ({rss['video_mb']:.0f} MB)" for name, rss in videos) + " |"
+        yield "|---|" + "---:|" * len(videos)
+        for process in results.rss["rows"]:
+            yield (f"| {process} | " + " | ".join(fmt(peak_rss(rss["rows"].get(process)), ".0f")
+                                                  for _, rss in videos) + " |")
+        yield ""
 
 
 def scale_section(results):
@@ -203,13 +213,29 @@ def targets_section(results):
     if results.rss:
         for name, row in results.rss["rows"].items():
             if name in (c.GATEWAY, c.CONVERTER):
-                peak = max(mb for mb in (row.get("hwm"), row.get("sampled")) if mb is not None)
+                peak = peak_rss(row)
                 yield (f"| {name} peak RSS < {TARGETS['rss_mb']:.0f} MB with the 1 GB video | "
                        f"{peak:.0f} MB | {verdict(peak < TARGETS['rss_mb'])} |")
+    smallest = min(results.rss_by_video.values(), key=lambda rss: rss["video_mb"], default=None)
+    if results.rss and smallest is not None and smallest["video_mb"] < results.rss["video_mb"]:
+        for name in (c.GATEWAY, c.CONVERTER):
+            small = peak_rss(smallest["rows"].get(name))
+            big = peak_rss(results.rss["rows"].get(name))
+            if small and big:
+                yield (f"| {name} peak RSS flat in file size: {results.rss['video_mb']:.0f} MB ≤ "
+                       f"{smallest['video_mb']:.0f} MB + {TARGETS['rss_flat_mb']:.0f} MB | "
+                       f"{big:.0f} vs {small:.0f} MB | "
+                       f"{verdict(big <= small + TARGETS['rss_flat_mb'])} |")
     if results.scale and len(results.scale) > 1:
         ratio = results.scale[1]["jobs_min"] / results.scale[0]["jobs_min"]
         yield (f"| 2 converters ≥ {TARGETS['scale_ratio']} × jobs/min of 1 | {ratio:.2f} × | "
                f"{verdict(ratio >= TARGETS['scale_ratio'])} |")
+
+
+def peak_rss(row):
+    """The larger of a process's VmHWM and sampled peak (MB), None when neither was read."""
+    peaks = [mb for mb in ((row or {}).get("hwm"), (row or {}).get("sampled")) if mb is not None]
+    return max(peaks) if peaks else None
 
 
 def add_ratios(results):

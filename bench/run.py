@@ -139,7 +139,10 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
     log(f"video {name}: " + json.dumps({key: value for key, value in video.items()
                                         if key not in ("rss", "hwm")}, default=str))
     if roots:
-        results.rss = {"video_mb": media["size"] / 1e6, "rows": rss_rows(video, roots)}
+        rows = rss_rows(video, roots)
+        results.rss_by_video[name] = {"video_mb": media["size"] / 1e6, "rows": rows}
+        if name == RSS_VIDEO:
+            results.rss = {"video_mb": media["size"] / 1e6, "rows": rows}
 
 
 def rss_rows(video, roots):
@@ -174,7 +177,7 @@ def measure(plan, args, media, stack, results, workdir):
             "gridfs": gridfs_baseline(stack.env[MONGO_URI], args.mongo_db, path)}
     for name in plan.videos:
         measure_video(name, media[VIDEOS[name]], api, stack, results, args, workdir,
-                      with_rss=plan.rss and name == RSS_VIDEO)
+                      with_rss=plan.rss)
     if plan.scale:
         for converters, workers in BATCH_LAYOUTS:
             log(f"batch: {args.batch} x {args.batch_video} with {converters} converter(s) x "
