@@ -1,6 +1,7 @@
 """Test helpers: ports, waiting on conditions with deadlines, real media, a real SMTP sink."""
 import email
 import email.policy
+import hashlib
 import mailbox
 import os
 import signal
@@ -39,14 +40,23 @@ def probe(path):
 
 
 class MediaFactory:
+    """Real media made by ffmpeg, each file made once per session. A file is cached under its name
+    and everything it was made from: two tests may use one name for different media (an earlier
+    test's `silent.mp4` without audio once became a later test's `silent.mp4` that must convert)."""
+
     def __init__(self, directory):
         self.directory = directory
 
     def video(self, name="clip.mp4", duration=3.0, audio=True, video=True, faststart=True,
               extra=(), size="320x240", rate=10, acodec=None):
-        path = os.path.join(str(self.directory), name)
+        made_from = repr((name, float(duration), audio, video, faststart, list(extra), size, rate,
+                          acodec))
+        # the file keeps its own name (an upload's filename is taken from it)
+        folder = os.path.join(str(self.directory), hashlib.sha256(made_from.encode()).hexdigest()[:12])
+        path = os.path.join(folder, name)
         if os.path.exists(path):
             return path
+        os.makedirs(folder, exist_ok=True)
         args = [FFMPEG, "-v", "error", "-y"]
         if video:
             args += ["-f", "lavfi", "-i", "testsrc=size=%s:rate=%s:duration=%s" % (size, rate, duration)]
