@@ -12,7 +12,9 @@ import signal
 import time
 
 import eventlet
+import eventlet.hubs
 import eventlet.queue
+from eventlet import patcher
 from eventlet.green import subprocess
 
 from services.common.utils import die_with_parent, kill_group
@@ -25,6 +27,7 @@ PIPE_BLOCK = 1024 * 1024
 STDERR_KEEP = 4096
 STDOUT_KEEP = 8 * 1024 * 1024  # ffprobe's JSON and a cover JPEG; anything bigger is cut
 SIDE_BACKLOG = 8  # blocks a process beside the main one may fall behind before it is fed no more
+_os_write = patcher.original("os").write
 SIDE_GRACE = 5  # seconds a process beside the main one may run on after it: then it is killed
 
 
@@ -254,12 +257,21 @@ class _Backlog:
 
 
 def _write(pipe, block):
-    """False when the process stopped reading: it failed, hit a cap or has what it needs."""
+    """Write `block` into a child's stdin, waiting (green) while the pipe is full; False when the
+    process stopped reading: it failed, hit a cap or has what it needs. Not pipe.write: under
+    eventlet's monkey patching that ends in eventlet's os.write, which takes EPIPE for "try again"
+    and spins on a pipe whose reader exited (measured: 0.3-0.4 s of CPU per cover process)."""
+    view = memoryview(block)
     try:
-        pipe.write(block)
-        return True
-    except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
+        fd = pipe.fileno()
+        while view:
+            try:
+                view = view[_os_write(fd, view):]
+            except BlockingIOError:
+                eventlet.hubs.trampoline(fd, write=True)
+    except (OSError, ValueError, eventlet.hubs.IOClosed):  # EPIPE, a closed pipe
         return False
+    return True
 
 
 def _close(pipe):
