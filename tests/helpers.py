@@ -1,6 +1,7 @@
 """Test helpers: ports, waiting on conditions with deadlines, real media, a real SMTP sink."""
 import email
 import email.policy
+import hashlib
 import mailbox
 import os
 import signal
@@ -44,9 +45,9 @@ class MediaFactory:
 
     def video(self, name="clip.mp4", duration=3.0, audio=True, video=True, faststart=True,
               extra=(), size="320x240", rate=10, acodec=None):
-        path = os.path.join(str(self.directory), name)
-        if os.path.exists(path):
-            return path
+        """The file `name` made by ffmpeg as asked, once a session. One folder per ffmpeg command
+        line: the same name asked with other parameters is another file, whichever test asked
+        first (tests upload a file under its name, so the name is kept)."""
         args = [FFMPEG, "-v", "error", "-y"]
         if video:
             args += ["-f", "lavfi", "-i", "testsrc=size=%s:rate=%s:duration=%s" % (size, rate, duration)]
@@ -59,8 +60,12 @@ class MediaFactory:
             args += ["-c:a", acodec or ("flac" if name.endswith(".mkv") else "aac")]
         if name.endswith(".mp4") and faststart:
             args += ["-movflags", "+faststart"]
-        args += list(extra) + [path]
-        subprocess.run(args, check=True)
+        args += list(extra)
+        folder = os.path.join(str(self.directory), hashlib.sha256(repr(args).encode()).hexdigest()[:16])
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            os.makedirs(folder, exist_ok=True)
+            subprocess.run(args + [path], check=True)
         return path
 
 
