@@ -10,7 +10,9 @@ only the launcher, which stops the services before what they depend on) and gets
 launcher dies. The children see only the environment given to the Stack: `clean_env()` for tests
 and bench, the caller's for `make run`.
 """
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,6 +40,9 @@ RABBITMQ_MANAGEMENT_PORT = 15672
 CLEAN_ENV_VARS = ("PATH", "HOME", "LANG")
 SERVICE_GRACE = 7   # seconds the services get to finish before SIGKILL
 BACKING_GRACE = 5   # the same for the backing servers; a whole stop stays under 15 s
+# free_port's blocks of pytest-xdist workers: gw0 10000-11999, gw1 12000-13999, ... (11 fit below
+# Linux's default ephemeral range, 32768-60999)
+WORKER_PORT_BASE, WORKER_PORTS = 10000, 2000
 # eventlet warns that it is deprecated when nameko's command line imports it (`nameko run`, `nameko
 # shell`): a banner of eight lines at every start. Only warnings raised from that module are ignored.
 QUIET_WARNINGS = "ignore::Warning:nameko.cli.commands"
@@ -66,9 +71,55 @@ class NotReady(AssertionError):
 
 
 def free_port():
-    with socket.socket() as sock:
-        sock.bind((LOCAL, 0))
-        return sock.getsockname()[1]
+    """A port nothing is bound to, for a server about to start. Under pytest-xdist the worker takes
+    it from its own block (`worker_ports`): a port the kernel gives out (bind to 0) could be given
+    to another worker, or to an outgoing connection, before this one's server binds it."""
+    ports = worker_ports()
+    if ports is None:
+        with socket.socket() as sock:
+            sock.bind((LOCAL, 0))
+            return sock.getsockname()[1]
+    for _ in range(WORKER_PORTS):
+        port = next(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOCAL, port))
+            except OSError:
+                continue  # in use (by anything on the machine), or in TIME_WAIT
+            return port
+    raise OSError("no free port in pytest-xdist worker %s's block" % os.environ["PYTEST_XDIST_WORKER"])
+
+
+def ephemeral_ports():
+    """The kernel's range of ports for outgoing connections and binds to port 0."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            low, high = map(int, handle.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
+_worker_ports = {}
+
+
+def worker_ports():
+    """The ports of this pytest-xdist worker (PYTEST_XDIST_WORKER gw<n>), an iterator cycling through
+    block n of WORKER_PORTS ports from WORKER_PORT_BASE, from a random place (another checkout's run
+    on the machine has the same blocks); None outside a worker. The blocks lie below the ephemeral
+    range, so that neither another worker nor the kernel picks the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return None
+    if worker not in _worker_ports:
+        first = WORKER_PORT_BASE + int(worker[2:]) * WORKER_PORTS
+        if first + WORKER_PORTS > ephemeral_ports()[0]:
+            raise OSError("pytest-xdist worker %s: its ports would reach the ephemeral range %d-%d "
+                          "(use fewer workers)" % ((worker,) + ephemeral_ports()))
+        block = list(range(first, first + WORKER_PORTS))
+        start = random.randrange(WORKER_PORTS)
+        _worker_ports[worker] = itertools.cycle(block[start:] + block[:start])
+    return _worker_ports[worker]
 
 
 def port_open(host, port, timeout=0.5):

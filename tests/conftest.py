@@ -2,6 +2,25 @@ import eventlet
 eventlet.monkey_patch()  # noqa: E402  (must come first: nameko's pytest plugin no longer does it)
 
 import os  # noqa: E402
+
+
+def real_threads_for_xdist():
+    """A pytest-xdist worker (scripts/test.sh) gets its tests from execnet's reader thread, a real
+    thread started before this patching, through the locks and events execnet makes as it needs them
+    from `threading`: patched by eventlet, that thread could not wake the main one, and the worker
+    would wait forever (xdist issue 71). The worker's are made from the unpatched module instead.
+    (The controller starts its reader threads after the patching: green threads, green locks.)"""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from execnet import gateway_base
+    threading = eventlet.patcher.original("threading")
+    model = gateway_base.ThreadExecModel
+    model.Lock = model.RLock = lambda self: threading.RLock()
+    model.Event = lambda self: threading.Event()
+
+
+real_threads_for_xdist()
+
 import sys  # noqa: E402
 import uuid  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
@@ -118,6 +137,28 @@ def service_config(rabbit_config, mongo_uri, mongo_db, tmp_path):
 def media(tmp_path_factory):
     """Makes real media files with ffmpeg, cached for the session."""
     return helpers.MediaFactory(tmp_path_factory.mktemp("media"))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--serial-tests", choices=("include", "exclude", "only"), default="include",
+        help="the tests marked `serial`: run them with the rest (include), leave them out (exclude: "
+             "scripts/test.sh's parallel pass) or run only them (only: its serial pass)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """--serial-tests: an option of its own rather than `-m (not) serial`, so that a `-m` given to
+    scripts/test.sh still selects within each pass."""
+    mode = config.getoption("serial_tests")
+    if mode == "include":
+        return
+    wanted = mode == "only"
+    kept, left = [], []
+    for item in items:
+        (kept if (item.get_closest_marker("serial") is not None) == wanted else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 def pytest_report_header(config):

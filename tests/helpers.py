@@ -40,23 +40,14 @@ def probe(path):
 
 
 class MediaFactory:
-    """Real media made by ffmpeg, each file made once per session. A file is cached under its name
-    and everything it was made from: two tests may use one name for different media (an earlier
-    test's `silent.mp4` without audio once became a later test's `silent.mp4` that must convert)."""
-
     def __init__(self, directory):
         self.directory = directory
 
     def video(self, name="clip.mp4", duration=3.0, audio=True, video=True, faststart=True,
               extra=(), size="320x240", rate=10, acodec=None):
-        made_from = repr((name, float(duration), audio, video, faststart, list(extra), size, rate,
-                          acodec))
-        # the file keeps its own name (an upload's filename is taken from it)
-        folder = os.path.join(str(self.directory), hashlib.sha256(made_from.encode()).hexdigest()[:12])
-        path = os.path.join(folder, name)
-        if os.path.exists(path):
-            return path
-        os.makedirs(folder, exist_ok=True)
+        """The file `name` made by ffmpeg as asked, once a session. One folder per ffmpeg command
+        line: the same name asked with other parameters is another file, whichever test asked
+        first (tests upload a file under its name, so the name is kept)."""
         args = [FFMPEG, "-v", "error", "-y"]
         if video:
             args += ["-f", "lavfi", "-i", "testsrc=size=%s:rate=%s:duration=%s" % (size, rate, duration)]
@@ -69,8 +60,12 @@ class MediaFactory:
             args += ["-c:a", acodec or ("flac" if name.endswith(".mkv") else "aac")]
         if name.endswith(".mp4") and faststart:
             args += ["-movflags", "+faststart"]
-        args += list(extra) + [path]
-        subprocess.run(args, check=True)
+        args += list(extra)
+        folder = os.path.join(str(self.directory), hashlib.sha256(repr(args).encode()).hexdigest()[:16])
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            os.makedirs(folder, exist_ok=True)
+            subprocess.run(args + [path], check=True)
         return path
 
 

@@ -197,6 +197,7 @@ def test_smtp_down_while_jobs_finish(procs, media):
     exactly_once(procs, api, token, job_id)
 
 
+@pytest.mark.serial  # alone: its bound leaves 2 s above the RPC timeout, not another worker's load
 def test_auth_unreachable_gives_503_within_the_rpc_timeout(procs):
     api = api_for(procs)
     token = api.token_for("auth@example.com")
@@ -368,6 +369,9 @@ def test_ops_rpc_create_list_requeue(procs, media, rabbit_config):
         swept_emails(procs, job_id, count=1)  # one email per outcome
 
 
+# alone (scripts/test.sh's serial pass): a minute of ffmpeg at full speed, and heartbeats a starved
+# event loop would miss
+@pytest.mark.serial
 def test_long_conversion_keeps_broker_heartbeats(tmp_path, rabbit_config, mongo_uri, mongo_db,
                                                  mail_sink, media, rabbit_manager,
                                                  container_factory):

@@ -231,7 +231,7 @@ def test_is_job_id_accepts_uuid4_hex(value):
 
 @pytest.mark.parametrize("value", [
     "", None, "a" * 31, "a" * 33, "A" * 32, "g" * 32, "0123456789abcdef-0123456789abcdef",
-    "12345678-1234-1234-1234-123456789abc", "../" + "a" * 29, str(ObjectId())])
+    "12345678-1234-1234-1234-123456789abc", "../" + "a" * 29, str(ObjectId("6b151e0b4127974372c67fd9"))])
 def test_is_job_id_rejects_other_strings(value):
     assert not is_job_id(value)
 
