@@ -18,8 +18,9 @@ def grab(run, argvs):
     errors = ""
     for argv in argvs:
         exit = run(argv)
-        if picture(exit) is not None:
-            return exit.output
+        found = picture(exit)
+        if found is not None:
+            return found
         errors = exit.errors
     if argvs:
         log.info("no cover picture: %s", errors.strip()[-200:])

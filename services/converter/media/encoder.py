@@ -78,18 +78,17 @@ class _Attempt:
         self.feed = feed
         self.progress = progress
 
-    def run(self, argv, on_line=None, beside=()):
+    def run(self, argv, on_line=None, beside=None):
         """argv over the input (fed on stdin when it is the pipe): a process.Exit. A pass over an
-        upload still arriving also tells its progress by the bytes it was fed. `beside`: [] or
-        [argv] of a process run at the same time over the same input (the cover frame's: it
-        reads up to its frame only, where a second output of the encoding run would make ffmpeg
-        decode every key frame to the end)."""
+        upload still arriving also tells its progress by the bytes it was fed. `beside`: the argv
+        of a process run at the same time over the same input (the cover frame's: it reads up to
+        its frame only, where a second output of the encoding run would make ffmpeg decode every
+        key frame to the end)."""
         expected = getattr(self.feed, "expected", None)
         on_fed = None
         if on_line is not None and expected:
             on_fed = lambda fed: self.progress.fed(fed / expected)  # noqa: E731
-        return self.supervisor.run(argv, self.feed, on_line, on_fed,
-                                   beside=beside[0] if beside else None)
+        return self.supervisor.run(argv, self.feed, on_line, on_fed, beside=beside)
 
     def convert(self, source, target, options):
         """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
@@ -113,14 +112,17 @@ class _Attempt:
                                              loudness.parse_loudnorm)
         covers = args.cover(tools, source, options, info)
         encoded = self.run(args.encode(tools, source, target, options, info, measured),
-                           self.progress.reader(span, offset, 1.0 - offset), beside=covers[:1])
+                           self.progress.reader(span, offset, 1.0 - offset),
+                           beside=covers[0] if covers else None)
         errors.check(encoded)
         duration = self.duration(target, span)
         if duration is None:
             return None
         picture = cover.picture(encoded.beside)
-        if picture is None:  # no key frame after that time (or none at all): a pass over any frame
-            picture = cover.grab(self.run, covers[1:])
+        # none: no key frame after that time, or the process beside was cut short; a pass of its
+        # own, over any frame when there were two argvs
+        if picture is None:
+            picture = cover.grab(self.run, covers[-1:])
         frames = id3.frames_for(info.tags if options.with_tags else {},
                                 info.chapters if options.with_tags else [], options, picture, duration)
         id3.write(target, frames)

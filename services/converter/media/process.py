@@ -7,7 +7,6 @@ the conversion's deadline passes or when `should_stop()` turns true.
 """
 import dataclasses
 import logging
-import os
 import signal
 import time
 
@@ -27,8 +26,8 @@ PIPE_BLOCK = 1024 * 1024
 STDERR_KEEP = 4096
 STDOUT_KEEP = 8 * 1024 * 1024  # ffprobe's JSON and a cover JPEG; anything bigger is cut
 SIDE_BACKLOG = 8  # blocks a process beside the main one may fall behind before it is fed no more
-_os_write = patcher.original("os").write
 SIDE_GRACE = 5  # seconds a process beside the main one may run on after it: then it is killed
+_os_write = patcher.original("os").write  # see _write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +39,8 @@ class Exit:
 
 
 class Supervisor:
-    """Runs the processes of one conversion, one at a time, under one deadline."""
+    """Runs the processes of one conversion under one deadline: one pass after another, each
+    pass one process (and at most one beside it over the same input)."""
 
     def __init__(self, timeout, should_stop=lambda: False, limits=None, idle=lambda: 0.0):
         self.timeout = timeout
@@ -197,10 +197,7 @@ def _feed(children, stored, failure, on_fed=None):
             except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
                 failure.append(exc)
                 for child in children:
-                    try:
-                        os.killpg(child.proc.pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+                    child.close()
                 return
             for side in sides:
                 side.offer(block)
@@ -226,26 +223,26 @@ class _Backlog:
         self.writer = eventlet.spawn(self._write)
 
     def offer(self, block):
-        if not self.open:
-            return
-        try:
-            self.queue.put_nowait(block)
-        except eventlet.queue.Full:  # it falls behind: it has what the input gives it so far
-            self.open = False
-            self.queue = None
-            self.writer.kill()
-            _close(self.stdin)
+        if self.open:
+            try:
+                self.queue.put_nowait(block)
+            except eventlet.queue.Full:
+                self._cut()
 
     def end(self):
         """The input ended (or the feed stopped): close its stdin once it has the backlog."""
-        if not self.open:
-            return
+        if self.open:
+            self.open = False
+            try:
+                self.queue.put_nowait(None)
+            except eventlet.queue.Full:
+                self._cut()
+
+    def _cut(self):
+        """It falls behind: it gets no more (its stdin closed), having what the input gave so far."""
         self.open = False
-        try:
-            self.queue.put_nowait(None)
-        except eventlet.queue.Full:  # it is behind: it gets no more
-            self.writer.kill()
-            _close(self.stdin)
+        self.writer.kill()
+        _close(self.stdin)
 
     def _write(self):
         while True:
