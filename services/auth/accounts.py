@@ -77,9 +77,10 @@ def register(session, passwords, mail, settings, email, password):
 
 def add_user(session, email, password_hash):
     """A verified account (registration without verification, a confirmed link, an operator)."""
-    session.add(User(email=email, password_hash=password_hash, created_at=utcnow()))
-    session.execute(delete(Registration).where(Registration.email == email))
     try:
+        session.add(User(email=email, password_hash=password_hash, created_at=utcnow()))
+        # the DELETE autoflushes the INSERT: a concurrent registration's row fails it here already
+        session.execute(delete(Registration).where(Registration.email == email))
         session.commit()
     except IntegrityError:
         session.rollback()
