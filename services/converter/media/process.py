@@ -6,6 +6,7 @@ stdout handed line by line to a callback: ffmpeg's -progress reports). The super
 the conversion's deadline passes or when `should_stop()` turns true.
 """
 import dataclasses
+import fcntl
 import logging
 import signal
 import time
@@ -27,6 +28,8 @@ STDERR_KEEP = 4096
 STDOUT_KEEP = 8 * 1024 * 1024  # ffprobe's JSON and a cover JPEG; anything bigger is cut
 SIDE_BACKLOG = 8  # blocks a process beside the main one may fall behind before it is fed no more
 SIDE_GRACE = 5  # seconds a process beside the main one may run on after it: then it is killed
+READ_AHEAD = 4  # blocks read from storage ahead of the one being piped
+PIPE_SIZE = 1024 * 1024  # a child's stdin pipe buffer (Linux's default is 64 KiB: 2 ms of ffmpeg)
 _os_write = patcher.original("os").write  # see _write
 
 
@@ -159,6 +162,8 @@ class _Child:
             argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=preexec)
+        if piped:
+            _widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()
         self.readers = [eventlet.spawn(_tail, self.proc.stderr, self.stderr),
                         eventlet.spawn(_lines, self.proc.stdout, on_line) if on_line
@@ -186,7 +191,7 @@ def _feed(children, stored, failure, on_fed=None):
     stdin until the timeout. `stored` may be an upload still arriving (a GrowingFile, whose blocks
     come as they land). `on_fed` tells the bytes the main child was fed."""
     main, sides = children[0], [_Backlog(child) for child in children[1:]]
-    blocks = stored.iter_range(0, None, PIPE_BLOCK)
+    blocks = _read_ahead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
     fed, feeding = 0, True
     try:
         while feeding or any(side.open for side in sides):
@@ -211,6 +216,34 @@ def _feed(children, stored, failure, on_fed=None):
     finally:
         for side in sides:
             side.end()
+
+
+def _read_ahead(blocks, depth):
+    """`blocks`, read by a green thread up to `depth` blocks ahead of the consumer: the next storage
+    query (BATCH_CHUNKS chunks) runs while the blocks before it are piped, where reading on demand
+    left ffmpeg waiting on an empty pipe for every query (measured: ~0.4 s per 160 MB from
+    nx-27017). An error reading is raised to the consumer where its block would have been."""
+    queue = eventlet.queue.LightQueue(depth)
+
+    def read():
+        try:
+            for block in blocks:
+                queue.put((block, None))
+        except Exception as exc:
+            queue.put((None, exc))
+            return
+        queue.put((None, None))
+    reader = eventlet.spawn(read)
+    try:
+        while True:
+            block, error = queue.get()
+            if error is not None:
+                raise error
+            if block is None:
+                return
+            yield block
+    finally:
+        reader.kill()
 
 
 class _Backlog:
@@ -269,6 +302,15 @@ def _write(pipe, block):
     except (OSError, ValueError, eventlet.hubs.IOClosed):  # EPIPE, a closed pipe
         return False
     return True
+
+
+def _widen(pipe):
+    """A PIPE_SIZE buffer for a child's stdin: it reads on while the feeder waits for storage.
+    Best effort: an unprivileged process may be held below it (/proc/sys/fs/pipe-max-size)."""
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _close(pipe):

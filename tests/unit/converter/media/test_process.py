@@ -1,6 +1,9 @@
 """services/converter/media/process.py: the supervisor on real (tiny) processes: what it keeps of
 their output, how it feeds them, and how it ends them with everything they started."""
+import fcntl
 import time
+
+import eventlet
 
 import pytest
 from pymongo.errors import AutoReconnect
@@ -61,6 +64,38 @@ def test_a_process_beside_that_stops_reading_or_stalls_never_holds_the_main_one(
         assert int(exit.output) == path.stat().st_size == fed[-1]
         assert exit.beside.returncode == returncode  # the stalled one killed SIDE_GRACE after
         assert time.monotonic() - started < 60
+
+
+def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_place():
+    read = []
+
+    def blocks(fail_at=None):
+        for number in range(20):
+            if number == fail_at:
+                raise AutoReconnect("reset")
+            read.append(number)
+            yield number
+    ahead = process._read_ahead(blocks(), 4)
+    assert next(ahead) == 0
+    # while the consumer holds block 0 (ffmpeg reads the pipe), the next ones are already read
+    wait_until(lambda: len(read) >= 1 + 4, timeout=5)
+    eventlet.sleep(0.05)
+    assert len(read) <= 1 + 4 + 1  # bounded: the queue, and the one waiting to go in
+    assert list(ahead) == list(range(1, 20))
+    read.clear()
+    failing = process._read_ahead(blocks(fail_at=3), 4)
+    assert [next(failing) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(AutoReconnect):
+        next(failing)
+
+
+def test_a_fed_process_gets_a_wide_stdin_pipe():
+    child = process._Child(["sleep", "30"], True, None, None)
+    try:
+        assert fcntl.fcntl(child.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == process.PIPE_SIZE
+    finally:
+        child.close()
+        child.drain()
 
 
 def test_a_storage_failure_kills_the_process_at_once_as_transient(tmp_path):
