@@ -34,6 +34,7 @@ class Job:
     status: str
     video_id: object = None      # ObjectId of the upload in GridFS, None once deleted
     mp3_id: object = None        # ObjectId of the MP3 in GridFS when done
+    mp3_partial: object = None   # the converter's: the MP3 being stored by the attempt converting
     error: str = None
     attempts: int = 0
     size: int = None             # bytes of the upload

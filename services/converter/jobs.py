@@ -13,7 +13,6 @@ nothing kept. When the stream yields no MP3 (a ConversionError, no audio) it con
 the last byte, as for any other upload.
 """
 import logging
-import os
 import time
 
 import eventlet
@@ -63,43 +62,43 @@ class Conversion:
             return self._fail(job, GAVE_UP)
         started = time.monotonic()
         renewer = eventlet.spawn(self._renew, job_id)
-        mp3_upload = None
+        mp3, kept = None, False
         try:
+            self.store.drop_partial(job)
             with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
-                result = self._streamed(job, target) if job.upload_open else None
+                # the MP3 goes into storage while ffmpeg writes it (services/converter/output.py)
+                mp3 = self.store.mp3_output(job, self.worker, target, should_stop=lambda: self.lost)
+                result = self._streamed(job, target, mp3) if job.upload_open else None
                 if result is None:
                     video = self.store.open_video(job)
                     if video is None:
                         return self._fail(job, "The uploaded video is no longer stored.")
                     result = self.encoder.convert(
                         video, target, job.options, should_stop=lambda: self.lost,
-                        on_progress=lambda fraction: self._progress(job.id, fraction))
+                        on_progress=lambda fraction: self._progress(job.id, fraction), output=mp3)
                 self.timings["ffmpeg"] = time.monotonic() - started
-                self._check_quota(job, os.path.getsize(target))
-                mp3_upload = self.store.create_mp3(job)
-                with open(target, "rb") as mp3:
-                    for block in iter(lambda: mp3.read(1 << 20), b""):
-                        if self.lost:
-                            raise LeaseLost()
-                        mp3_upload.write(block)
-                mp3_upload.commit()
-            finished = self.store.complete(job_id, self.worker, mp3_upload.file_id,
-                                           result.duration, mp3_upload.size)
+                self._check_quota(job, result.size)
+                if self.lost:
+                    raise LeaseLost()
+                mp3.commit()
+            finished = self.store.complete(job_id, self.worker, mp3.file_id, result.duration,
+                                           result.size)
             if finished is None:
                 raise LeaseLost()
+            kept = True
             self.timings["stored"] = time.monotonic() - started
             self.store.drop_video(job)
             return c.DONE, finished
         except ConversionError as exc:  # the upload's fault: its video goes at once
+            self._drop(mp3)
             return self._fail(job, exc.args[0], drop_video=True)
         except (LeaseLost, ConversionAborted) as exc:
             log.warning("job %s: %s; dropping our result", job_id,
                         exc.args[0] if exc.args else "lease lost to another converter")
-            self._drop(mp3_upload)
             return None, None
         except (PyMongoError, OSError, TransientError) as exc:
             log.warning("job %s: transient failure, retrying later: %s", job_id, exc)
-            self._drop(mp3_upload)
+            self._drop(mp3)
             try:
                 self.store.release(job_id, self.worker, backoff(job.attempts), str(exc))
             except PyMongoError:
@@ -107,15 +106,17 @@ class Conversion:
             return None, None
         finally:
             renewer.kill()
+            if not kept:  # whatever ended the conversion, nothing of its MP3 is left
+                self._drop(mp3)
 
-    def _streamed(self, job, target):
+    def _streamed(self, job, target, mp3):
         """Convert while the upload arrives, then wait for its last byte; the Result, or None to
         convert again from the whole upload (the stream yielded no MP3)."""
         stream = self.store.open_stream(job, self.upload_timeout + SWEEP_MARGIN)
         try:
             result = self.encoder.convert_stream(
                 stream, target, job.options, should_stop=lambda: self.lost,
-                on_progress=lambda fraction: self._progress(job.id, fraction))
+                on_progress=lambda fraction: self._progress(job.id, fraction), output=mp3)
         except ConversionError as exc:
             log.info("job %s: converting as it arrived failed (%s); converting after its last "
                      "byte", job.id, exc.args[0])
@@ -145,14 +146,12 @@ class Conversion:
                 log.warning("job %s: failed, but its video could not be deleted: %s", job.id, exc)
         return c.FAILED, finished
 
-    def _drop(self, upload):
-        if upload is None:
+    def _drop(self, mp3):
+        """Nothing of our MP3 is left, committed or not."""
+        if mp3 is None:
             return
         try:
-            if upload.committed:
-                self.store.delete_mp3(upload.file_id)
-            else:
-                upload.abort()
+            mp3.abort()
         except PyMongoError:
             pass
 

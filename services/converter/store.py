@@ -10,6 +10,7 @@ from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
 from services.converter.exceptions import ConversionAborted
 from services.converter.fairness import FairQueue
+from services.converter.output import StoredMp3
 from services.converter.settings import ConverterSettings
 from services.storage.dependencies import MongoStore
 from services.storage.files import FileStore
@@ -77,7 +78,7 @@ class ConverterJobs:
         dispatched next; should it never reach notification, the sweeper announces the outcome
         again from `announce_due` on."""
         now = utcnow()
-        fields.update({"updated_at": now, "finished_at": now, "due_at": None,
+        fields.update({"updated_at": now, "finished_at": now, "due_at": None, "mp3_partial": None,
                        "outcome_id": uuid.uuid4().hex, "announce_due": later(c.ANNOUNCE_AFTER)})
         return Job.from_doc(self.lease.settle(job_id, worker, fields))
 
@@ -119,12 +120,22 @@ class ConverterJobs:
         self.files.delete(c.VIDEOS_BUCKET, job.video_id)
         self.jobs.update_one({"_id": job.id}, {"$set": {"video_id": None}})
 
-    def create_mp3(self, job):
-        return self.files.create(c.MP3S_BUCKET, mp3_filename(job.filename),
-                                 {"owner": job.owner, "job_id": job.id, "source": job.filename})
+    def mp3_output(self, job, worker, path, should_stop):
+        """A `StoredMp3`: the job's MP3 stored as ffmpeg writes its audio to `path`. Each file it
+        begins is named on the record (`mp3_partial`) while worker holds the job, so should the
+        converter die before it is done, the next attempt deletes it (`drop_partial`)."""
+        def place():
+            placed = self.files.place(c.MP3S_BUCKET, mp3_filename(job.filename),
+                                      {"owner": job.owner, "job_id": job.id, "source": job.filename})
+            self.jobs.update_one(self.lease.held(job.id, worker),
+                                 {"$set": {"mp3_partial": placed.file_id}})
+            return placed
+        return StoredMp3(place, path, should_stop)
 
-    def delete_mp3(self, file_id):
-        self.files.delete(c.MP3S_BUCKET, file_id)
+    def drop_partial(self, job):
+        """What an earlier attempt left of its MP3 (its converter died while storing it) goes."""
+        if job.mp3_partial is not None:
+            self.files.delete(c.MP3S_BUCKET, job.mp3_partial)
 
     # due work ----------------------------------------------------------------------------------
     def due(self, limit=50):

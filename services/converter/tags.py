@@ -1,4 +1,4 @@
-"""The MP3's ID3 tag, written with mutagen after ffmpeg: text tags, chapters (CHAP/CTOC), cover (APIC).
+"""The MP3's ID3 tag, rendered with mutagen: text tags, chapters (CHAP/CTOC), cover (APIC).
 
 ID3v2.3: the version every player reads (Windows Explorer and Media Player, older iTunes, car and
 portable players ignore or garble v2.4); CHAP/CTOC are defined for v2.3 too. mutagen stores text as
@@ -6,9 +6,9 @@ UTF-16 with BOM and the date as TYER in v2.3.
 Everything taken from the upload is untrusted: cleaned by options.clean_text (controls, CR/LF, bidi
 overrides removed, length capped) and only ever written into the tag.
 """
+import io
 import re
 
-from eventlet import tpool
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TDRC, TIT2, TPE1, CTOCFlags, Encoding, \
     PictureType
 
@@ -83,13 +83,21 @@ def chapter_frames(chapters, start, duration):
     return frames
 
 
-def write(path, frames):
-    """Prepends the ID3v2.3 tag holding `frames` to the MP3 at `path` (nothing when no frames).
-    mutagen rewrites the file to make room: done in a native thread, off the green hub."""
+def render(frames, size=None):
+    """The ID3v2.3 tag holding `frames` (b"" when none), padded to `size` bytes when it is smaller
+    (the size planned for it before the audio was stored behind it)."""
     if not frames:
-        return
+        return b""
     tag = ID3()
     for frame in frames:
         tag.add(frame)
     tag.update_to_v23()  # v2.4-only frames (TDRC) to their v2.3 forms (TYER); save() does not
-    tpool.execute(tag.save, path, v2_version=ID3_VERSION, v1=0, padding=lambda info: 0)
+
+    def saved(padding):
+        out = io.BytesIO()
+        tag.save(out, v2_version=ID3_VERSION, v1=0, padding=lambda info: padding)
+        return out.getvalue()
+    data = saved(0)
+    if size is not None and len(data) < size:
+        data = saved(size - len(data))
+    return data

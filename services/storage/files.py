@@ -8,7 +8,8 @@ from bson import ObjectId
 from bson.errors import InvalidId
 
 from services.common import constants as c
-from services.storage.gridio import ChunkAppender, FileWriter, GrowingFile, StoredFile, delete_file
+from services.storage.gridio import ChunkAppender, FileWriter, GrowingFile, PlacedFile, StoredFile, \
+    delete_file
 
 CHUNK_SIZE = 1024 * 1024
 TOUCH_SECONDS = 5.0   # an upload in progress refreshes its record at most this often
@@ -73,6 +74,12 @@ class FileStore:
         writer = FileWriter(self.db[bucket + ".files"], self.db[bucket + ".chunks"],
                             file_id or ObjectId(), filename, metadata, CHUNK_SIZE)
         return Upload(writer, touch)
+
+    def place(self, bucket, filename, metadata):
+        """A `PlacedFile`: a new file whose chunks may be stored in any order (an MP3 stored while
+        ffmpeg writes it, its head last); it exists once closed."""
+        return PlacedFile(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
+                          filename, metadata, CHUNK_SIZE)
 
     def append(self, bucket, file_id, offset, tail):
         """A `ChunkAppender` continuing the uncommitted file file_id at offset (resumable uploads);

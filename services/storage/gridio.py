@@ -162,6 +162,30 @@ class FileWriter:
         self._n += 1
 
 
+class PlacedFile:
+    """Writes one GridFS file whose chunks are stored in any order (the first one last, say, when its
+    bytes are known only at the end); like FileWriter, the files document last, on `close()`."""
+
+    def __init__(self, files, chunks, file_id, filename, metadata, chunk_size):
+        self._files = files
+        self._chunks = chunks
+        self.file_id = file_id
+        self.filename = filename
+        self._metadata = metadata
+        self.chunk_size = chunk_size
+
+    def put(self, n, data):
+        self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
+
+    def close(self, length):
+        """Every chunk of the `length` bytes is stored: the file exists from now on."""
+        insert_files_doc(self._files, self.file_id, length, self.chunk_size, self.filename,
+                         self._metadata)
+
+    def abort(self):
+        delete_file(self._files, self._chunks, self.file_id)
+
+
 def insert_files_doc(files, file_id, length, chunk_size, filename, metadata):
     """The files document that makes a file whose chunks are all stored exist (written last)."""
     # (nx-27017 keeps a placeholder files document while chunks arrive; this insert

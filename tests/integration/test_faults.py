@@ -18,7 +18,7 @@ from tests.conftest import JWT_SECRET
 from tests.helpers import Stack, clean_env, free_port, wait_until
 from tests.integration.conftest import Api
 from tests.integration.processes import ProcessStack
-from tests.integration.stored import leftovers_at
+from tests.integration.stored import chunk_count, leftovers_at
 from tests.integration.sweeps import emails_of, sweeper_containers, the_one_email
 
 pytestmark = pytest.mark.slow
@@ -113,17 +113,34 @@ def exactly_once(stack, api, token, job_id):
     return job
 
 
+def mp3_chunks(stack, file_id):
+    client, db = db_of(stack)
+    try:
+        return chunk_count(db, c.MP3S_BUCKET, file_id)
+    finally:
+        client.close()
+
+
 def test_sigkill_converter_mid_conversion(procs, long_video):
+    """Killed while its MP3 was being stored (some chunks in GridFS, no files document): the next
+    attempt converts again and deletes those chunks; one MP3 is left."""
     api = api_for(procs)
     token = api.token_for("kill@example.com")
     job_id = api.upload(token, long_video).json()["job_id"]
     wait_status(procs, job_id, "converting")
+    partial = wait_until(lambda: (job_record(procs, job_id) or {}).get("mp3_partial"), 60,
+                         interval=0.02, message="an MP3 being stored")
+    wait_until(lambda: mp3_chunks(procs, partial) > 0, 60, interval=0.02,
+               message="a chunk of the MP3 stored while it is encoded")
     procs.signal("converter", signal.SIGKILL)
     procs.wait_exit("converter")
     assert job_record(procs, job_id)["status"] == "converting"   # killed mid-way, for real
+    assert mp3_chunks(procs, partial) > 0
     procs.start("converter")
-    exactly_once(procs, api, token, job_id)
+    job = exactly_once(procs, api, token, job_id)
     assert job_record(procs, job_id)["attempts"] == 2
+    assert job["mp3_id"] != str(partial) and mp3_chunks(procs, partial) == 0
+    assert job_record(procs, job_id)["mp3_partial"] is None
 
 
 def test_sigkill_every_service_mid_conversion(procs, long_video):

@@ -4,26 +4,31 @@ import datetime
 import hashlib
 import io
 import os
+import tempfile
 import time
 
 import eventlet
 import pytest
 from nameko.testing.services import dummy, entrypoint_hook
 from nameko.testing.utils import get_extension
+from mutagen.id3 import ID3
 from pymongo.errors import InvalidOperation, ServerSelectionTimeoutError
 
 from services.common import constants as c
 from services.common.jobs import Job, as_datetime
+from services.common.options import parse_options
 from services.common.utils import utcnow
+from services.converter.media.encoder import Encoder
 from services.converter.store import ConverterJobs, ConverterStore
 from services.gateway.store import GatewayStore, GatewayStores
 from services.notification.store import Outbox, OutboxStore
 from services.storage.dependencies import Files
 from services.storage.files import CHUNK_SIZE, FileStore
 from services.storage.gridio import BATCH_CHUNKS
+from tests import media
 from tests.configs import config_defaults
-from tests.helpers import free_port
-from tests.integration.stored import leftovers
+from tests.helpers import free_port, wait_until
+from tests.integration.stored import chunk_count, leftovers
 
 MiB = 1024 * 1024
 OWNER = "me@example.com"
@@ -146,10 +151,24 @@ def finished_job(gateway, converter, fail=False):
     job = converter.claim(job_id, "conv", 30)
     if fail:
         return converter.fail(job_id, "conv", "The file is not media.")
-    mp3 = converter.create_mp3(job)
-    mp3.write(b"ID3 fake mp3")
-    mp3.commit()
+    mp3 = stored_mp3(converter, job)
     return converter.complete(job_id, "conv", mp3.file_id, 1.0, mp3.size)
+
+
+def stored_mp3(converter, job, audio=b" fake mp3", tag=b"ID3"):
+    """The job's MP3 stored as the converter stores it (services/converter/output.py)."""
+    fd, path = tempfile.mkstemp(suffix=".mp3")
+    os.close(fd)
+    try:
+        mp3 = converter.mp3_output(job, "conv", path, lambda: False)
+        mp3.reset()
+        with open(path, "wb") as out:
+            out.write(audio)
+        mp3.finish(tag)
+        mp3.commit()
+        return mp3
+    finally:
+        os.remove(path)
 
 
 def ids(jobs):
@@ -521,9 +540,7 @@ def test_converter_expired_lease_is_taken_over_and_only_the_new_holder_finishes(
     assert converter.due() == []
     assert not converter.renew(job_id, "worker-1", 30)
 
-    mp3 = converter.create_mp3(taken)
-    mp3.write(b"ID3 fake mp3")
-    mp3.commit()
+    mp3 = stored_mp3(converter, taken)
     assert converter.complete(job_id, "worker-1", mp3.file_id, 1.0, mp3.size) is None
     assert converter.fail(job_id, "worker-1", "late") is None
     converter.release(job_id, "worker-1", 10, "late")
@@ -825,3 +842,58 @@ def test_gateway_expire_waits_for_the_outcome_email(gateway, converter, outbox, 
     [stale] = converter.unannounced()
     converter.announced(stale)
     assert gateway.jobs.expire(retention) == 1 and gateway.jobs.get(job.id) is None
+
+
+# --- the MP3 stored while ffmpeg writes it -----------------------------------------------------
+
+@pytest.mark.parametrize("fields", [{"bitrate": "320"}, {"bitrate": "320", "cover": "none"}])
+def test_an_mp3_stored_while_encoded_is_the_mp3_made_locally(gateway, converter, tmp_path, fields):
+    """Real ffmpeg into GridFS as it writes (the tag planned when the cover process beside has its
+    picture, or at the start without one): the stored file is, byte for byte, the MP3 the encoder
+    makes locally (the tag then put in front), Xing frame included; its chunks past the head were
+    stored from the growing file."""
+    video = media.make(tmp_path, "long.mp4", duration=70)  # 2.8 MB of MP3: three chunks
+    encoder = Encoder(tmp_dir=str(tmp_path), timeout=120)
+    options = parse_options(fields)
+    local = tmp_path / "local.mp3"
+    expected = encoder.convert(media.LocalStored(video), str(local), options)
+    job = converter.claim(queued_job(gateway), "conv", 30)
+    target = tmp_path / "target.mp3"
+    mp3 = converter.mp3_output(job, "conv", str(target), lambda: False)
+    result = encoder.convert(media.LocalStored(video), str(target), options, output=mp3)
+    mp3.commit()
+    assert result.size == expected.size == local.stat().st_size > 2 * CHUNK_SIZE
+    assert target.read_bytes()[:3] != b"ID3"  # the tag went to storage, not into the file
+    stored = converter.files.open(MP3S, mp3.file_id)
+    assert stored.read() == local.read_bytes()
+    assert stored.chunk_size == CHUNK_SIZE and stored.length == result.size
+    tag = ID3(io.BytesIO(local.read_bytes()))
+    assert str(tag["TIT2"]) and tag.getall("CHAP")
+    assert bool(tag.getall("APIC")) == ("cover" not in fields)
+
+
+def test_the_mp3_being_stored_is_named_on_the_record_and_a_later_attempt_drops_it(
+        gateway, converter, db, tmp_path):
+    job_id = queued_job(gateway)
+    job = converter.claim(job_id, "worker-1", 30)
+    path = tmp_path / "audio.mp3"
+    mp3 = converter.mp3_output(job, "worker-1", str(path), lambda: False)
+    mp3.reset()
+    mp3.begin(10)
+    path.write_bytes(b"\xff" * (3 * CHUNK_SIZE))
+    partial = wait_until(lambda: db["jobs"].find_one({"_id": job_id}).get("mp3_partial"), 10)
+    assert partial == mp3.file_id
+    wait_until(lambda: chunk_count(db, MP3S, partial) >= 1, 10)
+    mp3._follower.kill()  # the converter died here
+    expire_lease(db, job_id)
+    again = converter.claim(job_id, "worker-2", 30)
+    assert again.mp3_partial == partial
+    late = converter.mp3_output(job, "worker-1", str(path), lambda: False)
+    late.reset()
+    late.finish(b"ID3")  # a converter that lost its lease names no file on the record
+    assert db["jobs"].find_one({"_id": job_id})["mp3_partial"] == partial
+    late.abort()
+    converter.drop_partial(again)
+    assert chunk_count(db, MP3S, partial) == 0
+    done = converter.complete(job_id, "worker-2", stored_mp3(converter, again).file_id, 1.0, 12)
+    assert done.mp3_partial is None

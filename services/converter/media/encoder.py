@@ -1,6 +1,6 @@
 """One conversion: the steps over the upload, each an argv from args.py run by the supervisor."""
 import dataclasses
-import os
+import math
 import shutil
 
 from services.common.options import ConversionOptions
@@ -9,6 +9,7 @@ from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
 from services.converter.media.process import Progress, Supervisor
 from services.converter.media.tempfiles import spooled
+from services.converter.output import LocalMp3
 
 
 @dataclasses.dataclass
@@ -29,7 +30,7 @@ class Encoder:
         self.limits = limits  # ChildLimits of every ffmpeg/ffprobe child (services/converter/limits.py)
 
     def convert_stream(self, growing, target, options=None, should_stop=lambda: False,
-                       on_progress=None):
+                       on_progress=None, output=None):
         """Convert an upload while it arrives (a storage GridFS GrowingFile, in a container that
         decodes from a stream) into the MP3 at `target`: every step reads the pipe, waiting for the
         bytes not there yet (time not counted in the timeout). The Result, or None when the pipe
@@ -37,12 +38,15 @@ class Encoder:
         byte)."""
         options = ConversionOptions.model_validate(options or {})
         supervisor = Supervisor(self.timeout, should_stop, self.limits, idle=lambda: growing.waited)
-        return _Attempt(self.tools, supervisor, growing, Progress(on_progress)).convert(
-            args.PIPE, target, options)
+        return _Attempt(self.tools, supervisor, growing, Progress(on_progress),
+                        output or LocalMp3(target)).convert(args.PIPE, target, options)
 
-    def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None):
+    def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None,
+                output=None):
         """Convert the seekable `stored` file into the MP3 at `target` as `options` (the job's
-        normalised options dict) ask; returns a Result.
+        normalised options dict) ask; returns a Result. `output` (services/converter/output.py)
+        takes the MP3 as ffmpeg writes its audio to `target`: by default the tag is put in front
+        of it there when ffmpeg is done.
 
         The upload is piped into ffmpeg. An MP4/MOV whose index (moov) follows the media data cannot
         be decoded from a pipe (ffmpeg then writes an empty MP3 and exits 0), so such files, and any
@@ -53,9 +57,11 @@ class Encoder:
         options = ConversionOptions.model_validate(options or {})
         supervisor = Supervisor(self.timeout, should_stop, self.limits)
 
+        output = output or LocalMp3(target)
+
         def attempt(source):
             feed = stored if source == args.PIPE else None
-            return _Attempt(self.tools, supervisor, feed, Progress(on_progress)).convert(
+            return _Attempt(self.tools, supervisor, feed, Progress(on_progress), output).convert(
                 source, target, options)
         if not boxes.needs_seeking(stored):
             result = attempt(args.PIPE)
@@ -72,13 +78,14 @@ class _Attempt:
     """The steps of one conversion over one input: the pipe (fed from storage) or the spooled
     file."""
 
-    def __init__(self, tools, supervisor, feed, progress):
+    def __init__(self, tools, supervisor, feed, progress, output):
         self.tools = tools
         self.supervisor = supervisor
         self.feed = feed
         self.progress = progress
+        self.output = output
 
-    def run(self, argv, on_line=None, beside=None):
+    def run(self, argv, on_line=None, beside=None, on_beside=None):
         """argv over the input (fed on stdin when it is the pipe): a process.Exit. A pass over an
         upload still arriving also tells its progress by the bytes it was fed. `beside`: the argv
         of a process run at the same time over the same input (the cover frame's: it reads up to
@@ -88,7 +95,8 @@ class _Attempt:
         on_fed = None
         if on_line is not None and expected:
             on_fed = lambda fed: self.progress.fed(fed / expected)  # noqa: E731
-        return self.supervisor.run(argv, self.feed, on_line, on_fed, beside=beside)
+        return self.supervisor.run(argv, self.feed, on_line, on_fed, beside=beside,
+                                   on_beside=on_beside)
 
     def convert(self, source, target, options):
         """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
@@ -111,9 +119,24 @@ class _Attempt:
                                                       self.progress.reader(span, 0.0, offset)),
                                              loudness.parse_loudnorm)
         covers = args.cover(tools, source, options, info)
+
+        def tag(picture, duration):
+            return id3.frames_for(info.tags if options.with_tags else {},
+                                  info.chapters if options.with_tags else [], options, picture,
+                                  duration)
+
+        def begin(picture):
+            """The tag's size is known (the chapters cut at the span expected): the output may
+            store the audio as ffmpeg writes it."""
+            self.output.begin(len(id3.render(tag(picture, span or math.inf))))
+        self.output.reset()
+        if not covers:
+            begin(None)
         encoded = self.run(args.encode(tools, source, target, options, info, measured),
                            self.progress.reader(span, offset, 1.0 - offset),
-                           beside=covers[0] if covers else None)
+                           beside=covers[0] if covers else None,
+                           on_beside=lambda exit: begin(cover.picture(exit)) if cover.picture(exit)
+                           else None)
         errors.check(encoded)
         duration = self.duration(target, span)
         if duration is None:
@@ -123,12 +146,9 @@ class _Attempt:
         # own, over any frame when there were two argvs
         if picture is None:
             picture = cover.grab(self.run, covers[-1:])
-        frames = id3.frames_for(info.tags if options.with_tags else {},
-                                info.chapters if options.with_tags else [], options, picture, duration)
-        id3.write(target, frames)
+        size = self.output.finish(id3.render(tag(picture, duration), self.output.head))
         self.progress.report(1.0)
-        return Result(duration=duration, size=os.path.getsize(target),
-                      passthrough=args.copies(options, info),
+        return Result(duration=duration, size=size, passthrough=args.copies(options, info),
                       normalized=args.loudnorm_mode(measured) if measured else "")
 
     def duration(self, target, span):

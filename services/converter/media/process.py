@@ -52,13 +52,14 @@ class Supervisor:
         self.deadline = time.monotonic() + timeout
         self.should_stop = should_stop
 
-    def run(self, argv, feed=None, on_line=None, on_fed=None, beside=None):
+    def run(self, argv, feed=None, on_line=None, on_fed=None, beside=None, on_beside=None):
         """Run argv until it exits and return its Exit. `feed`: a stored file (iter_range) piped
         into stdin, None for no stdin. `on_line` gets each stdout line instead of keeping it,
         `on_fed` the bytes piped so far after each block. `beside`: the argv of a second process
         over the same input, started with this one and fed the same blocks for as long as it
         reads (it may stop early: a cover frame), so the input is read once and both use the two
-        cores; its Exit is the result's `beside`.
+        cores; its Exit is the result's `beside`, also given to `on_beside` as soon as it ends
+        while the main one still runs.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
         children = [_Child(argv, feed is not None, on_line, self._preexec())]
@@ -66,11 +67,14 @@ class Supervisor:
             children.append(_Child(beside, feed is not None, None, self._preexec()))
         failure = []
         feeder = eventlet.spawn(_feed, children, feed, failure, on_fed) if feed is not None else None
+        watcher = eventlet.spawn(_told, children[1], on_beside) if on_beside and beside else None
         try:
             self._wait(children[0].proc)
             for child in children[1:]:  # it had the whole input too: done, or stuck
                 self._wait(child.proc, until=time.monotonic() + SIDE_GRACE)
         finally:
+            if watcher is not None:
+                watcher.kill()
             for child in children:
                 child.close()
             if feeder is not None:
@@ -106,6 +110,16 @@ class Supervisor:
                     raise ConversionAborted()
                 if time.monotonic() - self.idle() > self.deadline:
                     raise errors.too_slow(self.timeout)
+
+
+def _told(child, on_beside):
+    """`on_beside` gets the process beside's Exit once it ended with all its output read."""
+    child.proc.wait()
+    child.drain()
+    try:
+        on_beside(child.exit())
+    except Exception:  # the caller's business; the conversion goes on without it
+        log.warning("on_beside failed", exc_info=True)
 
 
 class Progress:
@@ -191,7 +205,7 @@ def _feed(children, stored, failure, on_fed=None):
     stdin until the timeout. `stored` may be an upload still arriving (a GrowingFile, whose blocks
     come as they land). `on_fed` tells the bytes the main child was fed."""
     main, sides = children[0], [_Backlog(child) for child in children[1:]]
-    blocks = _read_ahead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
+    blocks = _ReadAhead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
     fed, feeding = 0, True
     try:
         while feeding or any(side.open for side in sides):
@@ -214,36 +228,44 @@ def _feed(children, stored, failure, on_fed=None):
         if feeding:
             _close(main.proc.stdin)
     finally:
+        blocks.close()
         for side in sides:
             side.end()
 
 
-def _read_ahead(blocks, depth):
+class _ReadAhead:
     """`blocks`, read by a green thread up to `depth` blocks ahead of the consumer: the next storage
     query (BATCH_CHUNKS chunks) runs while the blocks before it are piped, where reading on demand
-    left ffmpeg waiting on an empty pipe for every query (measured: ~0.4 s per 160 MB from
-    nx-27017). An error reading is raised to the consumer where its block would have been."""
-    queue = eventlet.queue.LightQueue(depth)
+    left ffmpeg waiting on an empty pipe for every query (measured: ~0.3 s per 160 MB from
+    nx-27017). An error reading is raised to the consumer where its block would have been.
+    `close()` stops the reader (from the consumer's green thread)."""
 
-    def read():
+    def __init__(self, blocks, depth):
+        self.queue = eventlet.queue.LightQueue(depth)
+        self.reader = eventlet.spawn(self._read, blocks)
+
+    def _read(self, blocks):
         try:
             for block in blocks:
-                queue.put((block, None))
+                self.queue.put((block, None))
         except Exception as exc:
-            queue.put((None, exc))
+            self.queue.put((None, exc))
             return
-        queue.put((None, None))
-    reader = eventlet.spawn(read)
-    try:
-        while True:
-            block, error = queue.get()
-            if error is not None:
-                raise error
-            if block is None:
-                return
-            yield block
-    finally:
-        reader.kill()
+        self.queue.put((None, None))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        block, error = self.queue.get()
+        if error is not None:
+            raise error
+        if block is None:
+            raise StopIteration
+        return block
+
+    def close(self):
+        self.reader.kill()
 
 
 class _Backlog:

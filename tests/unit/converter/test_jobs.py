@@ -24,7 +24,7 @@ from services.converter.media.encoder import Encoder, Result
 from services.converter.media.errors import NO_AUDIO, NOT_MEDIA, explain
 from services.converter.service import ConverterService
 from services.converter.settings import ConverterSettings
-from services.storage.files import Upload
+from services.converter.output import StoredMp3
 from tests.configs import config_defaults
 
 
@@ -216,17 +216,22 @@ def make_job(**fields):
 
 
 class Harness:
-    """Mock storage/encoder around a real `Upload` whose FileWriter is a mock."""
+    """Mock storage/encoder around a real `StoredMp3` whose PlacedFile is a mock; the encoder
+    writes the audio and hands the output the tag, as the real one does."""
 
-    def __init__(self, tmp_path, job=None, mp3=b"ID3" + b"\x01" * 3000):
+    def __init__(self, tmp_path, job=None, tag=b"ID3" + b"\x01" * 97, audio=b"\xff\xfb" * 1450):
         self.job = make_job() if job is None else job
         self.mp3_id = ObjectId()
-        self.grid_in = mock.Mock(file_id=self.mp3_id, length=len(mp3))  # the FileWriter
-        self.upload = Upload(self.grid_in)
+        self.placed = mock.Mock(file_id=self.mp3_id, chunk_size=1024)  # the PlacedFile
+        self.outputs = []
         self.storage = mock.Mock(name="store")
         self.storage.claim_next.return_value = self.job
         self.storage.open_video.return_value = BytesStored(b"video bytes")
-        self.storage.create_mp3.return_value = self.upload
+
+        def mp3_output(job, worker, path, should_stop):
+            self.outputs.append(StoredMp3(lambda: self.placed, path, should_stop))
+            return self.outputs[-1]
+        self.storage.mp3_output.side_effect = mp3_output
         self.storage.complete.side_effect = lambda job_id, worker, mp3_id, duration, size: \
             dataclasses.replace(self.job, status=c.DONE, mp3_id=mp3_id, duration=duration,
                                 mp3_size=size, outcome_id=OUTCOME)
@@ -236,18 +241,24 @@ class Harness:
         self.storage.usage_after.return_value = 0
         self.encoder = mock.Mock(name="encoder")
         self.encoder.tmp_dir = str(tmp_path)
-        self.mp3 = mp3
+        self.tag, self.audio = tag, audio
+        self.mp3 = tag + audio
 
-        def convert(video, target, options, should_stop, on_progress):
+        def convert(video, target, options, should_stop, on_progress, output):
+            output.reset()
+            output.begin(len(self.tag))
             with open(target, "wb") as out:
-                out.write(self.mp3)
+                out.write(self.audio)
             on_progress(0.5)
-            return Result(duration=3.5, size=len(self.mp3), passthrough=False, normalized="")
+            size = output.finish(self.tag)
+            return Result(duration=3.5, size=size, passthrough=False, normalized="")
         self.encoder.convert.side_effect = convert
         self.conversion = Conversion(self.storage, self.encoder, lease=30, max_attempts=5)
 
     def written(self):
-        return b"".join(call.args[0] for call in self.grid_in.write.call_args_list)
+        chunks = dict(call.args for call in self.placed.put.call_args_list)
+        assert sorted(chunks) == list(range(len(chunks)))
+        return b"".join(chunks[n] for n in sorted(chunks))
 
 
 def test_conversion_done(tmp_path):
@@ -259,8 +270,9 @@ def test_conversion_done(tmp_path):
     h.storage.complete.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5,
                                                len(h.mp3))
     assert h.written() == h.mp3
-    h.grid_in.close.assert_called_once_with()
+    h.placed.close.assert_called_once_with(len(h.mp3))
     h.storage.drop_video.assert_called_once_with(h.job)
+    h.storage.drop_partial.assert_called_once_with(h.job)  # an earlier attempt's, if any
     h.storage.fail.assert_not_called()
     assert list(tmp_path.iterdir()) == []  # the temporary MP3 is gone
 
@@ -289,7 +301,7 @@ def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
     assert outcome == c.FAILED
     assert job.error == NO_AUDIO
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
-    h.storage.create_mp3.assert_not_called()
+    h.placed.close.assert_not_called()
     h.storage.release.assert_not_called()
     # the upload's fault: its video is deleted at once (not kept for a requeue, not in the quota)
     h.storage.drop_video.assert_called_once_with(job)
@@ -313,26 +325,30 @@ def test_missing_video_fails_the_job(tmp_path):
 
 @pytest.mark.parametrize("failing, error", [
     ("open_video", AutoReconnect("connection reset")),
-    ("create_mp3", PyMongoError("no primary")),
+    ("put", PyMongoError("no primary")),
     ("convert", OSError(28, "No space left on device")),
     ("convert", TransientError("disk")),
 ])
 def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing, error):
     h = Harness(tmp_path)
-    target = h.encoder if failing == "convert" else h.storage
+    target = {"convert": h.encoder, "put": h.placed}.get(failing, h.storage)
     getattr(target, failing).side_effect = error
     assert h.conversion.run() == (None, None)
     h.storage.fail.assert_not_called()
     h.storage.complete.assert_not_called()
     h.storage.release.assert_called_once_with(
         JOB_ID, h.conversion.worker, backoff(h.job.attempts), str(error))
+    if failing == "put":
+        h.placed.abort.assert_called_once_with()  # what was stored of the MP3 is gone
+    h.placed.close.assert_not_called()
 
 
 def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
     h = Harness(tmp_path, job=make_job(attempts=3))
     h.storage.complete.side_effect = AutoReconnect("primary stepped down")
     assert h.conversion.run() == (None, None)
-    h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
+    h.placed.close.assert_called_once_with(len(h.mp3))
+    h.placed.abort.assert_called_once_with()
     h.storage.release.assert_called_once_with(
         JOB_ID, h.conversion.worker, backoff(3), "primary stepped down")
     h.storage.drop_video.assert_not_called()
@@ -371,8 +387,8 @@ def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
     h.storage.complete.side_effect = None
     h.storage.complete.return_value = None  # another converter holds the job now
     assert h.conversion.run() == (None, None)
-    assert h.upload.committed
-    h.storage.delete_mp3.assert_called_once_with(h.mp3_id)
+    h.placed.close.assert_called_once_with(len(h.mp3))  # it was committed, and then deleted
+    h.placed.abort.assert_called_once_with()
     h.storage.drop_video.assert_not_called()  # the new holder still needs it
     h.storage.fail.assert_not_called()
     h.storage.release.assert_not_called()
@@ -380,19 +396,18 @@ def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
 
 def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
     h = Harness(tmp_path)
+    convert = h.encoder.convert.side_effect
 
-    def convert(video, target, options, should_stop, on_progress):
-        with open(target, "wb") as out:
-            out.write(b"ID3" + b"\x00" * 100)
+    def losing(*args, **kwargs):
+        result = convert(*args, **kwargs)
         h.conversion.lost = True  # what the renewer does when renew_lease matches nothing
-        assert should_stop()
-        return Result(duration=1.0, size=103, passthrough=False, normalized="")
-    h.encoder.convert.side_effect = convert
+        assert kwargs["should_stop"]()
+        return result
+    h.encoder.convert.side_effect = losing
     assert h.conversion.run() == (None, None)
-    h.grid_in.abort.assert_called_once_with()
-    h.grid_in.close.assert_not_called()
+    h.placed.abort.assert_called_once_with()
+    h.placed.close.assert_not_called()
     h.storage.complete.assert_not_called()
-    h.storage.delete_mp3.assert_not_called()
 
 
 def test_conversion_aborted_by_encoder_settles_nothing(tmp_path):
@@ -551,9 +566,10 @@ def test_an_mp3_over_the_owners_quota_is_not_stored(tmp_path):
     h.conversion.quota = 5000
     h.storage.usage_after.side_effect = lambda job, size: 4000 + size   # 4000 held elsewhere
     outcome, job = h.conversion.run()
-    assert outcome == c.FAILED and "quota of 5000 bytes" in job.error and "3003 bytes" in job.error
+    assert outcome == c.FAILED and "quota of 5000 bytes" in job.error and "3000 bytes" in job.error
     h.storage.usage_after.assert_called_once_with(h.job, len(h.mp3))
-    h.storage.create_mp3.assert_not_called()
+    h.placed.close.assert_not_called()
+    h.placed.abort.assert_called_once_with()  # what was stored while it was encoded is gone
     h.storage.drop_video.assert_called_once()
     h.storage.usage_after.side_effect = lambda job, size: size           # nothing else held
     h2 = Harness(tmp_path)

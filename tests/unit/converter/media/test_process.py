@@ -75,7 +75,7 @@ def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_pla
                 raise AutoReconnect("reset")
             read.append(number)
             yield number
-    ahead = process._read_ahead(blocks(), 4)
+    ahead = process._ReadAhead(blocks(), 4)
     assert next(ahead) == 0
     # while the consumer holds block 0 (ffmpeg reads the pipe), the next ones are already read
     wait_until(lambda: len(read) >= 1 + 4, timeout=5)
@@ -83,10 +83,14 @@ def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_pla
     assert len(read) <= 1 + 4 + 1  # bounded: the queue, and the one waiting to go in
     assert list(ahead) == list(range(1, 20))
     read.clear()
-    failing = process._read_ahead(blocks(fail_at=3), 4)
+    failing = process._ReadAhead(blocks(fail_at=3), 4)
     assert [next(failing) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(AutoReconnect):
         next(failing)
+    stopped = process._ReadAhead(blocks(), 2)
+    next(stopped)
+    stopped.close()  # the feed ended (ffmpeg exited): nothing more is read
+    assert stopped.reader.dead
 
 
 def test_a_fed_process_gets_a_wide_stdin_pipe():
