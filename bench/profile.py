@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Where one conversion's time goes: each step of Encoder.convert (probe, loudness measure, encode,
-MP3 re-probe, cover, ID3 tag write) and the GridFS store, against raw ffmpeg on the same file.
+MP3 re-probe, cover) and what follows ffmpeg (the tag put in front, and with --mongo-uri the
+chunks of the MP3 not stored while ffmpeg wrote it), against raw ffmpeg on the same file.
 
     .venv/bin/python bench/profile.py VIDEO [VIDEO ...] [--options '{"normalize": true}']
         [--mongo-uri mongodb://127.0.0.1:PORT/]
 
-Steps are timed by wrapping the Supervisor (each ffmpeg/ffprobe child) and the tag writer; the
+Steps are timed by wrapping the Supervisor (each ffmpeg/ffprobe child) and the output's finish; the
 upload is read from a local file through the StoredFile interface (bench/options.LocalStored).
-Without --mongo-uri the GridFS store is not timed.
+With --mongo-uri the MP3 goes into GridFS while it is encoded, as in the converter
+(services/converter/output.StoredMp3); without it the tag is put in front of a local file.
 """
 import argparse
 import collections
@@ -24,7 +26,7 @@ import eventlet
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.options import LocalStored  # noqa: E402
-from services.converter import tags as id3  # noqa: E402
+from services.converter import output  # noqa: E402
 from services.converter.media import encoder as encoder_module, process  # noqa: E402
 
 
@@ -45,7 +47,8 @@ def step_of(argv):
 def profile(video, options, mongo_uri=None):
     """{step: seconds} of one conversion of `video`, "total" and "raw ffmpeg" included."""
     times = collections.defaultdict(float)
-    run, write = process.Supervisor.run, id3.write
+    run = process.Supervisor.run
+    finishes = {kind: kind.finish for kind in (output.LocalMp3, output.StoredMp3)}
 
     def timed_run(self, argv, *args, **kwargs):
         started = time.monotonic()
@@ -55,31 +58,43 @@ def profile(video, options, mongo_uri=None):
             step = step_of(argv) + (" (with the cover beside)" if kwargs.get("beside") else "")
             times[step] += time.monotonic() - started
 
-    def timed_write(*args, **kwargs):
-        started = time.monotonic()
-        try:
-            return write(*args, **kwargs)
-        finally:
-            times["tag write"] += time.monotonic() - started
-    process.Supervisor.run, id3.write = timed_run, timed_write
+    def timed(kind):
+        def finish(self, tag):
+            started = time.monotonic()
+            try:
+                return finishes[kind](self, tag)
+            finally:
+                times["after ffmpeg: tag" + (", rest stored" if kind is output.StoredMp3 else "")] \
+                    += time.monotonic() - started
+        return finish
+    process.Supervisor.run = timed_run
+    for kind in finishes:
+        kind.finish = timed(kind)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-profile-") as directory:
             target = os.path.join(directory, "out.mp3")
             encoder = encoder_module.Encoder(tmp_dir=directory, timeout=3600)
+            files = gridfs(mongo_uri) if mongo_uri else None
+            mp3 = output.StoredMp3(lambda: files.place("mp3s", "out.mp3", {}), target) \
+                if files else None
             started, cpu = time.monotonic(), children_cpu()
             with LocalStored(video) as stored:
-                encoder.convert(stored, target, options)
+                encoder.convert(stored, target, options, output=mp3)
+            if mp3 is not None:
+                mp3.commit()
             times["convert"] = time.monotonic() - started
             times["convert cpu"] = children_cpu() - cpu
-            if mongo_uri:
-                times["gridfs store"] = store(mongo_uri, target)
+            if mp3 is not None:
+                mp3.abort()
             started, cpu = time.monotonic(), children_cpu()
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", video, "-vn", "-c:a", "libmp3lame",
                             "-q:a", "2", os.path.join(directory, "raw.mp3")], check=True)
             times["raw ffmpeg"] = time.monotonic() - started
             times["raw cpu"] = children_cpu() - cpu
     finally:
-        process.Supervisor.run, id3.write = run, write
+        process.Supervisor.run = run
+        for kind, finish in finishes.items():
+            kind.finish = finish
     return dict(times)
 
 
@@ -90,20 +105,11 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def store(mongo_uri, path):
+def gridfs(mongo_uri):
     import pymongo
 
     from services.storage.files import FileStore
-    files = FileStore(pymongo.MongoClient(mongo_uri)["bench_profile"])
-    started = time.monotonic()
-    upload = files.create("mp3s", "out.mp3", {})
-    with open(path, "rb") as mp3:
-        for block in iter(lambda: mp3.read(1 << 20), b""):
-            upload.write(block)
-    upload.commit()
-    seconds = time.monotonic() - started
-    files.delete("mp3s", upload.file_id)
-    return seconds
+    return FileStore(pymongo.MongoClient(mongo_uri)["bench_profile"])
 
 
 def main(argv=None):
