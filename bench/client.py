@@ -103,9 +103,11 @@ class Api:
             connection.close()
         return response.status, dict(response.getheaders()), received, elapsed
 
-    def poll_job(self, job_id, deadline, interval=0.5):
+    def poll_job(self, job_id, deadline, interval=0.5, converting_interval=None):
         """Poll GET /jobs/<id> until it is finished: (job, monotonic time each status was first
-        seen, the record's updated_at then, in epoch seconds)."""
+        seen, the record's updated_at then, in epoch seconds). `converting_interval`: the interval
+        once the job was seen converting (when its end is dated by the record's clock, polling
+        slower leaves the machine to the conversion being measured)."""
         seen, server, last = {}, {}, None
         while time.monotonic() < deadline:
             status, job, _ = self.call("GET", f"/jobs/{job_id}")
@@ -118,7 +120,8 @@ class Api:
             last = job
             if job.get("status") in c.FINISHED_STATES:
                 return job, seen, server
-            time.sleep(interval)
+            time.sleep(converting_interval if converting_interval and c.CONVERTING in seen
+                       else interval)
         raise RuntimeError(f"job {job_id} not finished before the deadline; last: {last}")
 
 

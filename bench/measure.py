@@ -123,9 +123,10 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
             observations.append(f"POST /upload answered 202 with {payload!r} (contract: job_id, "
                                 f"status={c.QUEUED})")
         job_id = payload["job_id"]
-        # polled more often when held: a short conversion must be seen `converting` at least once
+        # polled more often when held, until seen converting: a short conversion must be seen
+        # `converting` at least once (the record's clock dates its start and its end)
         job, seen, server = api.poll_job(job_id, time.monotonic() + 300 + 1.0 * seconds,
-                                         interval=0.1 if hold else 0.5)
+                                         interval=0.1 if hold else 0.5, converting_interval=0.5)
         result = timings(job, seen, server, started, started_wall, upload_s)
         result.update(job_id=job_id, size=size, upload_s=upload_s, upload_mbs=size / 1e6 / upload_s)
         if job["status"] != c.DONE:

@@ -6,10 +6,11 @@ chunks of the MP3 not stored while ffmpeg wrote it), against raw ffmpeg on the s
     .venv/bin/python bench/profile.py VIDEO [VIDEO ...] [--options '{"normalize": true}']
         [--mongo-uri mongodb://127.0.0.1:PORT/]
 
-Steps are timed by wrapping the Supervisor (each ffmpeg/ffprobe child) and the output's finish; the
-upload is read from a local file through the StoredFile interface (bench/options.LocalStored).
-With --mongo-uri the MP3 goes into GridFS while it is encoded, as in the converter
-(services/converter/output.StoredMp3); without it the tag is put in front of a local file.
+Steps are timed by wrapping the Supervisor (each ffmpeg/ffprobe child) and the output's finish.
+With --mongo-uri the upload is stored into GridFS first and read from there, and the MP3 goes into
+GridFS while it is encoded, as in the converter (services/converter/output.StoredMp3); without it
+the upload is read from the local file through the StoredFile interface (bench/options.LocalStored)
+and the tag is put in front of a local MP3.
 """
 import argparse
 import collections
@@ -77,15 +78,17 @@ def profile(video, options, mongo_uri=None):
             files = gridfs(mongo_uri) if mongo_uri else None
             mp3 = output.StoredMp3(lambda: files.place("mp3s", "out.mp3", {}), target) \
                 if files else None
+            upload = stored_upload(files, video) if files else None
             started, cpu = time.monotonic(), children_cpu()
-            with LocalStored(video) as stored:
+            with (files.open("videos", upload) if files else LocalStored(video)) as stored:
                 encoder.convert(stored, target, options, output=mp3)
             if mp3 is not None:
                 mp3.commit()
             times["convert"] = time.monotonic() - started
             times["convert cpu"] = children_cpu() - cpu
-            if mp3 is not None:
+            if files:
                 mp3.abort()
+                files.delete("videos", upload)
             started, cpu = time.monotonic(), children_cpu()
             subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", video, "-vn", "-c:a", "libmp3lame",
                             "-q:a", "2", os.path.join(directory, "raw.mp3")], check=True)
@@ -103,6 +106,16 @@ def children_cpu():
     shared machine."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def stored_upload(files, video):
+    """The video stored in GridFS as an upload is: its file id."""
+    upload = files.create("videos", os.path.basename(video), {})
+    with open(video, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            upload.write(block)
+    upload.commit()
+    return upload.file_id
 
 
 def gridfs(mongo_uri):

@@ -103,7 +103,8 @@ def videos_section(results):
            "clock). Then with the converter held (SIGSTOP) until the upload's 202, so the job is "
            "converted from the whole stored upload: converting→done is the record's `updated_at` "
            "when the converter claimed it to when it entered `done`, the conversion's own cost "
-           "against raw ffmpeg. GET /jobs/<id> polled every 0.5 s (0.1 s when held). Videos up to 10 minutes "
+           "against raw ffmpeg. GET /jobs/<id> polled every 0.5 s (0.1 s when held, until the "
+           "job is seen converting). Videos up to 10 minutes "
            "go through `--repeat` times (default 3) and every figure is the median; raw ffmpeg runs "
            "once before and once after each pair of runs. ¹ raw ffmpeg = the median of those runs.\n")
 
