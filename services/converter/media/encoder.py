@@ -129,14 +129,18 @@ class _Attempt:
             """The tag's size is known (the chapters cut at the span expected): the output may
             store the audio as ffmpeg writes it."""
             self.output.begin(len(id3.render(tag(picture, span or math.inf))))
+
+        def pictured(exit):
+            """The cover process beside the encoder ended: with its picture, the tag is known."""
+            picture = cover.picture(exit)
+            if picture is not None:
+                begin(picture)
         self.output.reset()
         if not covers:
             begin(None)
         encoded = self.run(args.encode(tools, source, target, options, info, measured),
                            self.progress.reader(span, offset, 1.0 - offset),
-                           beside=covers[0] if covers else None,
-                           on_beside=lambda exit: begin(cover.picture(exit)) if cover.picture(exit)
-                           else None)
+                           beside=covers[0] if covers else None, on_beside=pictured)
         errors.check(encoded)
         duration = self.duration(target, span)
         if duration is None:
