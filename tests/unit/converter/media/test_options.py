@@ -1,6 +1,9 @@
 """The option-dependent parts of the media layer without running ffmpeg: argv built from options,
 loudnorm's JSON, chapter shifting, tag picking and cleaning."""
+import io
+
 import pytest
+from mutagen.id3 import ID3
 
 from services.common.options import ConversionOptions, parse_options
 from services.converter import tags
@@ -163,3 +166,18 @@ def test_frames_apply_overrides_and_no_tags_means_no_frames():
     frames = tags.frames_for({"title": "Theirs", "album": "A"}, [], options, None, 10.0)
     assert sorted((f.FrameID, str(f)) for f in frames) == [("TALB", "A"), ("TIT2", "Mine")]
     assert tags.frames_for({}, [], ConversionOptions(), None, 10.0) == []
+
+
+def test_a_tag_is_rendered_at_its_size_or_padded_to_the_size_planned():
+    options = ConversionOptions.model_validate(parse_options({"title": "Mine"}))
+    frames = tags.frames_for({"album": "A"}, [(0.0, 2.0, "One"), (2.0, 9.0, "Two")], options,
+                             b"\xff\xd8jpeg", 4.0)
+    exact = tags.render(frames)
+    assert exact.startswith(b"ID3\x03") and tags.render([]) == b""
+    padded = tags.render(frames, size=len(exact) + 300)
+    assert len(padded) == len(exact) + 300 and padded.endswith(b"\x00" * 300)
+    assert tags.render(frames, size=10) == exact  # planned too small: the caller stores it again
+    read = ID3(io.BytesIO(padded + b"\xff\xfb" * 4))
+    assert str(read["TIT2"]) == "Mine" and str(read["TALB"]) == "A"
+    assert [(f.start_time, f.end_time) for f in read.getall("CHAP")] == [(0, 2000), (2000, 4000)]
+    assert read.getall("APIC")[0].data == b"\xff\xd8jpeg"
