@@ -123,7 +123,7 @@ class StoredMp3:
 
     # the job's verbs -------------------------------------------------------------------------
     def commit(self):
-        self._file.close(self.size)
+        self._file.finish(self.size)
         self.committed = True
 
     def abort(self):

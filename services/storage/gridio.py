@@ -119,8 +119,34 @@ def delete_file(files, chunks, file_id):
         pass
 
 
-class FileWriter:
-    """Writes one GridFS file (the spec's files/chunks layout), one chunk at a time.
+class PlacedFile:
+    """Writes one GridFS file whose chunks are stored in any order (the first one last, say, when its
+    bytes are known only at the end); the files document last, on `finish()`, so a reader never
+    sees a partial file."""
+
+    def __init__(self, files, chunks, file_id, filename, metadata, chunk_size):
+        self._files = files
+        self._chunks = chunks
+        self.file_id = file_id
+        self.filename = filename  # may be set until finish()
+        self._metadata = metadata
+        self.chunk_size = chunk_size
+
+    def put(self, n, data):
+        self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
+
+    def finish(self, length):
+        """Every chunk of the `length` bytes is stored: the file exists from now on."""
+        insert_files_doc(self._files, self.file_id, length, self.chunk_size, self.filename,
+                         self._metadata)
+
+    def abort(self):
+        delete_file(self._files, self._chunks, self.file_id)  # with nx-27017's placeholder
+
+
+class FileWriter(PlacedFile):
+    """Writes one GridFS file (the spec's files/chunks layout) from its first byte to its last, one
+    chunk at a time.
 
     pymongo's GridIn buffers up to 48 MB of chunks for one insert_many, which costs every upload
     ~250 MB of RSS (measured: 305 MB peak for a 160 MB file, 56 MB with this writer, at the same
@@ -129,12 +155,7 @@ class FileWriter:
     """
 
     def __init__(self, files, chunks, file_id, filename, metadata, chunk_size):
-        self._files = files
-        self._chunks = chunks
-        self.file_id = file_id
-        self.filename = filename  # may be set until close()
-        self._metadata = metadata
-        self._chunk_size = chunk_size
+        super().__init__(files, chunks, file_id, filename, metadata, chunk_size)
         self._buffer = bytearray()
         self._n = 0
         self.length = 0
@@ -142,48 +163,23 @@ class FileWriter:
     def write(self, data):
         self._buffer += data
         self.length += len(data)
-        while len(self._buffer) >= self._chunk_size:
-            self._insert(bytes(self._buffer[:self._chunk_size]))
-            del self._buffer[:self._chunk_size]
+        while len(self._buffer) >= self.chunk_size:
+            self._insert(bytes(self._buffer[:self.chunk_size]))
+            del self._buffer[:self.chunk_size]
 
     def close(self):
         if self._buffer:
             self._insert(bytes(self._buffer))
             self._buffer = bytearray()
-        insert_files_doc(self._files, self.file_id, self.length, self._chunk_size, self.filename,
-                         self._metadata)
+        self.finish(self.length)
 
     def abort(self):
         self._buffer = bytearray()
-        delete_file(self._files, self._chunks, self.file_id)  # with nx-27017's placeholder
+        super().abort()
 
     def _insert(self, data):
-        self._chunks.insert_one({"files_id": self.file_id, "n": self._n, "data": Binary(data)})
+        self.put(self._n, data)
         self._n += 1
-
-
-class PlacedFile:
-    """Writes one GridFS file whose chunks are stored in any order (the first one last, say, when its
-    bytes are known only at the end); like FileWriter, the files document last, on `close()`."""
-
-    def __init__(self, files, chunks, file_id, filename, metadata, chunk_size):
-        self._files = files
-        self._chunks = chunks
-        self.file_id = file_id
-        self.filename = filename
-        self._metadata = metadata
-        self.chunk_size = chunk_size
-
-    def put(self, n, data):
-        self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
-
-    def close(self, length):
-        """Every chunk of the `length` bytes is stored: the file exists from now on."""
-        insert_files_doc(self._files, self.file_id, length, self.chunk_size, self.filename,
-                         self._metadata)
-
-    def abort(self):
-        delete_file(self._files, self._chunks, self.file_id)
 
 
 def insert_files_doc(files, file_id, length, chunk_size, filename, metadata):

@@ -270,7 +270,7 @@ def test_conversion_done(tmp_path):
     h.storage.complete.assert_called_once_with(JOB_ID, h.conversion.worker, h.mp3_id, 3.5,
                                                len(h.mp3))
     assert h.written() == h.mp3
-    h.placed.close.assert_called_once_with(len(h.mp3))
+    h.placed.finish.assert_called_once_with(len(h.mp3))
     h.storage.drop_video.assert_called_once_with(h.job)
     h.storage.drop_partial.assert_called_once_with(h.job)  # an earlier attempt's, if any
     h.storage.fail.assert_not_called()
@@ -301,7 +301,7 @@ def test_conversion_error_fails_the_job_with_the_sentence(tmp_path):
     assert outcome == c.FAILED
     assert job.error == NO_AUDIO
     h.storage.fail.assert_called_once_with(JOB_ID, h.conversion.worker, NO_AUDIO)
-    h.placed.close.assert_not_called()
+    h.placed.finish.assert_not_called()
     h.storage.release.assert_not_called()
     # the upload's fault: its video is deleted at once (not kept for a requeue, not in the quota)
     h.storage.drop_video.assert_called_once_with(job)
@@ -340,14 +340,14 @@ def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing
         JOB_ID, h.conversion.worker, backoff(h.job.attempts), str(error))
     if failing == "put":
         h.placed.abort.assert_called_once_with()  # what was stored of the MP3 is gone
-    h.placed.close.assert_not_called()
+    h.placed.finish.assert_not_called()
 
 
 def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
     h = Harness(tmp_path, job=make_job(attempts=3))
     h.storage.complete.side_effect = AutoReconnect("primary stepped down")
     assert h.conversion.run() == (None, None)
-    h.placed.close.assert_called_once_with(len(h.mp3))
+    h.placed.finish.assert_called_once_with(len(h.mp3))
     h.placed.abort.assert_called_once_with()
     h.storage.release.assert_called_once_with(
         JOB_ID, h.conversion.worker, backoff(3), "primary stepped down")
@@ -387,7 +387,7 @@ def test_lease_lost_at_completion_deletes_the_committed_mp3(tmp_path):
     h.storage.complete.side_effect = None
     h.storage.complete.return_value = None  # another converter holds the job now
     assert h.conversion.run() == (None, None)
-    h.placed.close.assert_called_once_with(len(h.mp3))  # it was committed, and then deleted
+    h.placed.finish.assert_called_once_with(len(h.mp3))  # it was committed, and then deleted
     h.placed.abort.assert_called_once_with()
     h.storage.drop_video.assert_not_called()  # the new holder still needs it
     h.storage.fail.assert_not_called()
@@ -406,7 +406,7 @@ def test_lease_lost_while_storing_aborts_the_upload(tmp_path):
     h.encoder.convert.side_effect = losing
     assert h.conversion.run() == (None, None)
     h.placed.abort.assert_called_once_with()
-    h.placed.close.assert_not_called()
+    h.placed.finish.assert_not_called()
     h.storage.complete.assert_not_called()
 
 
@@ -568,7 +568,7 @@ def test_an_mp3_over_the_owners_quota_is_not_stored(tmp_path):
     outcome, job = h.conversion.run()
     assert outcome == c.FAILED and "quota of 5000 bytes" in job.error and "3000 bytes" in job.error
     h.storage.usage_after.assert_called_once_with(h.job, len(h.mp3))
-    h.placed.close.assert_not_called()
+    h.placed.finish.assert_not_called()
     h.placed.abort.assert_called_once_with()  # what was stored while it was encoded is gone
     h.storage.drop_video.assert_called_once()
     h.storage.usage_after.side_effect = lambda job, size: size           # nothing else held

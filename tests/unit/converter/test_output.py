@@ -28,7 +28,7 @@ class Placed:
             raise AutoReconnect("reset")
         self.chunks[n] = bytes(data)
 
-    def close(self, length):
+    def finish(self, length):
         assert sorted(self.chunks) == list(range(len(self.chunks)))
         assert all(len(self.chunks[n]) == CHUNK for n in range(len(self.chunks) - 1))
         self.length = length
