@@ -128,9 +128,7 @@ class StoredMp3:
 
     def abort(self):
         """Nothing stored is left (nor is a file that was committed)."""
-        if self._follower is not None:
-            self._follower.kill()
-            self._follower = None
+        self._halt()  # a chunk being stored lands before the delete, not after it
         if self._file is not None:
             self._file.abort()
         self._file, self.head, self.size, self._error, self.committed = None, None, None, None, False
