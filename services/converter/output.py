@@ -109,13 +109,14 @@ class StoredMp3:
             self._start(len(tag))
         audio = os.path.getsize(self.path)
         with open(self.path, "rb") as source:
-            while self._store(source, audio, self._next):
+            while True:  # the rest of the audio
+                data = self._chunk(source, self._next, audio)
+                if not data:
+                    break
+                self._file.put(self._next, data)
                 self._next += 1
-            for n in range(self._first_streamed()):
-                start = n * self._file.chunk_size
-                head = tag[start:start + self._file.chunk_size]
-                data = head + self._read(source, max(0, start - len(tag)),
-                                         self._file.chunk_size - len(head), audio)
+            for n in range(self._first_streamed()):  # then the head, the tag in front
+                data = self._chunk(source, n, audio, tag)
                 if data:
                     self._file.put(n, data)
         self.size = len(tag) + audio
@@ -152,11 +153,11 @@ class StoredMp3:
             while not self._halting and not self._should_stop():
                 if source is None:
                     source = open(self.path, "rb")  # emptied by reset(): ffmpeg opens it again
-                self._busy = True
-                stored = self._store(source, os.fstat(source.fileno()).st_size, self._next,
-                                     whole=True)
-                self._busy = False
-                if stored:
+                audio = os.fstat(source.fileno()).st_size
+                if audio >= (self._next + 1) * self._file.chunk_size - self.head:  # all written
+                    self._busy = True
+                    self._file.put(self._next, self._chunk(source, self._next, audio))
+                    self._busy = False
                     self._next += 1
                 else:
                     eventlet.sleep(self._poll)
@@ -176,18 +177,13 @@ class StoredMp3:
                 self._follower.kill()
             self._follower = None
 
-    def _store(self, source, audio, n, whole=False):
-        """Store chunk n (>= the first streamed) from the audio file of `audio` bytes; False when
-        the file does not hold it (whole, or at all) yet."""
+    def _chunk(self, source, n, audio, tag=b""):
+        """Chunk n of the MP3: `tag` (the planned `head` bytes) and the audio file of `audio`
+        bytes after it; shorter at the end, b"" past it. Chunks from the first streamed one on
+        hold audio only."""
         size = self._file.chunk_size
-        start = n * size - self.head
-        want = min(size, audio - start)
-        if want <= 0 or (whole and want < size):
-            return False
-        self._file.put(n, self._read(source, start, want, audio))
-        return True
-
-    @staticmethod
-    def _read(source, start, length, audio):
-        length = max(0, min(length, audio - start))
-        return os.pread(source.fileno(), length, start) if length else b""
+        start = n * size
+        head = tag[start:start + size]
+        offset = max(0, start - self.head)
+        length = max(0, min(size - len(head), audio - offset))
+        return head + (os.pread(source.fileno(), length, offset) if length else b"")

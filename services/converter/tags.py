@@ -92,12 +92,8 @@ def render(frames, size=None):
     for frame in frames:
         tag.add(frame)
     tag.update_to_v23()  # v2.4-only frames (TDRC) to their v2.3 forms (TYER); save() does not
-
-    def saved(padding):
-        out = io.BytesIO()
-        tag.save(out, v2_version=ID3_VERSION, v1=0, padding=lambda info: padding)
-        return out.getvalue()
-    data = saved(0)
-    if size is not None and len(data) < size:
-        data = saved(size - len(data))
-    return data
+    out = io.BytesIO()
+    # saved into nothing, mutagen's info.padding is minus the unpadded tag's size
+    tag.save(out, v2_version=ID3_VERSION, v1=0,
+             padding=lambda info: max(0, (size or 0) + info.padding))
+    return out.getvalue()

@@ -38,8 +38,8 @@ class Encoder:
         byte)."""
         options = ConversionOptions.model_validate(options or {})
         supervisor = Supervisor(self.timeout, should_stop, self.limits, idle=lambda: growing.waited)
-        return _Attempt(self.tools, supervisor, growing, Progress(on_progress),
-                        output or LocalMp3(target)).convert(args.PIPE, target, options)
+        return _Attempt(self.tools, supervisor, growing, Progress(on_progress), output).convert(
+            args.PIPE, target, options)
 
     def convert(self, stored, target, options=None, should_stop=lambda: False, on_progress=None,
                 output=None):
@@ -56,8 +56,6 @@ class Encoder:
         """
         options = ConversionOptions.model_validate(options or {})
         supervisor = Supervisor(self.timeout, should_stop, self.limits)
-
-        output = output or LocalMp3(target)
 
         def attempt(source):
             feed = stored if source == args.PIPE else None
@@ -78,12 +76,12 @@ class _Attempt:
     """The steps of one conversion over one input: the pipe (fed from storage) or the spooled
     file."""
 
-    def __init__(self, tools, supervisor, feed, progress, output):
+    def __init__(self, tools, supervisor, feed, progress, output=None):
         self.tools = tools
         self.supervisor = supervisor
         self.feed = feed
         self.progress = progress
-        self.output = output
+        self.output = output  # None: a LocalMp3 at the target
 
     def run(self, argv, on_line=None, beside=None, on_beside=None):
         """argv over the input (fed on stdin when it is the pipe): a process.Exit. A pass over an
@@ -101,6 +99,7 @@ class _Attempt:
     def convert(self, source, target, options):
         """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
         tools = self.tools
+        output = self.output or LocalMp3(target)
         info = probe.media_info(self.run(args.probe(tools, source, args.FORMAT_WHITELIST)))
         if info.duration:
             self.check_duration(info.duration)
@@ -128,14 +127,14 @@ class _Attempt:
         def begin(picture):
             """The tag's size is known (the chapters cut at the span expected): the output may
             store the audio as ffmpeg writes it."""
-            self.output.begin(len(id3.render(tag(picture, span or math.inf))))
+            output.begin(len(id3.render(tag(picture, span or math.inf))))
 
         def pictured(exit):
             """The cover process beside the encoder ended: with its picture, the tag is known."""
             picture = cover.picture(exit)
             if picture is not None:
                 begin(picture)
-        self.output.reset()
+        output.reset()
         if not covers:
             begin(None)
         encoded = self.run(args.encode(tools, source, target, options, info, measured),
@@ -150,7 +149,7 @@ class _Attempt:
         # own, over any frame when there were two argvs
         if picture is None:
             picture = cover.grab(self.run, covers[-1:])
-        size = self.output.finish(id3.render(tag(picture, duration), self.output.head))
+        size = output.finish(id3.render(tag(picture, duration), output.head))
         self.progress.report(1.0)
         return Result(duration=duration, size=size, passthrough=args.copies(options, info),
                       normalized=args.loudnorm_mode(measured) if measured else "")
