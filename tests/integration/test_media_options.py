@@ -13,9 +13,10 @@ from services.common.options import parse_options
 from services.converter.exceptions import ConversionError, TransientError
 from services.converter.media.boxes import needs_seeking
 from services.converter.media.encoder import Encoder
+from services.converter.media import process
 from services.converter.media.process import PIPE_BLOCK, Supervisor
 from tests import media as m
-from tests.helpers import FFPROBE
+from tests.helpers import FFPROBE, wait_until
 
 BIDI = "\u202eevil\u202c\u2066x\u2069"
 HOSTILE_TITLE = "Line one\r\nX-Injected: yes\x07\x1b" + BIDI + "A" * 100_000
@@ -49,6 +50,22 @@ def convert(encoder, path, tmp_path, fields=None, **kwargs):
     target = str(tmp_path / "out.mp3")
     result = encoder.convert(m.LocalStored(path), target, parse_options(fields or {}), **kwargs)
     return result, target
+
+
+class HeldBack(m.LocalStored):
+    """Fed its first block (at most all but 64 KiB) and the rest only once `until()` is true."""
+
+    def __init__(self, path, until):
+        super().__init__(path)
+        self.until = until
+
+    def iter_range(self, start=0, end=None, block=PIPE_BLOCK):
+        data = b"".join(super().iter_range(start, end))
+        first = min(block, max(0, len(data) - 65536))
+        yield data[:first]
+        wait_until(self.until, 30, message="the cover process started")
+        for offset in range(first, len(data), block):
+            yield data[offset:offset + block]
 
 
 def audio_stream(path):
@@ -256,14 +273,15 @@ def test_passthrough_copies_mp3_audio_and_still_tags(files, encoder, tmp_path):
 def test_too_long_media_is_refused_from_the_probe(files, tmp_path, monkeypatch):
     ran = []
     real_run = Supervisor.run
-    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: ran.append(argv[0]) or real_run(
-        self, argv, *a, **k))
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: ran.append(
+        (argv[0], (k.get("beside") or [None])[0])) or real_run(self, argv, *a, **k))
     encoder = Encoder(tmp_dir=str(tmp_path), max_duration=5)
     started = time.monotonic()
     with pytest.raises(ConversionError) as info:
         convert(encoder, files["rich"], tmp_path)
     assert "longer than the limit" in info.value.args[0]
-    assert ran == [encoder.tools.ffprobe]  # nothing encoded
+    # the encoding the probe ran beside (killed on its answer: tests/unit/.../test_process.py)
+    assert ran == [(encoder.tools.ffmpeg, encoder.tools.ffprobe)]
     assert time.monotonic() - started < 5
 
 
@@ -288,16 +306,41 @@ def test_trim_starting_after_the_end_is_the_users_fault(files, encoder, tmp_path
 
 
 @pytest.mark.parametrize("name, fields", [("rich", {}), ("big", {"cover": "0"})])
-def test_one_ffmpeg_run_after_the_probe_reads_the_audio_and_the_cover(files, encoder, tmp_path,
-                                                                      monkeypatch, name, fields):
-    """The cover (the attached picture, or a frame at 10 %) comes out of the encoding run and the
-    duration from its progress: the upload is read twice (probe, encode) and the MP3 not at all."""
+def test_one_ffmpeg_run_reads_the_audio_with_the_probe_and_then_the_cover_beside(
+        files, encoder, tmp_path, monkeypatch, name, fields):
+    """The probe runs beside the encoding (on the arguments it confirms), the cover process (the
+    attached picture, or a frame at 10 %) starts beside it once the probe told where the picture
+    is, fed what was read so far again, and the duration comes from the encoding's progress: the
+    upload is read once and the MP3 not at all."""
+    argvs, run, started = [], Supervisor.run, process._Child.__init__
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: argvs.append(
+        (argv, k.get("beside"))) or run(self, argv, *a, **k))
+    children = []
+    monkeypatch.setattr(process._Child, "__init__", lambda self, argv, *a: children.append(
+        os.path.basename(argv[0])) or started(self, argv, *a))
+    # a test file is encoded as fast as it is probed: the encoding is held after its first block
+    # until the cover process started (an encoding done first makes the cover a pass of its own,
+    # and one that read more than process.SIDE_BACKLOG blocks cannot give the cover its start)
+    stored = HeldBack(files[name], lambda: len(children) == 3)
+    result = encoder.convert(stored, str(tmp_path / "out.mp3"), parse_options(fields))
+    target = str(tmp_path / "out.mp3")
+    assert [(os.path.basename(argv[0]), os.path.basename(beside[0])) for argv, beside in argvs] \
+        == [("ffmpeg", "ffprobe")]
+    assert children == ["ffmpeg", "ffprobe", "ffmpeg"]  # the cover's, started on the probe's answer
+    assert len(ID3(target).getall("APIC")) == 1 and result.duration > 0
+
+
+def test_an_encoding_the_probe_overrules_starts_again_with_its_arguments(
+        files, encoder, tmp_path, monkeypatch):
+    """MP3 audio is copied, where the encoding beside the probe re-encoded it: the probe's answer
+    stops it and the copy runs, with the probe's facts (no second probe)."""
     argvs, run = [], Supervisor.run
     monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: argvs.append(argv) or run(
         self, argv, *a, **k))
-    result, target = convert(encoder, files[name], tmp_path, fields)
-    assert [os.path.basename(argv[0]) for argv in argvs] == ["ffprobe", "ffmpeg"]
-    assert len(ID3(target).getall("APIC")) == 1 and result.duration > 0
+    result, target = convert(encoder, files["mp3"], tmp_path)
+    assert [os.path.basename(argv[0]) for argv in argvs] == ["ffmpeg", "ffmpeg"]
+    assert "libmp3lame" in argvs[0] and "copy" in argvs[1]
+    assert result.passthrough is True and MP3(target).info.bitrate_mode == BitrateMode.CBR
 
 
 def test_no_key_frame_after_the_cover_time_falls_back_to_any_frame(files, encoder, tmp_path):

@@ -7,7 +7,7 @@ from services.common.options import ConversionOptions
 from services.converter import tags as id3
 from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
-from services.converter.media.process import Progress, Supervisor
+from services.converter.media.process import Overruled, Progress, Supervisor
 from services.converter.media.tempfiles import spooled
 from services.converter.output import LocalMp3
 
@@ -97,62 +97,20 @@ class _Attempt:
                                    on_beside=on_beside)
 
     def convert(self, source, target, options):
-        """The Result, or None when a pipe yielded no audio (the caller retries from a file)."""
-        tools = self.tools
+        """The Result, or None when a pipe yielded no audio (the caller retries from a file).
+        ffprobe runs beside an encoding on the arguments it most likely confirms (so its time is
+        not added to the conversion's); when it asks for others, the encoding starts again with
+        them. Normalising measures first, and its passes need the probe's facts before."""
         output = self.output or LocalMp3(target)
-        info = probe.media_info(self.run(args.probe(tools, source, args.FORMAT_WHITELIST)))
-        if info.duration:
-            self.check_duration(info.duration)
-        if info.audio and options.track >= len(info.audio):
-            raise errors.no_such_track(len(info.audio), options.track)
-        if info.duration and (options.start or 0) >= info.duration:
-            raise errors.trim_after_end(options.start, info.duration)
-        span = expected_span(info.duration, options)
-        measured, offset = None, 0.0
+        info = None
         if options.normalize:
-            offset = 0.5
-            measured = loudness.measured(self.run(args.measure(tools, source, options),
-                                                  self.progress.reader(span, 0.0, offset)))
-            if measured and args.loudnorm_mode(measured) == "dynamic":
-                measured = loudness.measured(self.run(args.measure_dynamic(tools, source, options),
-                                                      self.progress.reader(span, 0.0, offset)),
-                                             loudness.parse_loudnorm)
-        covers = args.cover(tools, source, options, info)
-
-        def tag(picture, duration):
-            return id3.frames_for(info.tags if options.with_tags else {},
-                                  info.chapters if options.with_tags else [], options, picture,
-                                  duration)
-
-        def begin(picture):
-            """The tag's size is known (the chapters cut at the span expected): the output may
-            store the audio as ffmpeg writes it."""
-            output.begin(len(id3.render(tag(picture, span or math.inf))))
-
-        def pictured(exit):
-            """The cover process beside the encoder ended: with its picture, the tag is known."""
-            picture = cover.picture(exit)
-            if picture is not None:
-                begin(picture)
-        output.reset()
-        if not covers:
-            begin(None)
-        encoded = self.run(args.encode(tools, source, target, options, info, measured),
-                           self.progress.reader(span, offset, 1.0 - offset),
-                           beside=covers[0] if covers else None, on_beside=pictured)
-        errors.check(encoded)
-        duration = self.duration(target, span)
-        if duration is None:
-            return None
-        picture = cover.picture(encoded.beside)
-        # none: no key frame after that time, or the process beside was cut short; a pass of its
-        # own, over any frame when there were two argvs
-        if picture is None:
-            picture = cover.grab(self.run, covers[-1:])
-        size = output.finish(id3.render(tag(picture, duration), output.head))
-        self.progress.report(1.0)
-        return Result(duration=duration, size=size, passthrough=args.copies(options, info),
-                      normalized=args.loudnorm_mode(measured) if measured else "")
+            info = probe.media_info(self.run(args.probe(self.tools, source, args.FORMAT_WHITELIST)))
+        else:
+            try:
+                return _Encoding(self, source, target, options, output).run()
+            except Overruled as overruled:
+                info = overruled.args[0]
+        return _Encoding(self, source, target, options, output, info).run()
 
     def duration(self, target, span):
         """Seconds of the MP3 just encoded, None when it holds no audio. ffmpeg's last out_time is
@@ -182,3 +140,109 @@ def expected_span(duration, options):
 
 def which(binary):
     return shutil.which(binary) or binary
+
+
+class _Encoding:
+    """One encoding pass of an _Attempt (the measuring passes first when normalising) and the tag:
+    with `info` from a probe run before it, or with the probe beside it (info None) on the argv
+    most likely, raising Overruled(info) when the probe asks for another."""
+
+    def __init__(self, attempt, source, target, options, output, info=None):
+        self.attempt, self.tools = attempt, attempt.tools
+        self.source, self.target, self.options, self.output = source, target, options, output
+        self.info, self.span, self.covers = None, 0.0, []
+        self.cover_exit = None  # the cover process's Exit, when it ran beside the encoding
+        self.known = info
+
+    def run(self):
+        attempt, options = self.attempt, self.options
+        info = self.known
+        measured, offset = None, 0.0
+        if info is not None:
+            self.learn(info)
+            if options.normalize:
+                offset = 0.5
+                measured = self.measure()
+        argv = args.encode(self.tools, self.source, self.target, options, info, measured)
+        reader = attempt.progress.reader(self.span, offset, 1.0 - offset)
+        self.output.reset()
+        if info is None:
+            def probed(exit):
+                """The probe beside: an argv unlike the one running overrules it."""
+                found = probe.media_info(exit)
+                if args.encode(self.tools, self.source, self.target, options, found) != argv:
+                    raise Overruled(found)
+                self.learn(found)
+                reader.span = self.span
+                self.plan()
+                return (self.covers[0], self.pictured) if self.covers else None
+            encoded = attempt.run(argv, reader, beside=args.probe(self.tools, self.source,
+                                                                  args.FORMAT_WHITELIST),
+                                  on_beside=probed)
+            if self.info is None:  # the encoding ended before the probe's answer was taken
+                probed(encoded.beside)
+        else:
+            self.plan()
+            encoded = attempt.run(argv, reader, beside=self.covers[0] if self.covers else None,
+                                  on_beside=self.pictured)
+            self.cover_exit = self.cover_exit or encoded.beside
+        errors.check(encoded)
+        duration = attempt.duration(self.target, self.span)
+        if duration is None:
+            return None
+        picture = cover.picture(self.cover_exit)
+        # none: no key frame after that time, or the process beside was cut short; a pass of its
+        # own, over any frame when there were two argvs
+        if picture is None:
+            picture = cover.grab(attempt.run, self.covers[-1:])
+        size = self.output.finish(id3.render(self.tag(picture, duration), self.output.head))
+        attempt.progress.report(1.0)
+        return Result(duration=duration, size=size, passthrough=args.copies(options, self.info),
+                      normalized=args.loudnorm_mode(measured) if measured else "")
+
+    def learn(self, info):
+        """The probe's facts: checked against the limits and options, the span to encode."""
+        options = self.options
+        if info.duration:
+            self.attempt.check_duration(info.duration)
+        if info.audio and options.track >= len(info.audio):
+            raise errors.no_such_track(len(info.audio), options.track)
+        if info.duration and (options.start or 0) >= info.duration:
+            raise errors.trim_after_end(options.start, info.duration)
+        self.info, self.span = info, expected_span(info.duration, options)
+        self.covers = args.cover(self.tools, self.source, options, info)
+
+    def measure(self):
+        """loudness.measured of the normalising passes (ebur128's, and loudnorm's own when its
+        dynamic mode is called for)."""
+        attempt, tools, source, options = self.attempt, self.tools, self.source, self.options
+        measured = loudness.measured(attempt.run(args.measure(tools, source, options),
+                                                 attempt.progress.reader(self.span, 0.0, 0.5)))
+        if measured and args.loudnorm_mode(measured) == "dynamic":
+            measured = loudness.measured(attempt.run(args.measure_dynamic(tools, source, options),
+                                                     attempt.progress.reader(self.span, 0.0, 0.5)),
+                                         loudness.parse_loudnorm)
+        return measured
+
+    def plan(self):
+        """Without a cover to wait for, the tag is known: the output may store the audio."""
+        if not self.covers:
+            self.begin(None)
+
+    def pictured(self, exit):
+        """The cover process beside the encoder ended: with its picture, the tag is known."""
+        self.cover_exit = exit
+        picture = cover.picture(exit)
+        if picture is not None:
+            self.begin(picture)
+
+    def begin(self, picture):
+        """The tag's size is known (the chapters cut at the span expected): the output may store
+        the audio as ffmpeg writes it."""
+        self.output.begin(len(id3.render(self.tag(picture, self.span or math.inf))))
+
+    def tag(self, picture, duration):
+        options, info = self.options, self.info
+        return id3.frames_for(info.tags if options.with_tags else {},
+                              info.chapters if options.with_tags else [], options, picture,
+                              duration)

@@ -18,7 +18,7 @@ from eventlet import patcher
 from eventlet.green import subprocess
 
 from services.common.utils import die_with_parent, kill_group
-from services.converter.exceptions import ConversionAborted, TransientError
+from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.converter.media import errors
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,12 @@ class Exit:
     beside: "Exit" = None  # the process run beside this one over the same input, if any
 
 
+class Overruled(Exception):
+    """Raised by an `on_beside` callback of Supervisor.run when what the process beside told makes
+    the main one pointless (it runs on a guess that proved wrong): the run ends, every process
+    killed, and raises it. `args` are the callback's."""
+
+
 class Supervisor:
     """Runs the processes of one conversion under one deadline: one pass after another, each
     pass one process (and at most one beside it over the same input)."""
@@ -60,27 +66,68 @@ class Supervisor:
         reads (it may stop early: a cover frame), so the input is read once and both use the two
         cores; its Exit is the result's `beside`, also given to `on_beside` as soon as it ends
         while the main one still runs.
+        `on_beside` may answer with (argv, on_exit): a process to start beside the main one, over
+        the input from its start (the blocks fed so far are fed to it again, up to SIDE_BACKLOG of
+        them: when more were, or the main one has ended, it is not started), whose Exit goes to
+        `on_exit` in turn. It may raise ConversionError or Overruled: the run ends and raises it.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
         children = [_Child(argv, feed is not None, on_line, self._preexec())]
         if beside is not None:
             children.append(_Child(beside, feed is not None, None, self._preexec()))
-        failure = []
-        feeder = eventlet.spawn(_feed, children, feed, failure, on_fed) if feed is not None else None
-        watcher = eventlet.spawn(_told, children[1], on_beside) if on_beside and beside else None
+        failure, ended = [], []
+        feeder = _Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
+            if feed is not None else None
+
+        def watch(child, on_exit):
+            """on_exit gets child's Exit once it ended with all its output read; what it answers
+            is started beside the main one, what it raises ends the run."""
+            child.proc.wait()
+            child.drain()
+            try:
+                later = on_exit(child.exit())
+            except (ConversionError, Overruled) as exc:
+                ended.append(exc)
+                for each in children:
+                    each.close()
+                return
+            except Exception:  # the caller's business; the conversion goes on without it
+                log.warning("on_beside failed", exc_info=True)
+                return
+            if later is not None and children[0].proc.poll() is None and \
+                    (feeder is None or feeder.fed is not None):
+                side_argv, then = later
+                side = _Child(side_argv, feed is not None, None, self._preexec())
+                if feeder is not None and not feeder.join(side):  # more fed while it started
+                    side.close()
+                    side.drain()
+                    return
+                side.watcher = eventlet.spawn(watch, side, then)
+                children.append(side)
+        if on_beside and beside:
+            children[1].watcher = eventlet.spawn(watch, children[1], on_beside)
         try:
             self._wait(children[0].proc)
-            for child in children[1:]:  # it had the whole input too: done, or stuck
-                self._wait(child.proc, until=time.monotonic() + SIDE_GRACE)
+            waited = 1
+            while waited < len(children):  # they had the whole input too: done, or stuck
+                batch = children[waited:]
+                waited += len(batch)
+                for child in batch:
+                    self._wait(child.proc, until=time.monotonic() + SIDE_GRACE)
+                for child in batch:  # ended: their callbacks may start one more
+                    if child.watcher is not None:
+                        child.watcher.wait()
         finally:
-            if watcher is not None:
-                watcher.kill()
             for child in children:
+                if child.watcher is not None:
+                    child.watcher.kill()
                 child.close()
             if feeder is not None:
                 feeder.kill()
             for child in children:
                 child.drain()
+        if ended:
+            raise ended[0]
         if failure and isinstance(failure[0], ConversionAborted):  # the upload was removed
             raise failure[0]
         if failure:
@@ -112,16 +159,6 @@ class Supervisor:
                     raise errors.too_slow(self.timeout)
 
 
-def _told(child, on_beside):
-    """`on_beside` gets the process beside's Exit once it ended with all its output read."""
-    child.proc.wait()
-    child.drain()
-    try:
-        on_beside(child.exit())
-    except Exception:  # the caller's business; the conversion goes on without it
-        log.warning("on_beside failed", exc_info=True)
-
-
 class Progress:
     """ffmpeg's -progress reports of one conversion as a rising fraction for `on_progress`."""
 
@@ -141,22 +178,10 @@ class Progress:
                 log.warning("progress callback failed", exc_info=True)
 
     def reader(self, span, offset, share):
-        """An `on_line` for a pass over `span` seconds that covers [offset, offset + share]."""
+        """An `on_line` for a pass over `span` seconds that covers [offset, offset + share];
+        its `span` may be set later (0: unknown, only the pass's end is told)."""
         self.current = (offset, share)
-
-        def on_line(line):
-            key, _, value = line.partition(b"=")
-            if key == b"out_time_us":
-                try:
-                    seconds = int(value) / 1e6
-                except ValueError:
-                    return
-                self.out_time = seconds
-                if span:
-                    self.report(offset + share * min(1.0, seconds / span))
-            elif key == b"progress" and value.strip() == b"end":
-                self.report(offset + share)
-        return on_line
+        return _Reader(self, span, offset, share)
 
     def fed(self, fraction):
         """The share of an upload still arriving that the current pass was fed: ffmpeg (5.1)
@@ -164,6 +189,26 @@ class Progress:
         short of the pass's end, which only ffmpeg's report reaches)."""
         offset, share = self.current
         self.report(offset + share * min(fraction, 0.99))
+
+
+class _Reader:
+    """Progress.reader's `on_line`: ffmpeg's -progress lines of one pass."""
+
+    def __init__(self, progress, span, offset, share):
+        self.progress, self.span, self.offset, self.share = progress, span, offset, share
+
+    def __call__(self, line):
+        key, _, value = line.partition(b"=")
+        if key == b"out_time_us":
+            try:
+                seconds = int(value) / 1e6
+            except ValueError:
+                return
+            self.progress.out_time = seconds
+            if self.span:
+                self.progress.report(self.offset + self.share * min(1.0, seconds / self.span))
+        elif key == b"progress" and value.strip() == b"end":
+            self.progress.report(self.offset + self.share)
 
 
 class _Child:
@@ -179,6 +224,7 @@ class _Child:
         if piped:
             _widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()
+        self.watcher = None  # the green thread that gives its Exit to a callback, if any
         self.readers = [eventlet.spawn(_tail, self.proc.stderr, self.stderr),
                         eventlet.spawn(_lines, self.proc.stdout, on_line) if on_line
                         else eventlet.spawn(_head, self.proc.stdout, self.stdout)]
@@ -196,41 +242,70 @@ class _Child:
         return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout))
 
 
-def _feed(children, stored, failure, on_fed=None):
+class _Feeder:
     """Pipes `stored` into the children's stdins, for as long as each reads: the first child (the
     main one) sets the pace; one beside it is fed by its own green thread from a short backlog and
     is fed no more (its stdin closed) once it falls behind, so it never holds the main one up.
     A storage error is ours, not the upload's: it is recorded in `failure` and the processes killed
     at once, so the attempt ends now as a transient failure instead of ffmpeg waiting on an open
     stdin until the timeout. `stored` may be an upload still arriving (a GrowingFile, whose blocks
-    come as they land). `on_fed` tells the bytes the main child was fed."""
-    main, sides = children[0], [_Backlog(child) for child in children[1:]]
-    blocks = _ReadAhead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
-    fed, feeding = 0, True
-    try:
-        while feeding or any(side.open for side in sides):
-            try:
-                block = next(blocks)
-            except StopIteration:
-                break
-            except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
-                failure.append(exc)
-                for child in children:
-                    child.close()
-                return
-            for side in sides:
-                side.offer(block)
-            if feeding:
-                feeding = _write(main.proc.stdin, block)
-                fed += len(block)
-                if feeding and on_fed is not None:
-                    on_fed(fed)
-        if feeding:
-            _close(main.proc.stdin)
-    finally:
-        blocks.close()
-        for side in sides:
+    come as they land). `on_fed` tells the bytes the main child was fed. With `replay`, the first
+    SIDE_BACKLOG blocks are kept, so that a process started later may `join` from the start."""
+
+    def __init__(self, children, stored, failure, on_fed=None, replay=False):
+        self.main, self.sides = children[0], [_Backlog(child) for child in children[1:]]
+        self.fed = [] if replay else None  # the blocks fed so far, while a side may still join
+        self.ended = False
+        self.thread = eventlet.spawn(self._feed, children, stored, failure, on_fed)
+
+    def join(self, child):
+        """Feed `child` too, from the first block: False when too many were fed to replay."""
+        if self.fed is None:
+            return False
+        side = _Backlog(child, SIDE_BACKLOG + len(self.fed))
+        for block in self.fed:
+            side.offer(block)
+        if self.ended:
             side.end()
+        else:
+            self.sides.append(side)
+        return True
+
+    def kill(self):
+        self.thread.kill()
+
+    def _feed(self, children, stored, failure, on_fed):
+        blocks = _ReadAhead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
+        fed, feeding = 0, True
+        try:
+            while feeding or any(side.open for side in self.sides):
+                try:
+                    block = next(blocks)
+                except StopIteration:
+                    break
+                except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
+                    failure.append(exc)
+                    for child in children:
+                        child.close()
+                    return
+                if self.fed is not None:
+                    self.fed.append(block)
+                    if len(self.fed) > SIDE_BACKLOG:
+                        self.fed = None
+                for side in self.sides:
+                    side.offer(block)
+                if feeding:
+                    feeding = _write(self.main.proc.stdin, block)
+                    fed += len(block)
+                    if feeding and on_fed is not None:
+                        on_fed(fed)
+            if feeding:
+                _close(self.main.proc.stdin)
+        finally:
+            self.ended = True
+            blocks.close()
+            for side in self.sides:
+                side.end()
 
 
 class _ReadAhead:
@@ -269,12 +344,12 @@ class _ReadAhead:
 
 
 class _Backlog:
-    """Feeds a process beside the main one from a queue of at most SIDE_BACKLOG blocks."""
+    """Feeds a process beside the main one from a queue of at most `size` blocks."""
 
-    def __init__(self, child):
+    def __init__(self, child, size=SIDE_BACKLOG):
         self.stdin = child.proc.stdin
         self.open = True
-        self.queue = eventlet.queue.LightQueue(SIDE_BACKLOG)
+        self.queue = eventlet.queue.LightQueue(size)
         self.writer = eventlet.spawn(self._write)
 
     def offer(self, block):

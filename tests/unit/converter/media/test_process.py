@@ -66,6 +66,72 @@ def test_a_process_beside_that_stops_reading_or_stalls_never_holds_the_main_one(
         assert time.monotonic() - started < 60
 
 
+def answered(tmp_path, later=None):
+    """An on_beside that answers `later` and then (from another green thread, once the answer is
+    taken) lets the main process end by creating tmp_path/go; what it was given in `told`."""
+    told = []
+
+    def on_beside(exit):
+        told.append(exit)
+        eventlet.spawn((tmp_path / "go").touch)
+        return later
+    return on_beside, told
+
+
+def wait_for(flag):
+    """Shell: wait for the file `flag` to exist."""
+    return "; while [ ! -e '%s' ]; do sleep 0.01; done" % flag
+
+
+def test_a_process_started_on_the_answer_beside_gets_the_input_from_its_start(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(bytes(range(256)) * (3 * process.PIPE_BLOCK // 256))  # 3 blocks
+    late = []
+    on_beside, told = answered(tmp_path, (["sh", "-c", "md5sum"], late.append))
+    exit = Supervisor(timeout=60).run(
+        ["sh", "-c", "md5sum >&2" + wait_for(tmp_path / "go")], LocalStored(str(path)),
+        beside=["sh", "-c", "head -c 10 >/dev/null; echo side"], on_beside=on_beside)
+    assert told == [exit.beside] and exit.beside.output == b"side\n"
+    assert exit.returncode == 0 and [each.returncode for each in late] == [0]
+    assert late[0].output.split()[0].decode() == exit.errors.split()[0]  # every byte, in order
+
+
+def test_no_process_is_started_on_the_answer_once_more_was_fed_than_can_be_replayed(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * ((process.SIDE_BACKLOG + 4) * process.PIPE_BLOCK))
+    flag = tmp_path / "fed"
+
+    def on_fed(fed):
+        if fed > (process.SIDE_BACKLOG + 1) * process.PIPE_BLOCK:
+            flag.touch()
+    late = []
+    on_beside, told = answered(tmp_path, (["touch", str(tmp_path / "late")], late.append))
+    exit = Supervisor(timeout=60).run(
+        ["sh", "-c", "wc -c >&2" + wait_for(tmp_path / "go")], LocalStored(str(path)),
+        on_fed=on_fed, beside=["sh", "-c", "head -c 10 >/dev/null" + wait_for(flag)],
+        on_beside=on_beside)
+    assert exit.returncode == 0 and len(told) == 1
+    assert not late and not (tmp_path / "late").exists()
+
+
+@pytest.mark.parametrize("raised", [ConversionError("No audio."), process.Overruled("found")])
+def test_an_answer_that_raises_ends_the_run_at_once(tmp_path, raised):
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * (3 * process.PIPE_BLOCK))
+    pids = []
+
+    def on_beside(exit):
+        raise raised
+    started = time.monotonic()
+    with pytest.raises(type(raised)) as info:
+        Supervisor(timeout=600).run(["sh", "-c", "echo $$; cat >/dev/null; sleep 300"],
+                                    LocalStored(str(path)), lambda line: pids.append(int(line)),
+                                    beside=["sh", "-c", "head -c 10 >/dev/null"],
+                                    on_beside=on_beside)
+    assert info.value is raised and time.monotonic() - started < 30
+    wait_until(lambda: gone(pids[0]), 10, message="the main process killed")
+
+
 def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_place():
     read = []
 
