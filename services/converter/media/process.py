@@ -68,8 +68,9 @@ class Supervisor:
         while the main one still runs.
         `on_beside` may answer with (argv, on_exit): a process to start beside the main one, over
         the input from its start (the blocks fed so far are fed to it again, up to SIDE_BACKLOG of
-        them: when more were, or the main one has ended, it is not started), whose Exit goes to
-        `on_exit` in turn. It may raise ConversionError or Overruled: the run ends and raises it.
+        them: when more were, or the main one has ended, it is not started; one such process per
+        run), whose Exit goes to `on_exit` in turn. It may raise ConversionError or Overruled: the
+        run ends and raises it.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
         children = [_Child(argv, feed is not None, on_line, self._preexec())]
@@ -259,12 +260,11 @@ class _Feeder:
         self.thread = eventlet.spawn(self._feed, children, stored, failure, on_fed)
 
     def join(self, child):
-        """Feed `child` too, from the first block: False when too many were fed to replay."""
+        """Feed `child` too, from the first block (once: the blocks kept go to it); False when
+        too many were fed to replay."""
         if self.fed is None:
             return False
-        side = _Backlog(child, SIDE_BACKLOG + len(self.fed))
-        for block in self.fed:
-            side.offer(block)
+        side, self.fed = _Backlog(child, self.fed), None
         if self.ended:
             side.end()
         else:
@@ -344,29 +344,30 @@ class _ReadAhead:
 
 
 class _Backlog:
-    """Feeds a process beside the main one from a queue of at most `size` blocks."""
+    """Feeds a process beside the main one from a queue, and cuts it once it falls SIDE_BACKLOG
+    blocks behind (not counting `replay`, the blocks it is given again on joining late)."""
 
-    def __init__(self, child, size=SIDE_BACKLOG):
+    def __init__(self, child, replay=()):
         self.stdin = child.proc.stdin
         self.open = True
-        self.queue = eventlet.queue.LightQueue(size)
+        self.queue = eventlet.queue.LightQueue()
+        self.replayed = len(replay)  # of the blocks queued, those given again
+        for block in replay:
+            self.queue.put_nowait(block)
         self.writer = eventlet.spawn(self._write)
 
     def offer(self, block):
         if self.open:
-            try:
-                self.queue.put_nowait(block)
-            except eventlet.queue.Full:
+            if self.queue.qsize() >= SIDE_BACKLOG + self.replayed:
                 self._cut()
+            else:
+                self.queue.put_nowait(block)
 
     def end(self):
         """The input ended (or the feed stopped): close its stdin once it has the backlog."""
         if self.open:
             self.open = False
-            try:
-                self.queue.put_nowait(None)
-            except eventlet.queue.Full:
-                self._cut()
+            self.queue.put_nowait(None)
 
     def _cut(self):
         """It falls behind: it gets no more (its stdin closed), having what the input gave so far."""
@@ -377,6 +378,7 @@ class _Backlog:
     def _write(self):
         while True:
             block = self.queue.get()
+            self.replayed = max(0, self.replayed - 1)
             if block is None or not _write(self.stdin, block):
                 self.open = False
                 _close(self.stdin)
