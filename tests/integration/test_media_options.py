@@ -285,6 +285,28 @@ def test_too_long_media_is_refused_from_the_probe(files, tmp_path, monkeypatch):
     assert time.monotonic() - started < 5
 
 
+def test_a_probe_beside_that_may_not_have_read_enough_is_run_again_on_its_own(
+        files, tmp_path, monkeypatch):
+    """A probe beside that falls behind is fed no more, one still running after the encoding is
+    killed: its answer may be partial (ffprobe exits 0 at the end of what it got), so it is not
+    trusted, and the probe runs on its own before encoding again. Here the first ffprobe reads
+    nothing and is cut (the upload is 11 blocks), the second is the real one."""
+    first = tmp_path / "probed-once"
+    stalling = tmp_path / "ffprobe"
+    stalling.write_text("#!/bin/sh\nif [ ! -e '%s' ]; then touch '%s'; exec sleep 300; fi\n"
+                        "exec %s \"$@\"\n" % (first, first, FFPROBE))
+    stalling.chmod(0o755)
+    ran, run = [], Supervisor.run
+    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: ran.append(
+        (os.path.basename(argv[0]), os.path.basename((k.get("beside") or [""])[0]))) or run(
+        self, argv, *a, **k))
+    encoder = Encoder(tmp_dir=str(tmp_path), ffprobe_bin=str(stalling))
+    result, target = convert(encoder, files["big"], tmp_path, {"title": "T", "cover": "0"})
+    assert ran == [("ffmpeg", "ffprobe"), ("ffprobe", ""), ("ffmpeg", "ffmpeg")]
+    assert str(ID3(target)["TIT2"]) == "T" and len(ID3(target).getall("APIC")) == 1
+    assert abs(result.duration - 10.0) < 0.1
+
+
 def test_storage_error_mid_feed_is_transient_and_immediate(files, tmp_path):
     """Issue 8: AutoReconnect from GridFS while piping used to leave ffmpeg waiting on its stdin
     until CONVERT_TIMEOUT, then fail the job for good as the user's fault."""

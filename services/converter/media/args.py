@@ -62,7 +62,7 @@ def encode(tools, source, target, options=None, info=None, loudness=None):
             kwargs["q:a"] = tools.quality if options.quality is None else options.quality
         source_audio = _track(options, info)
         rate = options.sample_rate or nearest_rate(source_audio.get("sample_rate"))
-        if rate and (loudness or rate != source_audio.get("sample_rate")):
+        if rate and (loudness or options.sample_rate or rate != source_audio.get("sample_rate")):
             kwargs["ar"] = rate
         if options.channels:
             kwargs["ac"] = options.channels

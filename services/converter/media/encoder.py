@@ -103,13 +103,13 @@ class _Attempt:
         them. Normalising measures first, and its passes need the probe's facts before."""
         output = self.output or LocalMp3(target)
         info = None
-        if options.normalize:
-            info = probe.media_info(self.run(args.probe(self.tools, source, args.FORMAT_WHITELIST)))
-        else:
+        if not options.normalize:
             try:
                 return _Encoding(self, source, target, options, output).run()
             except Overruled as overruled:
-                info = overruled.args[0]
+                info = overruled.args[0]  # None: the probe beside could not tell
+        if info is None:
+            info = probe.media_info(self.run(args.probe(self.tools, source, args.FORMAT_WHITELIST)))
         return _Encoding(self, source, target, options, output, info).run()
 
     def duration(self, target, span):
@@ -165,15 +165,21 @@ class _Encoding:
                 measured = self.measure()
         argv = args.encode(self.tools, self.source, self.target, options, info, measured)
         reader = attempt.progress.reader(self.span, offset, 1.0 - offset)
+        attempt.progress.out_time = 0.0  # nothing of an overruled pass
         self.output.reset()
         if info is None:
+            reader.held = True  # no progress told before the probe confirmed the pass
+
             def probed(exit):
-                """The probe beside: an argv unlike the one running overrules it."""
+                """The probe beside: a refusal ends the pass, an argv unlike the one running
+                overrules it, and so does a probe that may not have read what it needed."""
+                if exit.cut:
+                    raise Overruled(None)
                 found = probe.media_info(exit)
+                self.learn(found)
                 if args.encode(self.tools, self.source, self.target, options, found) != argv:
                     raise Overruled(found)
-                self.learn(found)
-                reader.span = self.span
+                reader.span, reader.held = self.span, False
                 self.plan()
                 return (self.covers[0], self.pictured) if self.covers else None
             encoded = attempt.run(argv, reader, beside=args.probe(self.tools, self.source,

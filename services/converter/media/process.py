@@ -39,6 +39,7 @@ class Exit:
     errors: str    # the end of stderr (STDERR_KEEP bytes), decoded
     output: bytes  # the start of stdout (STDOUT_KEEP bytes); empty when read line by line
     beside: "Exit" = None  # the process run beside this one over the same input, if any
+    cut: bool = False  # it was fed no more (it fell behind) or killed: it may not have seen all
 
 
 class Overruled(Exception):
@@ -98,7 +99,11 @@ class Supervisor:
             if later is not None and children[0].proc.poll() is None and \
                     (feeder is None or feeder.fed is not None):
                 side_argv, then = later
-                side = _Child(side_argv, feed is not None, None, self._preexec())
+                try:
+                    side = _Child(side_argv, feed is not None, None, self._preexec())
+                except OSError:  # no process to be had (EAGAIN, EMFILE): the main one goes on
+                    log.warning("could not start %s", side_argv[0], exc_info=True)
+                    return
                 if feeder is not None and not feeder.join(side):  # more fed while it started
                     side.close()
                     side.drain()
@@ -114,10 +119,11 @@ class Supervisor:
                 batch = children[waited:]
                 waited += len(batch)
                 for child in batch:
-                    self._wait(child.proc, until=time.monotonic() + SIDE_GRACE)
+                    if self._wait(child.proc, until=time.monotonic() + SIDE_GRACE):
+                        child.cut = True
                 for child in batch:  # ended: their callbacks may start one more
                     if child.watcher is not None:
-                        child.watcher.wait()
+                        self._join(child.watcher)
         finally:
             for child in children:
                 if child.watcher is not None:
@@ -145,19 +151,31 @@ class Supervisor:
         return self.limits.preexec(die_with_parent(signal.SIGKILL))
 
     def _wait(self, proc, until=None):
-        """Until proc exits (or, with `until`, that monotonic time passes: it is then killed)."""
+        """Until proc exits (or, with `until`, that monotonic time passes: it is then killed, and
+        True returned)."""
         while True:
             try:
                 proc.wait(timeout=0.5)  # green: polls every 10 ms without blocking the hub
-                return
+                return False
             except subprocess.TimeoutExpired:
                 if until is not None and time.monotonic() > until:
                     kill_group(proc)
-                    return
-                if self.should_stop():
-                    raise ConversionAborted()
-                if time.monotonic() - self.idle() > self.deadline:
-                    raise errors.too_slow(self.timeout)
+                    return True
+                self._check()
+
+    def _join(self, thread):
+        """Until the green thread ends (a callback given an Exit), under the same deadline."""
+        while not thread.dead:
+            with eventlet.Timeout(0.5, False):
+                thread.wait()
+            if not thread.dead:
+                self._check()
+
+    def _check(self):
+        if self.should_stop():
+            raise ConversionAborted()
+        if time.monotonic() - self.idle() > self.deadline:
+            raise errors.too_slow(self.timeout)
 
 
 class Progress:
@@ -197,6 +215,7 @@ class _Reader:
 
     def __init__(self, progress, span, offset, share):
         self.progress, self.span, self.offset, self.share = progress, span, offset, share
+        self.held = False  # True: nothing is reported (the pass may yet be overruled)
 
     def __call__(self, line):
         key, _, value = line.partition(b"=")
@@ -206,9 +225,11 @@ class _Reader:
             except ValueError:
                 return
             self.progress.out_time = seconds
+            if self.held:
+                return
             if self.span:
                 self.progress.report(self.offset + self.share * min(1.0, seconds / self.span))
-        elif key == b"progress" and value.strip() == b"end":
+        elif key == b"progress" and value.strip() == b"end" and not self.held:
             self.progress.report(self.offset + self.share)
 
 
@@ -226,6 +247,7 @@ class _Child:
             _widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()
         self.watcher = None  # the green thread that gives its Exit to a callback, if any
+        self.cut = False  # fed no more, or killed, before it ended on its own
         self.readers = [eventlet.spawn(_tail, self.proc.stderr, self.stderr),
                         eventlet.spawn(_lines, self.proc.stdout, on_line) if on_line
                         else eventlet.spawn(_head, self.proc.stdout, self.stdout)]
@@ -240,7 +262,8 @@ class _Child:
             reader.wait()
 
     def exit(self):
-        return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout))
+        return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout),
+                    cut=self.cut)
 
 
 class _Feeder:
@@ -348,6 +371,7 @@ class _Backlog:
     blocks behind (not counting `replay`, the blocks it is given again on joining late)."""
 
     def __init__(self, child, replay=()):
+        self.child = child
         self.stdin = child.proc.stdin
         self.open = True
         self.queue = eventlet.queue.LightQueue()
@@ -372,6 +396,7 @@ class _Backlog:
     def _cut(self):
         """It falls behind: it gets no more (its stdin closed), having what the input gave so far."""
         self.open = False
+        self.child.cut = True
         self.writer.kill()
         _close(self.stdin)
 

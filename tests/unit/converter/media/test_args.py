@@ -118,6 +118,18 @@ def test_passthrough_copies_an_mp3_stream():
         assert "libmp3lame" in encode(info=MP3, **fields), fields
 
 
+def test_the_argv_without_the_probe_is_the_one_it_confirms_for_common_audio():
+    """The encoding starts before the probe answers (encoder._Encoding): the same argv then for
+    the usual audio (AAC, 44.1/48 kHz, one or two channels) with any option but normalize, and
+    another one only where the probe changes what is done (a copy, a resample, a downmix)."""
+    for fields in ({}, {"quality": 5}, {"bitrate": 128}, {"sample_rate": 44100},
+                   {"sample_rate": 22050}, {"channels": 1}, {"start": 1, "end": 5}):
+        assert encode(info=None, **fields) == encode(info=AAC, **fields), fields
+    odd = MediaInfo(audio=[{"codec": "aac", "sample_rate": 96000, "channels": 6}])
+    for info in (MP3, odd):
+        assert encode(info=None) != encode(info=info)
+
+
 def test_a_spooled_file_may_use_the_file_protocol_only():
     argv = encode(source="/tmp/upload-x")
     assert argv[:7] == ["/usr/bin/ffmpeg", "-format_whitelist", FORMAT_WHITELIST,

@@ -63,6 +63,7 @@ def test_a_process_beside_that_stops_reading_or_stalls_never_holds_the_main_one(
                                            on_fed=fed.append, beside=["sh", "-c", side])
         assert int(exit.output) == path.stat().st_size == fed[-1]
         assert exit.beside.returncode == returncode  # the stalled one killed SIDE_GRACE after
+        assert exit.beside.cut or returncode == 0 and not exit.cut  # it may not have seen all
         assert time.monotonic() - started < 60
 
 
