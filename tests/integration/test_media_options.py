@@ -14,7 +14,8 @@ from services.converter.exceptions import ConversionError, TransientError
 from services.converter.media.boxes import needs_seeking
 from services.converter.media.encoder import Encoder
 from services.converter.media import process
-from services.converter.media.process import PIPE_BLOCK, Supervisor
+from services.converter.media.feed import PIPE_BLOCK
+from services.converter.media.process import Supervisor
 from tests import media as m
 from tests.helpers import FFPROBE, wait_until
 
@@ -342,7 +343,7 @@ def test_one_ffmpeg_run_reads_the_audio_with_the_probe_and_then_the_cover_beside
         os.path.basename(argv[0])) or started(self, argv, *a))
     # a test file is encoded as fast as it is probed: the encoding is held after its first block
     # until the cover process started (an encoding done first makes the cover a pass of its own,
-    # and one that read more than process.SIDE_BACKLOG blocks cannot give the cover its start)
+    # and one that read more than feed.SIDE_BACKLOG blocks cannot give the cover its start)
     stored = HeldBack(files[name], lambda: len(children) == 3)
     result = encoder.convert(stored, str(tmp_path / "out.mp3"), parse_options(fields))
     target = str(tmp_path / "out.mp3")

@@ -7,9 +7,13 @@ from services.common.options import ConversionOptions
 from services.converter import tags as id3
 from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
-from services.converter.media.process import Overruled, Progress, Supervisor
+from services.converter.media.process import Overruled, Supervisor
+from services.converter.media.progress import Progress
 from services.converter.media.tempfiles import spooled
 from services.converter.output import LocalMp3
+
+
+MEASURING = 0.5  # of a normalised conversion's progress, the share of its measuring pass
 
 
 @dataclasses.dataclass
@@ -105,12 +109,12 @@ class _Attempt:
         info = None
         if not options.normalize:
             try:
-                return _Encoding(self, source, target, options, output).run()
+                return _Encoding(self, source, target, options, output).run(None)
             except Overruled as overruled:
                 info = overruled.args[0]  # None: the probe beside could not tell
         if info is None:
             info = probe.media_info(self.run(args.probe(self.tools, source, args.FORMAT_WHITELIST)))
-        return _Encoding(self, source, target, options, output, info).run()
+        return _Encoding(self, source, target, options, output).run(info)
 
     def duration(self, target, span):
         """Seconds of the MP3 just encoded, None when it holds no audio. ffmpeg's last out_time is
@@ -144,24 +148,22 @@ def which(binary):
 
 class _Encoding:
     """One encoding pass of an _Attempt (the measuring passes first when normalising) and the tag:
-    with `info` from a probe run before it, or with the probe beside it (info None) on the argv
-    most likely, raising Overruled(info) when the probe asks for another."""
+    `run(info)` with the facts of a probe run before it, or `run(None)` with the probe beside it
+    on the argv most likely, raising Overruled(info) when the probe asks for another."""
 
-    def __init__(self, attempt, source, target, options, output, info=None):
+    def __init__(self, attempt, source, target, options, output):
         self.attempt, self.tools = attempt, attempt.tools
         self.source, self.target, self.options, self.output = source, target, options, output
-        self.info, self.span, self.covers = None, 0.0, []
+        self.info, self.span, self.covers = None, 0.0, []  # the probe's facts, once learnt
         self.cover_exit = None  # the cover process's Exit, when it ran beside the encoding
-        self.known = info
 
-    def run(self):
+    def run(self, info):
         attempt, options = self.attempt, self.options
-        info = self.known
         measured, offset = None, 0.0
         if info is not None:
             self.learn(info)
             if options.normalize:
-                offset = 0.5
+                offset = MEASURING
                 measured = self.measure()
         argv = args.encode(self.tools, self.source, self.target, options, info, measured)
         reader = attempt.progress.reader(self.span, offset, 1.0 - offset)
@@ -223,11 +225,12 @@ class _Encoding:
         dynamic mode is called for)."""
         attempt, tools, source, options = self.attempt, self.tools, self.source, self.options
         measured = loudness.measured(attempt.run(args.measure(tools, source, options),
-                                                 attempt.progress.reader(self.span, 0.0, 0.5)))
+                                                 attempt.progress.reader(self.span, 0.0, MEASURING)))
         if measured and args.loudnorm_mode(measured) == "dynamic":
-            measured = loudness.measured(attempt.run(args.measure_dynamic(tools, source, options),
-                                                     attempt.progress.reader(self.span, 0.0, 0.5)),
-                                         loudness.parse_loudnorm)
+            measured = loudness.measured(
+                attempt.run(args.measure_dynamic(tools, source, options),
+                            attempt.progress.reader(self.span, 0.0, MEASURING)),
+                loudness.parse_loudnorm)
         return measured
 
     def plan(self):

@@ -1,36 +1,28 @@
 """The one place ffmpeg and ffprobe run: `Supervisor.run`.
 
 Each process runs in its own session (killed as a group, and with its parent), its stdin fed from
-storage by a green thread, its stdout and stderr drained by green threads into bounded buffers (or
-stdout handed line by line to a callback: ffmpeg's -progress reports). The supervisor stops it when
-the conversion's deadline passes or when `should_stop()` turns true.
+storage by a green thread (feed.py), its stdout and stderr drained by green threads into bounded
+buffers (or stdout handed line by line to a callback: ffmpeg's -progress reports, progress.py). The
+supervisor stops it when the conversion's deadline passes or when `should_stop()` turns true.
 """
 import dataclasses
-import fcntl
 import logging
 import signal
 import time
 
 import eventlet
-import eventlet.hubs
-import eventlet.queue
-from eventlet import patcher
 from eventlet.green import subprocess
 
 from services.common.utils import die_with_parent, kill_group
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.converter.media import errors
+from services.converter.media.feed import Feeder, widen
 
 log = logging.getLogger(__name__)
 
-PIPE_BLOCK = 1024 * 1024
 STDERR_KEEP = 4096
 STDOUT_KEEP = 8 * 1024 * 1024  # ffprobe's JSON and a cover JPEG; anything bigger is cut
-SIDE_BACKLOG = 8  # blocks a process beside the main one may fall behind before it is fed no more
 SIDE_GRACE = 5  # seconds a process beside the main one may run on after it: then it is killed
-READ_AHEAD = 4  # blocks read from storage ahead of the one being piped
-PIPE_SIZE = 1024 * 1024  # a child's stdin pipe buffer (Linux's default is 64 KiB: 2 ms of ffmpeg)
-_os_write = patcher.original("os").write  # see _write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +70,7 @@ class Supervisor:
         if beside is not None:
             children.append(_Child(beside, feed is not None, None, self._preexec()))
         failure, ended = [], []
-        feeder = _Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
+        feeder = Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
             if feed is not None else None
 
         def watch(child, on_exit):
@@ -178,61 +170,6 @@ class Supervisor:
             raise errors.too_slow(self.timeout)
 
 
-class Progress:
-    """ffmpeg's -progress reports of one conversion as a rising fraction for `on_progress`."""
-
-    def __init__(self, on_progress=None):
-        self.on_progress = on_progress or (lambda fraction: None)
-        self.reported = 0.0
-        self.current = (0.0, 1.0)  # (offset, share) of the pass whose reader was made last
-        self.out_time = 0.0  # seconds encoded, from ffmpeg's last report
-
-    def report(self, fraction):
-        fraction = min(1.0, max(0.0, fraction))
-        if fraction > self.reported:
-            self.reported = fraction
-            try:
-                self.on_progress(fraction)
-            except Exception:  # a failed progress write must not stop us reading ffmpeg's stdout
-                log.warning("progress callback failed", exc_info=True)
-
-    def reader(self, span, offset, share):
-        """An `on_line` for a pass over `span` seconds that covers [offset, offset + share];
-        its `span` may be set later (0: unknown, only the pass's end is told)."""
-        self.current = (offset, share)
-        return _Reader(self, span, offset, share)
-
-    def fed(self, fraction):
-        """The share of an upload still arriving that the current pass was fed: ffmpeg (5.1)
-        reports nothing while it waits for input, so its progress is also told this way (capped
-        short of the pass's end, which only ffmpeg's report reaches)."""
-        offset, share = self.current
-        self.report(offset + share * min(fraction, 0.99))
-
-
-class _Reader:
-    """Progress.reader's `on_line`: ffmpeg's -progress lines of one pass."""
-
-    def __init__(self, progress, span, offset, share):
-        self.progress, self.span, self.offset, self.share = progress, span, offset, share
-        self.held = False  # True: nothing is reported (the pass may yet be overruled)
-
-    def __call__(self, line):
-        key, _, value = line.partition(b"=")
-        if key == b"out_time_us":
-            try:
-                seconds = int(value) / 1e6
-            except ValueError:
-                return
-            self.progress.out_time = seconds
-            if self.held:
-                return
-            if self.span:
-                self.progress.report(self.offset + self.share * min(1.0, seconds / self.span))
-        elif key == b"progress" and value.strip() == b"end" and not self.held:
-            self.progress.report(self.offset + self.share)
-
-
 class _Child:
     """One process of Supervisor.run: its stdout and stderr drained by green threads into bounded
     buffers (or stdout handed line by line to `on_line`)."""
@@ -244,7 +181,7 @@ class _Child:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=preexec)
         if piped:
-            _widen(self.proc.stdin)
+            widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()
         self.watcher = None  # the green thread that gives its Exit to a callback, if any
         self.cut = False  # fed no more, or killed, before it ended on its own
@@ -264,184 +201,6 @@ class _Child:
     def exit(self):
         return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout),
                     cut=self.cut)
-
-
-class _Feeder:
-    """Pipes `stored` into the children's stdins, for as long as each reads: the first child (the
-    main one) sets the pace; one beside it is fed by its own green thread from a short backlog and
-    is fed no more (its stdin closed) once it falls behind, so it never holds the main one up.
-    A storage error is ours, not the upload's: it is recorded in `failure` and the processes killed
-    at once, so the attempt ends now as a transient failure instead of ffmpeg waiting on an open
-    stdin until the timeout. `stored` may be an upload still arriving (a GrowingFile, whose blocks
-    come as they land). `on_fed` tells the bytes the main child was fed. With `replay`, the first
-    SIDE_BACKLOG blocks are kept, so that a process started later may `join` from the start."""
-
-    def __init__(self, children, stored, failure, on_fed=None, replay=False):
-        self.main, self.sides = children[0], [_Backlog(child) for child in children[1:]]
-        self.fed = [] if replay else None  # the blocks fed so far, while a side may still join
-        self.ended = False
-        self.thread = eventlet.spawn(self._feed, children, stored, failure, on_fed)
-
-    def join(self, child):
-        """Feed `child` too, from the first block (once: the blocks kept go to it); False when
-        too many were fed to replay."""
-        if self.fed is None:
-            return False
-        side, self.fed = _Backlog(child, self.fed), None
-        if self.ended:
-            side.end()
-        else:
-            self.sides.append(side)
-        return True
-
-    def kill(self):
-        self.thread.kill()
-
-    def _feed(self, children, stored, failure, on_fed):
-        blocks = _ReadAhead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
-        fed, feeding = 0, True
-        try:
-            while feeding or any(side.open for side in self.sides):
-                try:
-                    block = next(blocks)
-                except StopIteration:
-                    break
-                except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
-                    failure.append(exc)
-                    for child in children:
-                        child.close()
-                    return
-                if self.fed is not None:
-                    self.fed.append(block)
-                    if len(self.fed) > SIDE_BACKLOG:
-                        self.fed = None
-                for side in self.sides:
-                    side.offer(block)
-                if feeding:
-                    feeding = _write(self.main.proc.stdin, block)
-                    fed += len(block)
-                    if feeding and on_fed is not None:
-                        on_fed(fed)
-            if feeding:
-                _close(self.main.proc.stdin)
-        finally:
-            self.ended = True
-            blocks.close()
-            for side in self.sides:
-                side.end()
-
-
-class _ReadAhead:
-    """`blocks`, read by a green thread up to `depth` blocks ahead of the consumer: the next storage
-    query (BATCH_CHUNKS chunks) runs while the blocks before it are piped, where reading on demand
-    left ffmpeg waiting on an empty pipe for every query (measured: ~0.3 s per 160 MB from
-    nx-27017). An error reading is raised to the consumer where its block would have been.
-    `close()` stops the reader (from the consumer's green thread)."""
-
-    def __init__(self, blocks, depth):
-        self.queue = eventlet.queue.LightQueue(depth)
-        self.reader = eventlet.spawn(self._read, blocks)
-
-    def _read(self, blocks):
-        try:
-            for block in blocks:
-                self.queue.put((block, None))
-        except Exception as exc:
-            self.queue.put((None, exc))
-            return
-        self.queue.put((None, None))
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        block, error = self.queue.get()
-        if error is not None:
-            raise error
-        if block is None:
-            raise StopIteration
-        return block
-
-    def close(self):
-        self.reader.kill()
-
-
-class _Backlog:
-    """Feeds a process beside the main one from a queue, and cuts it once it falls SIDE_BACKLOG
-    blocks behind (not counting `replay`, the blocks it is given again on joining late)."""
-
-    def __init__(self, child, replay=()):
-        self.child = child
-        self.stdin = child.proc.stdin
-        self.open = True
-        self.queue = eventlet.queue.LightQueue()
-        self.replayed = len(replay)  # of the blocks queued, those given again
-        for block in replay:
-            self.queue.put_nowait(block)
-        self.writer = eventlet.spawn(self._write)
-
-    def offer(self, block):
-        if self.open:
-            if self.queue.qsize() >= SIDE_BACKLOG + self.replayed:
-                self._cut()
-            else:
-                self.queue.put_nowait(block)
-
-    def end(self):
-        """The input ended (or the feed stopped): close its stdin once it has the backlog."""
-        if self.open:
-            self.open = False
-            self.queue.put_nowait(None)
-
-    def _cut(self):
-        """It falls behind: it gets no more (its stdin closed), having what the input gave so far."""
-        self.open = False
-        self.child.cut = True
-        self.writer.kill()
-        _close(self.stdin)
-
-    def _write(self):
-        while True:
-            block = self.queue.get()
-            self.replayed = max(0, self.replayed - 1)
-            if block is None or not _write(self.stdin, block):
-                self.open = False
-                _close(self.stdin)
-                return
-
-
-def _write(pipe, block):
-    """Write `block` into a child's stdin, waiting (green) while the pipe is full; False when the
-    process stopped reading: it failed, hit a cap or has what it needs. Not pipe.write: under
-    eventlet's monkey patching that ends in eventlet's os.write, which takes EPIPE for "try again"
-    and spins on a pipe whose reader exited (measured: 0.3-0.4 s of CPU per cover process)."""
-    view = memoryview(block)
-    try:
-        fd = pipe.fileno()
-        while view:
-            try:
-                view = view[_os_write(fd, view):]
-            except BlockingIOError:
-                eventlet.hubs.trampoline(fd, write=True)
-    except (OSError, ValueError, eventlet.hubs.IOClosed):  # EPIPE, a closed pipe
-        return False
-    return True
-
-
-def _widen(pipe):
-    """A PIPE_SIZE buffer for a child's stdin: it reads on while the feeder waits for storage.
-    Best effort: an unprivileged process may be held below it (/proc/sys/fs/pipe-max-size)."""
-    try:
-        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass
-
-
-def _close(pipe):
-    try:
-        pipe.close()
-    except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
-        pass
 
 
 def _tail(pipe, keep):

@@ -8,7 +8,7 @@ import eventlet
 
 from services.converter.exceptions import TransientError
 from services.converter.media.errors import STORAGE_FAILED
-from services.converter.media.process import PIPE_BLOCK
+from services.converter.media.feed import PIPE_BLOCK
 
 
 @contextlib.contextmanager

@@ -9,8 +9,9 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
-from services.converter.media import process
-from services.converter.media.process import Progress, Supervisor
+from services.converter.media import feed, process
+from services.converter.media.process import Supervisor
+from services.converter.media.progress import Progress
 from tests.helpers import wait_until
 from tests.media import LocalStored
 
@@ -35,7 +36,7 @@ def test_keeps_the_head_of_stdout_and_the_tail_of_stderr():
 
 def test_feeds_stdin_from_storage_and_reads_lines(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(b"a\nb\n" * (process.PIPE_BLOCK // 2))  # 4 blocks
+    path.write_bytes(b"a\nb\n" * (feed.PIPE_BLOCK // 2))  # 4 blocks
     lines = []
     exit = Supervisor(timeout=60).run(["sh", "-c", "wc -c; echo done"], LocalStored(str(path)),
                                       lines.append)
@@ -45,7 +46,7 @@ def test_feeds_stdin_from_storage_and_reads_lines(tmp_path):
 
 def test_a_process_beside_gets_the_same_input_while_it_reads(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(bytes(range(256)) * (5 * process.PIPE_BLOCK // 256))  # 5 blocks
+    path.write_bytes(bytes(range(256)) * (5 * feed.PIPE_BLOCK // 256))  # 5 blocks
     exit = Supervisor(timeout=60).run(["sh", "-c", "md5sum"], LocalStored(str(path)),
                                       beside=["sh", "-c", "md5sum >&2; echo side"])
     assert exit.returncode == 0 and exit.beside.returncode == 0
@@ -55,7 +56,7 @@ def test_a_process_beside_gets_the_same_input_while_it_reads(tmp_path):
 
 def test_a_process_beside_that_stops_reading_or_stalls_never_holds_the_main_one(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(b"\x00" * (3 * process.SIDE_BACKLOG * process.PIPE_BLOCK))
+    path.write_bytes(b"\x00" * (3 * feed.SIDE_BACKLOG * feed.PIPE_BLOCK))
     for side, returncode in (("head -c 10 >/dev/null; echo took", 0), ("sleep 300", -9)):
         started = time.monotonic()
         fed = []
@@ -86,7 +87,7 @@ def wait_for(flag):
 
 def test_a_process_started_on_the_answer_beside_gets_the_input_from_its_start(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(bytes(range(256)) * (3 * process.PIPE_BLOCK // 256))  # 3 blocks
+    path.write_bytes(bytes(range(256)) * (3 * feed.PIPE_BLOCK // 256))  # 3 blocks
     late = []
     on_beside, told = answered(tmp_path, (["sh", "-c", "md5sum"], late.append))
     exit = Supervisor(timeout=60).run(
@@ -99,11 +100,11 @@ def test_a_process_started_on_the_answer_beside_gets_the_input_from_its_start(tm
 
 def test_no_process_is_started_on_the_answer_once_more_was_fed_than_can_be_replayed(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(b"\x00" * ((process.SIDE_BACKLOG + 4) * process.PIPE_BLOCK))
+    path.write_bytes(b"\x00" * ((feed.SIDE_BACKLOG + 4) * feed.PIPE_BLOCK))
     flag = tmp_path / "fed"
 
     def on_fed(fed):
-        if fed > (process.SIDE_BACKLOG + 1) * process.PIPE_BLOCK:
+        if fed > (feed.SIDE_BACKLOG + 1) * feed.PIPE_BLOCK:
             flag.touch()
     late = []
     on_beside, told = answered(tmp_path, (["touch", str(tmp_path / "late")], late.append))
@@ -118,7 +119,7 @@ def test_no_process_is_started_on_the_answer_once_more_was_fed_than_can_be_repla
 @pytest.mark.parametrize("raised", [ConversionError("No audio."), process.Overruled("found")])
 def test_an_answer_that_raises_ends_the_run_at_once(tmp_path, raised):
     path = tmp_path / "upload"
-    path.write_bytes(b"\x00" * (3 * process.PIPE_BLOCK))
+    path.write_bytes(b"\x00" * (3 * feed.PIPE_BLOCK))
     pids = []
 
     def on_beside(exit):
@@ -142,7 +143,7 @@ def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_pla
                 raise AutoReconnect("reset")
             read.append(number)
             yield number
-    ahead = process._ReadAhead(blocks(), 4)
+    ahead = feed._ReadAhead(blocks(), 4)
     assert next(ahead) == 0
     # while the consumer holds block 0 (ffmpeg reads the pipe), the next ones are already read
     wait_until(lambda: len(read) >= 1 + 4, timeout=5)
@@ -150,11 +151,11 @@ def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_pla
     assert len(read) <= 1 + 4 + 1  # bounded: the queue, and the one waiting to go in
     assert list(ahead) == list(range(1, 20))
     read.clear()
-    failing = process._ReadAhead(blocks(fail_at=3), 4)
+    failing = feed._ReadAhead(blocks(fail_at=3), 4)
     assert [next(failing) for _ in range(3)] == [0, 1, 2]
     with pytest.raises(AutoReconnect):
         next(failing)
-    stopped = process._ReadAhead(blocks(), 2)
+    stopped = feed._ReadAhead(blocks(), 2)
     next(stopped)
     stopped.close()  # the feed ended (ffmpeg exited): nothing more is read
     assert stopped.reader.dead
@@ -163,7 +164,7 @@ def test_storage_is_read_ahead_of_the_pipe_in_order_and_errors_come_in_their_pla
 def test_a_fed_process_gets_a_wide_stdin_pipe():
     child = process._Child(["sleep", "30"], True, None, None)
     try:
-        assert fcntl.fcntl(child.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == process.PIPE_SIZE
+        assert fcntl.fcntl(child.proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == feed.PIPE_SIZE
     finally:
         child.close()
         child.drain()
@@ -171,7 +172,7 @@ def test_a_fed_process_gets_a_wide_stdin_pipe():
 
 def test_a_storage_failure_kills_the_process_at_once_as_transient(tmp_path):
     path = tmp_path / "upload"
-    path.write_bytes(b"\x00" * (3 * process.PIPE_BLOCK))
+    path.write_bytes(b"\x00" * (3 * feed.PIPE_BLOCK))
     stored = LocalStored(str(path), fail_after=1, error=AutoReconnect("connection reset"))
     started = time.monotonic()
     with pytest.raises(TransientError) as info:
