@@ -24,6 +24,7 @@ import time
 
 import eventlet
 
+eventlet.monkey_patch()  # before pymongo is imported (by the services' modules): it keeps select.poll
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.options import LocalStored  # noqa: E402
@@ -76,7 +77,7 @@ def profile(video, options, mongo_uri=None):
             target = os.path.join(directory, "out.mp3")
             encoder = encoder_module.Encoder(tmp_dir=directory, timeout=3600)
             files = gridfs(mongo_uri) if mongo_uri else None
-            mp3 = output.StoredMp3(lambda: files.place("mp3s", "out.mp3", {}), target) \
+            mp3 = output.StoredMp3(lambda: files.place("mp3s", "out.mp3", {}, output.CHUNK_SIZE), target) \
                 if files else None
             upload = stored_upload(files, video) if files else None
             started, cpu = time.monotonic(), children_cpu()
@@ -138,5 +139,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    eventlet.monkey_patch()
     main()

@@ -8,9 +8,9 @@ from services.common import constants as c
 from services.common.jobs import Job, held_bytes
 from services.common.leases import Lease, postpone
 from services.common.utils import utcnow
+from services.converter import output
 from services.converter.exceptions import ConversionAborted
 from services.converter.fairness import FairQueue
-from services.converter.output import StoredMp3
 from services.converter.settings import ConverterSettings
 from services.storage.dependencies import MongoStore
 from services.storage.files import FileStore
@@ -126,11 +126,12 @@ class ConverterJobs:
         converter die before it is done, the next attempt deletes it (`drop_partial`)."""
         def place():
             placed = self.files.place(c.MP3S_BUCKET, mp3_filename(job.filename),
-                                      {"owner": job.owner, "job_id": job.id, "source": job.filename})
+                                      {"owner": job.owner, "job_id": job.id, "source": job.filename},
+                                      output.CHUNK_SIZE)
             self.jobs.update_one(self.lease.held(job.id, worker),
                                  {"$set": {"mp3_partial": placed.file_id}})
             return placed
-        return StoredMp3(place, path, should_stop)
+        return output.StoredMp3(place, path, should_stop)
 
     def drop_partial(self, job):
         """What an earlier attempt left of its MP3 (its converter died while storing it) goes."""

@@ -75,11 +75,11 @@ class FileStore:
                             file_id or ObjectId(), filename, metadata, CHUNK_SIZE)
         return Upload(writer, touch)
 
-    def place(self, bucket, filename, metadata):
+    def place(self, bucket, filename, metadata, chunk_size=CHUNK_SIZE):
         """A `PlacedFile`: a new file whose chunks may be stored in any order (an MP3 stored while
         ffmpeg writes it, its head last); it exists once closed."""
         return PlacedFile(self.db[bucket + ".files"], self.db[bucket + ".chunks"], ObjectId(),
-                          filename, metadata, CHUNK_SIZE)
+                          filename, metadata, chunk_size)
 
     def append(self, bucket, file_id, offset, tail):
         """A `ChunkAppender` continuing the uncommitted file file_id at offset (resumable uploads);

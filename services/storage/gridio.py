@@ -1,7 +1,7 @@
 """GridFS file reading with bounded chunk range queries.
 
 pymongo's GridOut fetches chunks with one cursor; some wire servers (nx-27017) answer that cursor with
-every chunk in one reply, which pymongo refuses past 48 MB. Reading `BATCH_CHUNKS` chunks per query is
+every chunk in one reply, which pymongo refuses past 48 MB. Reading BATCH_BYTES of chunks per query is
 correct on any MongoDB and keeps memory flat.
 """
 import io
@@ -11,7 +11,12 @@ from pymongo.errors import OperationFailure
 
 from services.common.utils import utcnow
 
-BATCH_CHUNKS = 4  # 4 MiB a query: 320 MB/s on nx-27017 at 57 MB RSS (16: 390 MB/s at 94 MB)
+BATCH_BYTES = 4 << 20  # of chunks a query: 320 MB/s on nx-27017 at 57 MB RSS (16 MiB: 390 MB/s at 94 MB)
+
+
+def batch_chunks(chunk_size):
+    """Chunks a query reads: BATCH_BYTES of them (at least one)."""
+    return max(1, BATCH_BYTES // chunk_size)
 
 
 class StoredFile(io.RawIOBase):
@@ -29,6 +34,7 @@ class StoredFile(io.RawIOBase):
         self._pos = 0
         self._batch_start = 0
         self._batch = []  # list of bytes, chunk numbers batch_start..
+        self._queried = False  # the first query reads one chunk: what a head or a start waits for
 
     # io protocol -------------------------------------------------------
     def readable(self):
@@ -91,11 +97,13 @@ class StoredFile(io.RawIOBase):
         index = n - self._batch_start
         if 0 <= index < len(self._batch):
             return self._batch[index]
+        count = batch_chunks(self.chunk_size) if self._queried else 1
+        self._queried = True
         docs = self._chunks.find(
-            {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + BATCH_CHUNKS}},
+            {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + count}},
             projection={"n": 1, "data": 1, "_id": 0},
             sort=[("n", 1)],
-            batch_size=BATCH_CHUNKS,
+            batch_size=count,
         )
         batch = []
         for expected, doc in enumerate(docs, start=n):
@@ -284,7 +292,7 @@ class GrowingFile:
     `length` the file's bytes once it is no longer open. While a chunk is not there yet the reader
     asks `state()` and waits `poll` seconds (`sleep`, a green sleep in the services); no new chunk
     for `idle_limit` seconds raises UploadIdle, a removed upload UploadGone. `waited` counts the
-    seconds spent waiting (not working), so a deadline may leave them out. Memory: BATCH_CHUNKS
+    seconds spent waiting (not working), so a deadline may leave them out. Memory: BATCH_BYTES of
     chunks."""
 
     def __init__(self, chunks, file_id, chunk_size, state, idle_limit, sleep, poll=0.25,
@@ -314,9 +322,10 @@ class GrowingFile:
     def _batch(self, n):
         idle = 0.0
         while True:
+            count = batch_chunks(self.chunk_size)
             docs = self._chunks.find(
-                {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + BATCH_CHUNKS}},
-                projection={"n": 1, "data": 1, "_id": 0}, sort=[("n", 1)], batch_size=BATCH_CHUNKS)
+                {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + count}},
+                projection={"n": 1, "data": 1, "_id": 0}, sort=[("n", 1)], batch_size=count)
             batch = []
             for expected, doc in enumerate(docs, start=n):
                 if doc["n"] != expected:

@@ -18,13 +18,14 @@ from services.common import constants as c
 from services.common.jobs import Job, as_datetime
 from services.common.options import parse_options
 from services.common.utils import utcnow
+from services.converter import output
 from services.converter.media.encoder import Encoder
 from services.converter.store import ConverterJobs, ConverterStore
 from services.gateway.store import GatewayStore, GatewayStores
 from services.notification.store import Outbox, OutboxStore
 from services.storage.dependencies import Files
 from services.storage.files import CHUNK_SIZE, FileStore
-from services.storage.gridio import BATCH_CHUNKS
+from services.storage.gridio import BATCH_BYTES
 from tests import media
 from tests.configs import config_defaults
 from tests.helpers import free_port, wait_until
@@ -310,7 +311,7 @@ def test_file_larger_than_one_reply_reads_back_in_batches(files):
     video = files.open(VIDEOS, upload.file_id)
     assert video.length == len(data)
     digest = hashlib.sha256()
-    for block in video.iter_range(0, None, block=(BATCH_CHUNKS + 1) * MiB):
+    for block in video.iter_range(0, None, block=BATCH_BYTES + MiB):
         digest.update(block)
     assert digest.digest() == hashlib.sha256(data).digest()
     video.seek(49 * MiB - 2)
@@ -852,7 +853,7 @@ def test_an_mp3_stored_while_encoded_is_the_mp3_made_locally(gateway, converter,
     picture, or at the start without one): the stored file is, byte for byte, the MP3 the encoder
     makes locally (the tag then put in front), Xing frame included; its chunks past the head were
     stored from the growing file."""
-    video = media.make(tmp_path, "long.mp4", duration=70)  # 2.8 MB of MP3: three chunks
+    video = media.make(tmp_path, "long.mp4", duration=70)  # 2.8 MB of MP3: eleven chunks
     encoder = Encoder(tmp_dir=str(tmp_path), timeout=120)
     options = parse_options(fields)
     local = tmp_path / "local.mp3"
@@ -866,7 +867,7 @@ def test_an_mp3_stored_while_encoded_is_the_mp3_made_locally(gateway, converter,
     assert target.read_bytes()[:3] != b"ID3"  # the tag went to storage, not into the file
     stored = converter.files.open(MP3S, mp3.file_id)
     assert stored.read() == local.read_bytes()
-    assert stored.chunk_size == CHUNK_SIZE and stored.length == result.size
+    assert stored.chunk_size == output.CHUNK_SIZE < CHUNK_SIZE and stored.length == result.size
     tag = ID3(io.BytesIO(local.read_bytes()))
     assert str(tag["TIT2"]) and tag.getall("CHAP")
     assert bool(tag.getall("APIC")) == ("cover" not in fields)

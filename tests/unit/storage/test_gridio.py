@@ -25,11 +25,17 @@ def stored(data, chunk_size=4):
     return chunks, gridio.StoredFile(chunks, {"_id": "f", "length": len(data), "chunkSize": chunk_size})
 
 
-def test_blocks_of_the_whole_file_in_batches_of_chunks():
+def test_blocks_of_the_whole_file_in_batches_of_chunks(monkeypatch):
+    monkeypatch.setattr(gridio, "BATCH_BYTES", 16)  # 4 chunks of 4 bytes a query
     data = bytes(range(50))
     chunks, mp3 = stored(data)
     assert b"".join(mp3.iter_range(block=7)) == data
-    assert chunks.queries == -(-13 // gridio.BATCH_CHUNKS)  # 13 chunks, BATCH_CHUNKS a query
+    assert chunks.queries == 1 + 3  # the first chunk alone, then 12 chunks 4 a query
+
+
+def test_the_head_is_read_without_the_batch_after_it():
+    chunks, video = stored(bytes(range(50)))
+    assert video.read(3) == bytes(range(3)) and chunks.queries == 1 and len(video._batch) == 1
 
 
 def test_closing_lets_go_of_the_chunks_read_ahead():

@@ -223,3 +223,10 @@ def test_a_failing_progress_callback_is_only_logged():
     progress = Progress(broken)
     progress.reader(1.0, 0.0, 1.0)(b"progress=end")
     assert progress.reported == 1.0
+
+
+def test_a_process_whose_pipes_outlive_it_is_seen_to_end_and_what_it_started_goes():
+    """Its end is not waited for as its pipes' end: a process it started holds them open."""
+    exit = Supervisor(timeout=60).run(["sh", "-c", "sleep 120 & echo $!; exit 4"])
+    assert exit.returncode == 4  # not the deadline's ConversionError
+    wait_until(lambda: gone(int(exit.output)), 10, message="the sleep killed with its group")
