@@ -139,7 +139,7 @@ def test_a_spooled_file_may_use_the_file_protocol_only():
 def cover_argv(source, stream, seek=(), keyframes=False):
     return ["/usr/bin/ffmpeg", "-format_whitelist", FORMAT_WHITELIST,
             "-protocol_whitelist", "pipe" if source == PIPE else "file",
-            *(["-skip_frame", "nokey"] if keyframes else []), "-i", source,
+            *(["-skip_frame", "nokey", "-threads", "1"] if keyframes else []), "-i", source,
             "-filter_complex",
             "[0:%d]scale=force_original_aspect_ratio=decrease:h=min(600\\,ih):w=min(600\\,iw)[s0]"
             % stream, "-map", "[s0]", "-f", "image2pipe", "-an", "-dn", "-frames:v", "1",
