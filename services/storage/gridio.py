@@ -19,6 +19,12 @@ def batch_chunks(chunk_size):
     return max(1, BATCH_BYTES // chunk_size)
 
 
+def _find_chunks(chunks, file_id, n, count):
+    """The chunk documents (n, data) of file_id from chunk n on, `count` of them at most, in order."""
+    return chunks.find({"files_id": file_id, "n": {"$gte": n, "$lt": n + count}},
+                       projection={"n": 1, "data": 1, "_id": 0}, sort=[("n", 1)], batch_size=count)
+
+
 class StoredFile(io.RawIOBase):
     """A seekable, read-only view of one GridFS file."""
 
@@ -33,8 +39,7 @@ class StoredFile(io.RawIOBase):
         self.metadata = files_doc.get("metadata") or {}
         self._pos = 0
         self._batch_start = 0
-        self._batch = []  # list of bytes, chunk numbers batch_start..
-        self._queried = False  # the first query reads one chunk: what a head or a start waits for
+        self._batch = []  # list of bytes, chunk numbers batch_start.. (empty until the first query)
 
     # io protocol -------------------------------------------------------
     def readable(self):
@@ -97,14 +102,9 @@ class StoredFile(io.RawIOBase):
         index = n - self._batch_start
         if 0 <= index < len(self._batch):
             return self._batch[index]
-        count = batch_chunks(self.chunk_size) if self._queried else 1
-        self._queried = True
-        docs = self._chunks.find(
-            {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + count}},
-            projection={"n": 1, "data": 1, "_id": 0},
-            sort=[("n", 1)],
-            batch_size=count,
-        )
+        # the first query reads one chunk: what a head or a start waits for
+        count = batch_chunks(self.chunk_size) if self._batch else 1
+        docs = _find_chunks(self._chunks, self.file_id, n, count)
         batch = []
         for expected, doc in enumerate(docs, start=n):
             if doc["n"] != expected:
@@ -322,10 +322,7 @@ class GrowingFile:
     def _batch(self, n):
         idle = 0.0
         while True:
-            count = batch_chunks(self.chunk_size)
-            docs = self._chunks.find(
-                {"files_id": self.file_id, "n": {"$gte": n, "$lt": n + count}},
-                projection={"n": 1, "data": 1, "_id": 0}, sort=[("n", 1)], batch_size=count)
+            docs = _find_chunks(self._chunks, self.file_id, n, batch_chunks(self.chunk_size))
             batch = []
             for expected, doc in enumerate(docs, start=n):
                 if doc["n"] != expected:

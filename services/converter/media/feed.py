@@ -82,9 +82,9 @@ class Feeder:
 
 class _ReadAhead:
     """`blocks`, read by a green thread up to `depth` blocks ahead of the consumer: the next storage
-    query (gridio.BATCH_BYTES of chunks) runs while the blocks before it are piped, where reading on demand
-    left ffmpeg waiting on an empty pipe for every query (measured: ~0.3 s per 160 MB from
-    nx-27017). An error reading is raised to the consumer where its block would have been.
+    query (gridio.BATCH_BYTES of chunks) runs while the blocks before it are piped, where reading
+    on demand left ffmpeg waiting on an empty pipe for every query (measured: ~0.3 s per 160 MB
+    from nx-27017). An error reading is raised to the consumer where its block would have been.
     `close()` stops the reader (from the consumer's green thread)."""
 
     def __init__(self, blocks, depth):
