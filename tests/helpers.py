@@ -20,6 +20,24 @@ def sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def gone(pid):
+    """True once `pid` no longer runs (exited, or a zombie waiting for init)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def cmdline(pid):
+    """The argv `pid` runs ([] once it is gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return [part.decode() for part in handle.read().split(b"\0") if part]
+    except FileNotFoundError:
+        return []
+
+
 def ffmpeg_version():
     try:
         out = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True).stdout

@@ -1,22 +1,23 @@
 """The one place ffmpeg and ffprobe run: `Supervisor.run`.
 
-Each process runs in its own session (killed as a group, and with its parent), its stdin fed from
-storage by a green thread (feed.py), its stdout and stderr drained by green threads into bounded
-buffers (or stdout handed line by line to a callback: ffmpeg's -progress reports, progress.py). The
-supervisor stops it when the conversion's deadline passes or when `should_stop()` turns true.
+Each process runs in its own session (killed as a group), under the resource limits and killed
+with the converter (limits.confined), its stdin fed from storage by a green thread (feed.py), its
+stdout and stderr drained by green threads into bounded buffers (or stdout handed line by line to a
+callback: ffmpeg's -progress reports, progress.py). The supervisor stops it when the conversion's
+deadline passes or when `should_stop()` turns true.
 """
 import dataclasses
 import logging
 import os
-import signal
 import time
 
 import eventlet
 from eventlet.event import Event
 from eventlet.green import subprocess
 
-from services.common.utils import die_with_parent, kill_group
+from services.common.utils import kill_group
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
+from services.converter.limits import confined
 from services.converter.media import errors
 from services.converter.media.feed import Feeder, widen
 
@@ -70,9 +71,9 @@ class Supervisor:
         run ends and raises it.
         Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
-        children = [_Child(argv, feed is not None, on_line, self._preexec())]
+        children = [_Child(argv, feed is not None, on_line, self.limits)]
         if beside is not None:
-            children.append(_Child(beside, feed is not None, None, self._preexec()))
+            children.append(_Child(beside, feed is not None, None, self.limits))
         failure, ended = [], []
         feeder = Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
             if feed is not None else None
@@ -96,7 +97,7 @@ class Supervisor:
                     (feeder is None or feeder.fed is not None):
                 side_argv, then = later
                 try:
-                    side = _Child(side_argv, feed is not None, None, self._preexec())
+                    side = _Child(side_argv, feed is not None, None, self.limits)
                 except OSError:  # no process to be had (EAGAIN, EMFILE): the main one goes on
                     log.warning("could not start %s", side_argv[0], exc_info=True)
                     return
@@ -140,12 +141,6 @@ class Supervisor:
             main = dataclasses.replace(main, beside=children[1].exit())
         return main
 
-    def _preexec(self):
-        """In the child before exec: die with the converter, and the resource limits."""
-        if self.limits is None:
-            return die_with_parent(signal.SIGKILL)
-        return self.limits.preexec(die_with_parent(signal.SIGKILL))
-
     def _wait(self, child, until=None):
         """Until the child exits (or, with `until`, that monotonic time passes: it is then killed,
         and True returned)."""
@@ -178,12 +173,13 @@ class _Child:
     """One process of Supervisor.run: its stdout and stderr drained by green threads into bounded
     buffers (or stdout handed line by line to `on_line`)."""
 
-    def __init__(self, argv, piped, on_line, preexec):
+    def __init__(self, argv, piped, on_line, limits):
         log.debug("running %s", " ".join(argv))
+        argv, preexec_fn = confined(argv, limits)
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=preexec)
+            preexec_fn=preexec_fn)
         if piped:
             widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()

@@ -1,15 +1,20 @@
 """services/converter/limits.py: real children under the limits (read back from /proc/<pid>/limits,
-and what the kernel does when a child goes over)."""
+and what the kernel does when a child goes over), and killed with their parent."""
+import os
 import re
 import resource
 import signal
 import subprocess
 import sys
+import textwrap
 
-from services.common.utils import die_with_parent
-from services.converter.limits import ChildLimits
+import pytest
+
+from services.converter import limits as limits_module
+from services.converter.limits import ChildLimits, confined
 from services.converter.settings import ConverterSettings
-from tests.configs import config_defaults
+from tests.configs import ROOT, config_defaults
+from tests.helpers import cmdline, gone, wait_until
 
 MIB = 1024 * 1024
 FOUR_HOURS = 4 * 3600
@@ -26,10 +31,28 @@ def proc_limits(pid):
     return limits
 
 
-def test_a_child_runs_under_the_limits():
+@pytest.fixture(params=["util-linux", "preexec_fn"])
+def way(request, monkeypatch):
+    """Each way `confined` sets the limits: through setpriv and prlimit, and without them."""
+    if request.param == "preexec_fn":
+        monkeypatch.setattr(limits_module, "SETPRIV", None)
+    else:
+        assert limits_module.SETPRIV and limits_module.PRLIMIT, "util-linux is essential on Debian"
+    return request.param
+
+
+def run(argv, limits, **kwargs):
+    argv, preexec_fn = confined(argv, limits)
+    return subprocess.run(argv, preexec_fn=preexec_fn, capture_output=True, timeout=60, **kwargs)
+
+
+def test_a_child_runs_under_the_limits(way):
     limits = ChildLimits(address_space=512 * MIB, cpu_seconds=77, file_size=3 * MIB, processes=4096)
-    child = subprocess.Popen(["sleep", "30"], preexec_fn=limits.preexec(die_with_parent(signal.SIGKILL)))
+    argv, preexec_fn = confined(["sleep", "30"], limits)
+    assert (preexec_fn is None) == (way == "util-linux")  # so subprocess may vfork
+    child = subprocess.Popen(argv, preexec_fn=preexec_fn)
     try:
+        wait_until(lambda: cmdline(child.pid)[:1] == ["sleep"], 10, message="sleep running")
         seen = proc_limits(child.pid)
     finally:
         child.kill()
@@ -47,27 +70,80 @@ def test_zero_leaves_a_limit_off():
     assert [which for which, _ in limits.rlimits()] == [resource.RLIMIT_CPU]
 
 
-def test_writing_past_the_file_size_limit_stops_the_child(tmp_path):
+def test_writing_past_the_file_size_limit_stops_the_child(tmp_path, way):
     target = tmp_path / "out.bin"
     limits = ChildLimits(address_space=0, cpu_seconds=0, file_size=1 * MIB, processes=0)
-    proc = subprocess.run(["dd", "if=/dev/zero", "of=%s" % target, "bs=64K", "count=64"],
-                          preexec_fn=limits.preexec(), capture_output=True, timeout=60)
+    proc = run(["dd", "if=/dev/zero", "of=%s" % target, "bs=64K", "count=64"], limits)
     assert proc.returncode == -signal.SIGXFSZ, proc
     assert target.stat().st_size == 1 * MIB
 
 
-def test_a_child_over_its_cpu_seconds_is_stopped():
+def test_a_child_over_its_cpu_seconds_is_stopped(way):
     limits = ChildLimits(address_space=0, cpu_seconds=1, file_size=0, processes=0)
-    proc = subprocess.run([sys.executable, "-c", "while True: pass"], preexec_fn=limits.preexec(),
-                          capture_output=True, timeout=60)
+    proc = run([sys.executable, "-c", "while True: pass"], limits)
     assert proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL), proc
 
 
-def test_a_child_over_its_address_space_cannot_allocate():
+def test_a_child_over_its_address_space_cannot_allocate(way):
     limits = ChildLimits(address_space=256 * MIB, cpu_seconds=0, file_size=0, processes=0)
-    proc = subprocess.run([sys.executable, "-c", "bytearray(512 * 1024 * 1024)"],
-                          preexec_fn=limits.preexec(), capture_output=True, timeout=60)
+    proc = run([sys.executable, "-c", "bytearray(512 * 1024 * 1024)"], limits)
     assert proc.returncode == 1 and b"MemoryError" in proc.stderr, proc
+
+
+def test_a_limit_above_the_parents_hard_limit_is_kept_at_it(way):
+    """A converter under a lower hard limit than the settings' passes its own on (a process can
+    only lower a hard limit): prlimit's options, or apply in the preexec_fn, are worked out in it."""
+    ceiling = 64 * MIB
+    script = textwrap.dedent('''
+        import resource, subprocess, sys
+        sys.path.insert(0, %r)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))
+        from services.converter import limits as module
+        if %r == "preexec_fn":
+            module.SETPRIV = None
+        argv, preexec_fn = module.confined(["cat", "/proc/self/limits"],
+                                           module.ChildLimits(0, 0, %d, 0))
+        sys.stdout.write(subprocess.run(argv, preexec_fn=preexec_fn, check=True,
+                                        capture_output=True, text=True).stdout)
+    ''') % (ROOT, ceiling, ceiling, way, 2 * ceiling)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"Max file size\s+%d\s+%d\s" % (ceiling, ceiling), proc.stdout), proc.stdout
+
+
+def test_a_child_is_killed_with_its_parent(way):
+    """A converter killed (SIGKILL: no cleanup of its own) leaves no ffmpeg running."""
+    script = textwrap.dedent('''
+        import subprocess, sys, time
+        sys.path.insert(0, %r)
+        from services.converter import limits as module
+        if %r == "preexec_fn":
+            module.SETPRIV = None
+        argv, preexec_fn = module.confined(["sleep", "300"], module.ChildLimits(0, 60, 0, 0))
+        child = subprocess.Popen(argv, preexec_fn=preexec_fn, start_new_session=True)
+        print(child.pid, flush=True)
+        time.sleep(300)
+    ''') % (ROOT, way)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        # running sleep itself: whatever set the parent-death signal is done
+        wait_until(lambda: cmdline(pid)[:1] == ["sleep"], 10, message="sleep running")
+        assert not gone(pid)
+        parent.kill()
+        parent.wait()
+        wait_until(lambda: gone(pid), 10, message="the child killed with its parent")
+    finally:
+        parent.kill()
+        parent.wait()
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_program_not_found_raises_as_popen_does(way):
+    with pytest.raises(FileNotFoundError):
+        argv, preexec_fn = confined(["no-such-program-here"], ChildLimits(0, 5, 0, 0))
+        subprocess.Popen(argv, preexec_fn=preexec_fn)
 
 
 def test_the_defaults_fit_a_four_hour_input():
@@ -80,7 +156,7 @@ def test_the_defaults_fit_a_four_hour_input():
     assert limits.address_space >= 1024 * MIB
 
 
-def test_the_supervisor_runs_its_children_under_the_limits():
+def test_the_supervisor_runs_its_children_under_the_limits(way):
     from services.converter.media.process import Supervisor
     limits = ChildLimits(address_space=768 * MIB, cpu_seconds=55, file_size=5 * MIB, processes=0)
     exit = Supervisor(timeout=60, limits=limits).run(["cat", "/proc/self/limits"])

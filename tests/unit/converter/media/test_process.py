@@ -12,17 +12,8 @@ from services.converter.exceptions import ConversionAborted, ConversionError, Tr
 from services.converter.media import feed, process
 from services.converter.media.process import Supervisor
 from services.converter.media.progress import Progress
-from tests.helpers import wait_until
+from tests.helpers import gone, wait_until
 from tests.media import LocalStored
-
-
-def gone(pid):
-    """True once `pid` no longer runs (exited, or a zombie waiting for init)."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_keeps_the_head_of_stdout_and_the_tail_of_stderr():
