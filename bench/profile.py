@@ -135,7 +135,7 @@ def main(argv=None):
     for video in args.videos:
         times = profile(video, json.loads(args.options), args.mongo_uri)
         print("%s %s: %s" % (os.path.basename(video), args.options,
-                             ", ".join("%s=%.2fs" % item for item in times.items())))
+                             ", ".join("%s=%.3fs" % item for item in times.items())))
 
 
 if __name__ == "__main__":

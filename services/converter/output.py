@@ -17,14 +17,16 @@ ffmpeg is done (returns the MP3's size).
 import os
 
 import eventlet
-import gridfs
 from eventlet import tpool
 
-# the MP3's GridFS chunks: GridFS's default size (255 KiB), where uploads have 1 MiB. What is left
-# to store once ffmpeg ends (the head, the tail) is at most two chunks: measured 24 ms for the
-# 1 MiB chunk of a 1-minute MP3 on nx-27017, which stores about 15 ms a MiB
-CHUNK_SIZE = gridfs.DEFAULT_CHUNK_SIZE
-HEAD_ROOM = 64 * 1024  # audio bytes left for the end after the tag: ffmpeg's Xing frame is within them
+# the MP3's GridFS chunks: 64 KiB, where uploads have 1 MiB. What is left to store once ffmpeg ends
+# is the head chunk, the last one and what ffmpeg wrote since the last look (POLL): nx-27017 stores
+# about 15 ms a MiB, and a 1-minute conversion's end took 9-12 ms with GridFS's default 255 KiB
+# chunks, 5-7 ms with these (bench/profile.py --mongo-uri)
+CHUNK_SIZE = 64 * 1024
+# audio bytes left for the end after the tag: ffmpeg rewrites its Xing frame, the first frame of
+# the audio (at most 1441 bytes: 320 kbit/s at 32 kHz), when it ends
+HEAD_ROOM = 8 * 1024
 POLL = 0.025  # seconds between looks at the file ffmpeg writes
 
 
