@@ -39,8 +39,8 @@ def parse_args(argv):
     parser.add_argument("--batch", type=int, help="jobs in the throughput batch (default 12, --quick 4)")
     parser.add_argument("--batch-video", default="1m", choices=sorted(VIDEOS),
                         help="video of the throughput batch (default 1m)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="service runs of the 1- and 10-minute videos (median; default 3)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="service runs of the 1- and 10-minute videos (median; default 5)")
     parser.add_argument("--options-runs", type=int, default=1,
                         help="runs of each conversion option (median; default 1: 11 options x 10 "
                              "minutes of video took over 6 minutes with 3)")
