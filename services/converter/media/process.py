@@ -6,6 +6,7 @@ stdout and stderr drained by green threads into bounded buffers (or stdout hande
 callback: ffmpeg's -progress reports, progress.py). The supervisor stops it when the conversion's
 deadline passes or when `should_stop()` turns true.
 """
+import contextlib
 import dataclasses
 import logging
 import os
@@ -73,7 +74,7 @@ class Supervisor:
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
         children = [_Child(argv, feed is not None, on_line, self.limits)]
         if beside is not None:
-            children.append(_Child(beside, feed is not None, None, self.limits))
+            children.append(_Child(beside, feed is not None, None, self.limits, idle=True))
         failure, ended = [], []
         feeder = Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
             if feed is not None else None
@@ -97,7 +98,7 @@ class Supervisor:
                     (feeder is None or feeder.fed is not None):
                 side_argv, then = later
                 try:
-                    side = _Child(side_argv, feed is not None, None, self.limits)
+                    side = _Child(side_argv, feed is not None, None, self.limits, idle=True)
                 except OSError:  # no process to be had (EAGAIN, EMFILE): the main one goes on
                     log.warning("could not start %s", side_argv[0], exc_info=True)
                     return
@@ -171,15 +172,22 @@ class Supervisor:
 
 class _Child:
     """One process of Supervisor.run: its stdout and stderr drained by green threads into bounded
-    buffers (or stdout handed line by line to `on_line`)."""
+    buffers (or stdout handed line by line to `on_line`). One beside the main one (`idle`) runs
+    under SCHED_IDLE: it takes the CPU the main one leaves. (On two cores the probe's and the
+    cover's 0.2 s of CPU, with the converter and MongoDB feeding ffmpeg, had the encoding wait
+    for a core 31-154 ms of a 1-minute conversion; 23-34 ms since, and jobs per minute with both
+    cores busy the same: docs/performance.md.)"""
 
-    def __init__(self, argv, piped, on_line, limits):
+    def __init__(self, argv, piped, on_line, limits, idle=False):
         log.debug("running %s", " ".join(argv))
         argv, preexec_fn = confined(argv, limits)
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=preexec_fn)
+        if idle:  # set before ffmpeg starts its threads (they inherit it): it is still loading
+            with contextlib.suppress(OSError):  # it has exited already
+                os.sched_setscheduler(self.proc.pid, os.SCHED_IDLE, os.sched_param(0))
         if piped:
             widen(self.proc.stdin)
         self.stderr, self.stdout = bytearray(), bytearray()

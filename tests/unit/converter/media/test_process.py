@@ -1,6 +1,7 @@
 """services/converter/media/process.py: the supervisor on real (tiny) processes: what it keeps of
 their output, how it feeds them, and how it ends them with everything they started."""
 import fcntl
+import os
 import time
 
 import eventlet
@@ -87,6 +88,22 @@ def test_a_process_started_on_the_answer_beside_gets_the_input_from_its_start(tm
     assert told == [exit.beside] and exit.beside.output == b"side\n"
     assert exit.returncode == 0 and [each.returncode for each in late] == [0]
     assert late[0].output.split()[0].decode() == exit.errors.split()[0]  # every byte, in order
+
+
+def test_the_processes_beside_the_main_one_take_only_the_cpu_it_leaves(tmp_path):
+    """The main process under the usual policy, the one beside it and the one started on its
+    answer under SCHED_IDLE: each tells its own once it read its whole input (set by then)."""
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * (2 * feed.PIPE_BLOCK))
+    policy = "cat >/dev/null; cut -d' ' -f41 /proc/$$/stat"  # the shell's own (sched_policy)
+    late = []
+    on_beside, _ = answered(tmp_path, (["sh", "-c", policy], late.append))
+    exit = Supervisor(timeout=60).run(
+        ["sh", "-c", policy + wait_for(tmp_path / "go")], LocalStored(str(path)),
+        beside=["sh", "-c", policy], on_beside=on_beside)
+    assert int(exit.output) == os.SCHED_OTHER
+    assert int(exit.beside.output) == os.SCHED_IDLE
+    assert [int(each.output) for each in late] == [os.SCHED_IDLE]
 
 
 def test_no_process_is_started_on_the_answer_once_more_was_fed_than_can_be_replayed(tmp_path):
