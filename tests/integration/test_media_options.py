@@ -339,8 +339,8 @@ def test_one_ffmpeg_run_reads_the_audio_with_the_probe_and_then_the_cover_beside
     monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: argvs.append(
         (argv, k.get("beside"))) or run(self, argv, *a, **k))
     children = []
-    monkeypatch.setattr(process._Child, "__init__", lambda self, argv, *a: children.append(
-        os.path.basename(argv[0])) or started(self, argv, *a))
+    monkeypatch.setattr(process._Child, "__init__", lambda self, argv, *a, **k: children.append(
+        os.path.basename(argv[0])) or started(self, argv, *a, **k))
     # a test file is encoded as fast as it is probed: the encoding is held after its first block
     # until the cover process started (an encoding done first makes the cover a pass of its own,
     # and one that read more than feed.SIDE_BACKLOG blocks cannot give the cover its start)

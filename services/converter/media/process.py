@@ -74,7 +74,12 @@ class Supervisor:
         TransientError (reading `feed` from storage failed: the processes are killed at once)."""
         children = [_Child(argv, feed is not None, on_line, self.limits)]
         if beside is not None:
-            children.append(_Child(beside, feed is not None, None, self.limits, idle=True))
+            try:
+                children.append(_Child(beside, feed is not None, None, self.limits, idle=True))
+            except BaseException:  # no process to be had (EAGAIN, EMFILE): none is left running
+                children[0].close()
+                children[0].drain()
+                raise
         failure, ended = [], []
         feeder = Feeder(children, feed, failure, on_fed, replay=on_beside is not None) \
             if feed is not None else None

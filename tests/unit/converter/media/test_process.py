@@ -13,7 +13,7 @@ from services.converter.exceptions import ConversionAborted, ConversionError, Tr
 from services.converter.media import feed, process
 from services.converter.media.process import Supervisor
 from services.converter.media.progress import Progress
-from tests.helpers import gone, wait_until
+from tests.helpers import cmdline, gone, wait_until
 from tests.media import LocalStored
 
 
@@ -104,6 +104,17 @@ def test_the_processes_beside_the_main_one_take_only_the_cpu_it_leaves(tmp_path)
     assert int(exit.output) == os.SCHED_OTHER
     assert int(exit.beside.output) == os.SCHED_IDLE
     assert [int(each.output) for each in late] == [os.SCHED_IDLE]
+
+
+def test_a_process_beside_that_cannot_start_leaves_the_main_one_killed(tmp_path):
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * feed.PIPE_BLOCK)
+    marker = "main-%d" % os.getpid()
+    with pytest.raises(FileNotFoundError):
+        Supervisor(timeout=60).run(["sh", "-c", "sleep 300; : %s" % marker], LocalStored(str(path)),
+                                   beside=["no-such-program-here"])
+    assert [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+            if marker in " ".join(cmdline(pid)) and not gone(pid)] == []
 
 
 def test_no_process_is_started_on_the_answer_once_more_was_fed_than_can_be_replayed(tmp_path):
