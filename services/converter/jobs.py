@@ -87,7 +87,7 @@ class Conversion:
                 raise LeaseLost()
             kept = True
             self.timings["stored"] = time.monotonic() - started
-            self.store.drop_video(job)
+            self._drop_video(job)
             return c.DONE, finished
         except ConversionError as exc:  # the upload's fault: its video goes at once
             self._drop(mp3)
@@ -140,11 +140,17 @@ class Conversion:
         if finished is None:
             return None, None
         if drop_video:
-            try:
-                self.store.drop_video(finished)
-            except PyMongoError as exc:  # the video stays (and counts in the quota) until retention
-                log.warning("job %s: failed, but its video could not be deleted: %s", job.id, exc)
+            self._drop_video(finished)
         return c.FAILED, finished
+
+    def _drop_video(self, job):
+        """The video of a job just settled goes. The outcome stands whatever happens here: should
+        MongoDB fail (nx-27017 takes seconds to delete a 1 GB video, past the socket timeout), the
+        video stays, and counts in the quota, until retention deletes it with the job."""
+        try:
+            self.store.drop_video(job)
+        except PyMongoError as exc:
+            log.warning("job %s: settled, but its video could not be deleted: %s", job.id, exc)
 
     def _drop(self, mp3):
         """Nothing of our MP3 is left, committed or not."""

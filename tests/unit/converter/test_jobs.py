@@ -354,6 +354,19 @@ def test_transient_failure_after_the_mp3_was_stored_deletes_it(tmp_path):
     h.storage.drop_video.assert_not_called()
 
 
+def test_a_failure_once_the_job_is_done_leaves_its_mp3_and_outcome(tmp_path):
+    """Deleting the converted video is the last step: MongoDB failing there (nx-27017 took longer
+    than the socket timeout to delete a 1 GB video) once deleted the MP3 of a done job."""
+    h = Harness(tmp_path)
+    h.storage.drop_video.side_effect = AutoReconnect("timed out")
+    outcome, job = h.conversion.run()
+    assert outcome == c.DONE and job.mp3_id == h.mp3_id
+    h.placed.finish.assert_called_once_with(len(h.mp3))
+    h.placed.abort.assert_not_called()
+    h.storage.release.assert_not_called()
+    h.storage.fail.assert_not_called()
+
+
 def test_release_failing_too_is_swallowed(tmp_path):
     h = Harness(tmp_path)
     h.storage.open_video.side_effect = AutoReconnect("down")
