@@ -90,6 +90,17 @@ class StoredFile(io.RawIOBase):
         self._batch = []
         super().close()
 
+    def has_head(self):
+        """Whether its first chunk is stored (read now: the first read then waits no more). False
+        while the file is being deleted: its chunks go before its files document."""
+        if self.length == 0:
+            return True
+        try:
+            self._chunk(0)
+        except IOError:
+            return False
+        return True
+
     def iter_range(self, start=0, end=None, block=1 << 20):
         """Yield the bytes [start, end) in blocks of about `block` bytes."""
         end = self.length if end is None else min(end, self.length)

@@ -46,6 +46,8 @@ class JobRoutes:
             if file_id is None:
                 raise InvalidId("fid must be the MP3 id from the email (24 hexadecimal characters).")
             stored = self._own_mp3(file_id, owner)
+        if not stored.has_head():  # being deleted (a job deleted or expired): gone, not a 500
+            raise NotFound("No such MP3.")
         response = Response(wrap_file(request.environ, stored, DOWNLOAD_BLOCK),
                             mimetype="audio/mpeg", direct_passthrough=True)
         response.headers["Content-Disposition"] = schemas.content_disposition(stored.filename)
