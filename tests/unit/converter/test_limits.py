@@ -41,6 +41,18 @@ def way(request, monkeypatch):
     return request.param
 
 
+def parent_script(way, body):
+    """Python for a parent process of its own that has `confined` set limits `way` (as the fixture
+    does here), then runs `body` (with `module`, resource, subprocess, sys and time imported)."""
+    return textwrap.dedent('''
+        import resource, subprocess, sys, time
+        sys.path.insert(0, %r)
+        from services.converter import limits as module
+        if %r == "preexec_fn":
+            module.SETPRIV = None
+    ''') % (ROOT, way) + textwrap.dedent(body)
+
+
 def run(argv, limits, **kwargs):
     argv, preexec_fn = confined(argv, limits)
     return subprocess.run(argv, preexec_fn=preexec_fn, capture_output=True, timeout=60, **kwargs)
@@ -94,18 +106,13 @@ def test_a_limit_above_the_parents_hard_limit_is_kept_at_it(way):
     """A converter under a lower hard limit than the settings' passes its own on (a process can
     only lower a hard limit): prlimit's options, or apply in the preexec_fn, are worked out in it."""
     ceiling = 64 * MIB
-    script = textwrap.dedent('''
-        import resource, subprocess, sys
-        sys.path.insert(0, %r)
+    script = parent_script(way, '''
         resource.setrlimit(resource.RLIMIT_FSIZE, (%d, %d))
-        from services.converter import limits as module
-        if %r == "preexec_fn":
-            module.SETPRIV = None
         argv, preexec_fn = module.confined(["cat", "/proc/self/limits"],
                                            module.ChildLimits(0, 0, %d, 0))
         sys.stdout.write(subprocess.run(argv, preexec_fn=preexec_fn, check=True,
                                         capture_output=True, text=True).stdout)
-    ''') % (ROOT, ceiling, ceiling, way, 2 * ceiling)
+    ''' % (ceiling, ceiling, 2 * ceiling))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"Max file size\s+%d\s+%d\s" % (ceiling, ceiling), proc.stdout), proc.stdout
@@ -113,17 +120,12 @@ def test_a_limit_above_the_parents_hard_limit_is_kept_at_it(way):
 
 def test_a_child_is_killed_with_its_parent(way):
     """A converter killed (SIGKILL: no cleanup of its own) leaves no ffmpeg running."""
-    script = textwrap.dedent('''
-        import subprocess, sys, time
-        sys.path.insert(0, %r)
-        from services.converter import limits as module
-        if %r == "preexec_fn":
-            module.SETPRIV = None
+    script = parent_script(way, '''
         argv, preexec_fn = module.confined(["sleep", "300"], module.ChildLimits(0, 60, 0, 0))
         child = subprocess.Popen(argv, preexec_fn=preexec_fn, start_new_session=True)
         print(child.pid, flush=True)
         time.sleep(300)
-    ''') % (ROOT, way)
+    ''')
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())
