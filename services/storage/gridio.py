@@ -154,6 +154,12 @@ class PlacedFile:
     def put(self, n, data):
         self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
 
+    def put_all(self, pieces):
+        """Store the chunks `pieces` ((n, data) pairs) in one round trip."""
+        if pieces:
+            self._chunks.insert_many([{"files_id": self.file_id, "n": n, "data": Binary(data)}
+                                      for n, data in pieces])
+
     def finish(self, length):
         """Every chunk of the `length` bytes is stored: the file exists from now on."""
         insert_files_doc(self._files, self.file_id, length, self.chunk_size, self.filename,

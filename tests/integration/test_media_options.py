@@ -13,7 +13,7 @@ from services.common.options import parse_options
 from services.converter.exceptions import ConversionError, TransientError
 from services.converter.media.boxes import needs_seeking
 from services.converter.media.encoder import Encoder
-from services.converter.media import process
+from services.converter.media import feed, process
 from services.converter.media.feed import PIPE_BLOCK
 from services.converter.media.process import Supervisor
 from tests import media as m
@@ -226,6 +226,41 @@ def test_moov_at_the_end_is_spooled_and_gets_its_options(files, encoder, tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["out.mp3"]  # the spool is gone
 
 
+@pytest.mark.parametrize("name, piped", [("moov_last", False), ("big", True)])
+def test_the_upload_is_looked_at_once_ffmpeg_started(
+        files, encoder, tmp_path, monkeypatch, name, piped):
+    """ffmpeg and the probe start before the upload's first byte is read (they load for ~60 ms
+    while its head is read); an MP4 whose moov comes last is then fed nothing: those processes
+    are killed and it converts from a spooled file."""
+    events, started, write = [], process._Child.__init__, feed._write
+
+    class Watched(m.LocalStored):
+        def read(self, size=-1):
+            events.append("read")
+            return super().read(size)
+
+    def child(self, argv, *args, **kwargs):
+        events.append(("started", argv[argv.index("-i") + 1] if "-i" in argv else argv[-1]))
+        started(self, argv, *args, **kwargs)
+
+    def fed(pipe, block):
+        events.append("fed")
+        return write(pipe, block)
+
+    monkeypatch.setattr(process._Child, "__init__", child)
+    monkeypatch.setattr(feed, "_write", fed)
+    target = str(tmp_path / "out.mp3")
+    result = encoder.convert(Watched(files[name]), target, parse_options({"cover": "none"}))
+    assert events[:3] == [("started", "pipe:0"), ("started", "pipe:0"), "read"]
+    starts = [event for event in events if isinstance(event, tuple)]
+    if piped:
+        assert starts == [("started", "pipe:0")] * 2 and "fed" in events
+    else:   # nothing fed to the pipe's processes; the spooled file's processes do the work
+        assert ("started", "pipe:0") not in starts[2:]
+        assert "fed" not in events[:events.index(starts[2])]
+    assert abs(result.duration - m.decoded_duration(target)) <= 0.1
+
+
 def test_hostile_metadata_is_harmless(files, encoder, tmp_path, monkeypatch):
     argvs = []
     real_run = Supervisor.run
@@ -381,11 +416,15 @@ def test_normalize_measures_once_at_the_audio_rate_and_goes_dynamic_only_when_on
                     "aevalsrc=0.01*sin(2*PI*440*t)+if(lt(mod(t\\,1)\\,0.002)\\,0.9\\,0):s=44100:d=6",
                     "-c:a", "aac", str(clicks)], check=True)
     filters, run = [], Supervisor.run
-    monkeypatch.setattr(Supervisor, "run", lambda self, argv, *a, **k: filters.append(
-        " ".join(argv)) or run(self, argv, *a, **k))
+
+    def recording_run(self, argv, *args, **kwargs):
+        if os.path.basename(argv[0]) != "ffprobe":  # the passes after the probe
+            filters.append(" ".join(argv))
+        return run(self, argv, *args, **kwargs)
+    monkeypatch.setattr(Supervisor, "run", recording_run)
     before = m.loudness(clicks)
     result, target = convert(encoder, str(clicks), tmp_path, {"normalize": "true"})
     assert result.normalized == "dynamic"
-    assert ["ebur128" in f for f in filters[1:]] == [True, False, False]
-    assert ["loudnorm" in f for f in filters[1:]] == [False, True, True]
+    assert ["ebur128" in f for f in filters] == [True, False, False]
+    assert ["loudnorm" in f for f in filters] == [False, True, True]
     assert m.loudness(target) > before + 3  # louder, clicks limited

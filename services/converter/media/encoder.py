@@ -62,13 +62,15 @@ class Encoder:
         supervisor = Supervisor(self.timeout, should_stop, self.limits)
 
         def attempt(source):
-            feed = stored if source == args.PIPE else None
+            feed = boxes.Piped(stored) if source == args.PIPE else None
             return _Attempt(self.tools, supervisor, feed, Progress(on_progress), output).convert(
                 source, target, options)
-        if not boxes.needs_seeking(stored):
+        try:
             result = attempt(args.PIPE)
-            if result is not None:
-                return result
+        except boxes.NotPipeable:
+            result = None
+        if result is not None:
+            return result
         with spooled(stored, self.tmp_dir) as path:
             result = attempt(path)
         if result is None:

@@ -29,7 +29,7 @@ class Feeder:
         self.main, self.sides = children[0], [_Backlog(child) for child in children[1:]]
         self.fed = [] if replay else None  # the blocks fed so far, while a side may still join
         self.ended = False
-        self.thread = eventlet.spawn(self._feed, children, stored, failure, on_fed)
+        self.thread = eventlet.spawn(self._feed, stored, failure, on_fed)
 
     def join(self, child):
         """Feed `child` too, from the first block (once: the blocks kept go to it); False when
@@ -46,7 +46,7 @@ class Feeder:
     def kill(self):
         self.thread.kill()
 
-    def _feed(self, children, stored, failure, on_fed):
+    def _feed(self, stored, failure, on_fed):
         blocks = _ReadAhead(stored.iter_range(0, None, PIPE_BLOCK), READ_AHEAD)
         fed, feeding = 0, True
         try:
@@ -57,7 +57,8 @@ class Feeder:
                     break
                 except Exception as exc:  # pymongo's AutoReconnect, a missing GridFS chunk, ...
                     failure.append(exc)
-                    for child in children:
+                    for child in [self.main] + [side.child for side in self.sides]:
+                        child.cut = True  # what they tell is not about the whole input
                         child.close()
                     return
                 if self.fed is not None:

@@ -20,6 +20,7 @@ from services.common.utils import kill_group
 from services.converter.exceptions import ConversionAborted, ConversionError, TransientError
 from services.converter.limits import confined
 from services.converter.media import errors
+from services.converter.media.boxes import NotPipeable
 from services.converter.media.feed import Feeder, widen
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ class Supervisor:
         them: when more were, or the main one has ended, it is not started; one such process per
         run), whose Exit goes to `on_exit` in turn. It may raise ConversionError or Overruled: the
         run ends and raises it.
-        Raises ConversionAborted (should_stop), ConversionError (past the deadline) or
-        TransientError (reading `feed` from storage failed: the processes are killed at once)."""
+        Raises ConversionAborted (should_stop), ConversionError (past the deadline),
+        TransientError (reading `feed` from storage failed: the processes are killed at once) or
+        NotPipeable (the feed is a boxes.Piped that cannot be: the same)."""
         children = [_Child(argv, feed is not None, on_line, self.limits)]
         if beside is not None:
             try:
@@ -136,12 +138,13 @@ class Supervisor:
                 feeder.kill()
             for child in children:
                 child.drain()
-        if ended:
-            raise ended[0]
-        if failure and isinstance(failure[0], ConversionAborted):  # the upload was removed
-            raise failure[0]
+        # the feed's failure first: what the processes it killed told (ended) is beside the point
+        if failure and isinstance(failure[0], (ConversionAborted, NotPipeable)):  # the upload was
+            raise failure[0]                                # removed, or must be spooled
         if failure:
             raise TransientError(errors.STORAGE_FAILED % (failure[0],)) from failure[0]
+        if ended:
+            raise ended[0]
         main = children[0].exit()
         if beside is not None:
             main = dataclasses.replace(main, beside=children[1].exit())

@@ -251,12 +251,17 @@ class Harness:
                 out.write(self.audio)
             on_progress(0.5)
             size = output.finish(self.tag)
+            on_progress(1.0)  # ffmpeg's last report: the outcome writes it
             return Result(duration=3.5, size=size, passthrough=False, normalized="")
         self.encoder.convert.side_effect = convert
         self.conversion = Conversion(self.storage, self.encoder, lease=30, max_attempts=5)
 
     def written(self):
         chunks = dict(call.args for call in self.placed.put.call_args_list)
+        for call in self.placed.put_all.call_args_list:
+            for n, data in call.args[0]:
+                assert n not in chunks
+                chunks[n] = data
         assert sorted(chunks) == list(range(len(chunks)))
         return b"".join(chunks[n] for n in sorted(chunks))
 
@@ -333,6 +338,8 @@ def test_transient_failure_releases_the_job_without_failing_it(tmp_path, failing
     h = Harness(tmp_path)
     target = {"convert": h.encoder, "put": h.placed}.get(failing, h.storage)
     getattr(target, failing).side_effect = error
+    if failing == "put":  # the chunks stored one by one while encoding, and those at the end
+        h.placed.put_all.side_effect = error
     assert h.conversion.run() == (None, None)
     h.storage.fail.assert_not_called()
     h.storage.complete.assert_not_called()
@@ -588,3 +595,18 @@ def test_an_mp3_over_the_owners_quota_is_not_stored(tmp_path):
     h2 = Harness(tmp_path)
     h2.conversion.quota = 5000
     assert h2.conversion.run()[0] == c.DONE
+
+
+@pytest.mark.parametrize("fields, looked", [
+    ({"size": 3000}, False),                       # the MP3 (3000 bytes) takes the video's place
+    ({"size": 2999}, True),                        # bigger than its video: the owner's jobs count
+    ({"size": None}, True),                        # the video's size unknown
+    ({"size": 9000, "upload_open": True}, True),   # converted while it streamed in
+])
+def test_only_an_mp3_bigger_than_its_video_looks_at_the_owners_usage(tmp_path, fields, looked):
+    h = Harness(tmp_path, job=make_job(**fields))
+    h.conversion.quota = 5000
+    h.storage.usage_after.side_effect = lambda job, size: 9000 + size    # over, were it looked at
+    outcome, job = h.conversion.run()
+    assert h.storage.usage_after.called == looked
+    assert outcome == (c.FAILED if looked else c.DONE)

@@ -28,6 +28,10 @@ class Placed:
             raise AutoReconnect("reset")
         self.chunks[n] = bytes(data)
 
+    def put_all(self, pieces):
+        for n, data in pieces:
+            self.put(n, data)
+
     def finish(self, length):
         assert sorted(self.chunks) == list(range(len(self.chunks)))
         assert all(len(self.chunks[n]) == CHUNK for n in range(len(self.chunks) - 1))

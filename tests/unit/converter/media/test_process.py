@@ -200,6 +200,24 @@ def test_a_storage_failure_kills_the_process_at_once_as_transient(tmp_path):
     assert "connection reset" in info.value.args[0]
 
 
+def test_a_storage_failure_outweighs_what_the_processes_it_killed_told(tmp_path):
+    """The process beside, killed with the main one when storage failed, is `cut`: what its
+    callback makes of it (a probe's empty answer taken for "no audio", say) does not turn a
+    transient failure into the upload's fault."""
+    path = tmp_path / "upload"
+    path.write_bytes(b"\x00" * (3 * feed.PIPE_BLOCK))
+    stored = LocalStored(str(path), fail_after=1, error=AutoReconnect("connection reset"))
+    told = []
+
+    def on_beside(exit):
+        told.append(exit)
+        raise ConversionError("No audio.")
+    with pytest.raises(TransientError):
+        Supervisor(timeout=60).run(["sh", "-c", "sleep 30"], stored,
+                                   beside=["sh", "-c", "sleep 30"], on_beside=on_beside)
+    assert [exit.cut for exit in told] == [True]
+
+
 @pytest.mark.parametrize("ending", ["deadline", "stop"])
 def test_the_deadline_or_a_stop_kills_the_whole_group(ending):
     pids = []
