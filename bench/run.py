@@ -11,6 +11,8 @@ import tempfile
 import time
 import traceback
 
+import pymongo
+
 from bench import FAIRNESS_CLIP, FAIRNESS_VIDEO, HERE, MOVIEPY_VIDEO, RSS_VIDEO, VIDEOS, gen_media, log
 from bench.client import Api
 from bench.fairness import run_fairness
@@ -113,22 +115,27 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
         reset = [pid for pids in roots.values() for pid in pids]
     repeats = 1 if name == RSS_VIDEO else max(1, args.repeat)
     runs, stored = [], []
-    for index in range(repeats):
-        try:
-            log(f"video {name}: upload -> done -> download ({index + 1}/{repeats})")
-            runs.append(run_video(api, media, workdir, results.bugs, roots if index == 0 else None,
-                                  reset if index == 0 else ()))
-            log(f"video {name}: the same with the converter held until the upload is stored "
-                f"({index + 1}/{repeats})")
-            stored.append(run_video(api, media, workdir, results.bugs,
-                                    hold=stack.pids(*stack.converters)))
-        except RuntimeError as exc:
-            results.errors.append(f"{name}: {exc}")
-            log(f"video {name} FAILED: {exc}")
-            break
-        if name in results.baseline:
-            results.baseline[name].setdefault("ffmpeg_after", []).append(
-                ffmpeg_baseline(media["path"], workdir, not args.no_nice))
+    client = pymongo.MongoClient(stack.env[MONGO_URI])  # held runs are watched on the record
+    records = client[args.mongo_db][c.JOBS_COLLECTION]
+    try:
+        for index in range(repeats):
+            try:
+                log(f"video {name}: upload -> done -> download ({index + 1}/{repeats})")
+                runs.append(run_video(api, media, workdir, results.bugs, roots if index == 0 else None,
+                                      reset if index == 0 else ()))
+                log(f"video {name}: the same with the converter held until the upload is stored "
+                    f"({index + 1}/{repeats})")
+                stored.append(run_video(api, media, workdir, results.bugs,
+                                        hold=stack.pids(*stack.converters), records=records))
+            except RuntimeError as exc:
+                results.errors.append(f"{name}: {exc}")
+                log(f"video {name} FAILED: {exc}")
+                break
+            if name in results.baseline:
+                results.baseline[name].setdefault("ffmpeg_after", []).append(
+                    ffmpeg_baseline(media["path"], workdir, not args.no_nice))
+    finally:
+        client.close()
     if not runs or not stored:
         results.videos[name] = {"failed": results.errors[-1], "size": media["size"]}
         return
