@@ -127,8 +127,8 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
             observations.append(f"POST /upload answered 202 with {payload!r} (contract: job_id, "
                                 f"status={c.QUEUED})")
         job_id = payload["job_id"]
-        # polled more often when held, until seen converting: a short conversion must be seen
-        # `converting` at least once (the record's clock dates its start and its end)
+        # polled more often when held: a short conversion must be seen `converting` at least once
+        # (the record's clock dates its start and its end)
         deadline = time.monotonic() + 300 + 1.0 * seconds
         if hold and records is not None:
             seen, server = poll_record(records, job_id, deadline, interval=0.1)

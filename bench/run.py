@@ -116,6 +116,7 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
     repeats = 1 if name == RSS_VIDEO else max(1, args.repeat)
     runs, stored = [], []
     client = pymongo.MongoClient(stack.env[MONGO_URI])  # held runs are watched on the record
+    client.admin.command("ping")  # connected before the first run it watches
     records = client[args.mongo_db][c.JOBS_COLLECTION]
     try:
         for index in range(repeats):

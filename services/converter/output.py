@@ -120,20 +120,24 @@ class StoredMp3:
             self._start(len(tag))
         audio = os.path.getsize(self.path)
         pieces = []
+
+        def put(n, data):
+            nonlocal pieces
+            pieces.append((n, data))
+            if len(pieces) == PUT_AT_ONCE:  # the whole MP3 when the tag's size changed
+                self._file.put_all(pieces)
+                pieces = []
         with open(self.path, "rb") as source:
             while True:  # the rest of the audio
                 data = self._chunk(source, self._next, audio)
                 if not data:
                     break
-                pieces.append((self._next, data))
+                put(self._next, data)
                 self._next += 1
-                if len(pieces) == PUT_AT_ONCE:  # the whole MP3 when the tag's size changed
-                    self._file.put_all(pieces)
-                    pieces = []
             for n in range(self._first_streamed()):  # then the head, the tag in front
                 data = self._chunk(source, n, audio, tag)
                 if data:
-                    pieces.append((n, data))
+                    put(n, data)
         self._file.put_all(pieces)
         self.size = len(tag) + audio
         return self.size

@@ -4,6 +4,7 @@ import eventlet
 import pytest
 from pymongo.errors import AutoReconnect
 
+from services.converter import output as output_module
 from services.converter.output import LocalMp3, StoredMp3
 from tests.helpers import wait_until
 
@@ -19,6 +20,7 @@ class Placed:
         self.chunk_size = CHUNK
         self.file_id = len(Placed.made)
         self.chunks, self.length, self.aborted, self.fail_at = {}, None, False, fail_at
+        self.batches = []  # the sizes of put_all's batches
         Placed.made.append(self)
 
     def put(self, n, data):
@@ -29,6 +31,7 @@ class Placed:
         self.chunks[n] = bytes(data)
 
     def put_all(self, pieces):
+        self.batches.append(len(pieces))
         for n, data in pieces:
             self.put(n, data)
 
@@ -102,6 +105,22 @@ def test_a_tag_bigger_than_a_chunk_and_no_plan(tmp_path):
     assert mp3.finish(tag) == 5500
     mp3.commit()
     assert Placed.made[0].data() == tag + audio
+
+
+def test_what_is_left_at_the_end_goes_in_batches_of_at_most_put_at_once(tmp_path, monkeypatch):
+    """The whole MP3 stored again (no plan here), the head chunks of a big tag included: at
+    most PUT_AT_ONCE chunks a round trip, so memory stays flat."""
+    monkeypatch.setattr(output_module, "PUT_AT_ONCE", 4)
+    mp3, path = output(tmp_path)
+    mp3.reset()
+    audio = bytes(range(256)) * 40  # ten chunks
+    path.write_bytes(audio)
+    tag = b"ID3" + b"p" * (9 * CHUNK - 3)  # nine chunks of tag, then the audio's head
+    assert mp3.finish(tag) == len(tag) + len(audio)
+    mp3.commit()
+    placed = Placed.made[0]
+    assert placed.data() == tag + audio
+    assert max(placed.batches) == 4 and sum(placed.batches) == len(placed.chunks)
 
 
 def test_a_short_mp3_fits_in_the_head(tmp_path):
