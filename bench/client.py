@@ -108,21 +108,31 @@ class Api:
         seen, the record's updated_at then, in epoch seconds). `converting_interval`: the interval
         once the job was seen converting (when its end is dated by the record's clock, polling
         slower leaves the machine to the conversion being measured)."""
-        seen, server, last = {}, {}, None
-        while time.monotonic() < deadline:
+        def read():
             status, job, _ = self.call("GET", f"/jobs/{job_id}")
-            now = time.monotonic()
             if status != 200:
                 raise RuntimeError(f"GET /jobs/{job_id}: {status} {job}")
-            if job.get("status") not in seen:
-                seen[job.get("status")] = now
-                server[job.get("status")] = parse_ts(job.get("updated_at"))
-            last = job
-            if job.get("status") in c.FINISHED_STATES:
-                return job, seen, server
-            time.sleep(converting_interval if converting_interval and c.CONVERTING in seen
-                       else interval)
-        raise RuntimeError(f"job {job_id} not finished before the deadline; last: {last}")
+            return job
+        return watch_job(read, job_id, deadline, interval, converting_interval)
+
+
+def watch_job(read, job_id, deadline, interval=0.5, converting_interval=None):
+    """`read()` (a job as a dict: its status and updated_at) until it is finished: (job, monotonic
+    time each status was first seen, the job's updated_at then, in epoch seconds); as
+    Api.poll_job."""
+    seen, server, last = {}, {}, None
+    while time.monotonic() < deadline:
+        job = read()
+        now = time.monotonic()
+        if job.get("status") not in seen:
+            seen[job.get("status")] = now
+            server[job.get("status")] = parse_ts(job.get("updated_at"))
+        last = job
+        if job.get("status") in c.FINISHED_STATES:
+            return job, seen, server
+        time.sleep(converting_interval if converting_interval and c.CONVERTING in seen
+                   else interval)
+    raise RuntimeError(f"job {job_id} not finished before the deadline; last: {last}")
 
 
 def decode(data):

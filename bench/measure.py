@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from bench import MOVIEPY_PIN, log
-from bench.client import parse_ts
+from bench.client import parse_ts, watch_job
 from bench.procfs import RssSampler, cpu_seconds, proc_status, reset_hwm, timed_cmd
 from bench.stack import CONVERTER_QUEUE
 from services.common import constants as c
@@ -131,7 +131,9 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
         # (the record's clock dates its start and its end)
         deadline = time.monotonic() + 300 + 1.0 * seconds
         if hold and records is not None:
-            seen, server = poll_record(records, job_id, deadline, interval=0.1)
+            _, seen, server = watch_job(lambda: records.find_one(
+                {"_id": job_id}, projection={"status": 1, "updated_at": 1}) or {}, job_id,
+                deadline, interval=0.1)
             job, _, _ = api.poll_job(job_id, deadline)  # finished: the contract's view, once
         else:
             job, seen, server = api.poll_job(job_id, deadline, interval=0.1 if hold else 0.5,
@@ -159,21 +161,6 @@ def run_video(api, media, workdir, observations, sampler_roots=None, reset_pids=
     with contextlib.suppress(OSError):
         os.remove(dest)
     return result
-
-
-def poll_record(records, job_id, deadline, interval):
-    """Read the job's record every `interval` until it is finished: ({status: monotonic time first
-    seen}, {status: its updated_at then, epoch seconds}), as Api.poll_job."""
-    seen, server = {}, {}
-    while time.monotonic() < deadline:
-        doc = records.find_one({"_id": job_id}, projection={"status": 1, "updated_at": 1}) or {}
-        if doc.get("status") not in seen:
-            seen[doc.get("status")] = time.monotonic()
-            server[doc.get("status")] = parse_ts(doc.get("updated_at"))
-        if doc.get("status") in c.FINISHED_STATES:
-            return seen, server
-        time.sleep(interval)
-    raise RuntimeError(f"job {job_id} not finished before the deadline (its record)")
 
 
 def timings(job, seen, server, started, started_wall, upload_s):

@@ -152,13 +152,12 @@ class PlacedFile:
         self.chunk_size = chunk_size
 
     def put(self, n, data):
-        self._chunks.insert_one({"files_id": self.file_id, "n": n, "data": Binary(data)})
+        self._chunks.insert_one(chunk_doc(self.file_id, n, data))
 
     def put_all(self, pieces):
         """Store the chunks `pieces` ((n, data) pairs) in one round trip."""
         if pieces:
-            self._chunks.insert_many([{"files_id": self.file_id, "n": n, "data": Binary(data)}
-                                      for n, data in pieces])
+            self._chunks.insert_many([chunk_doc(self.file_id, n, data) for n, data in pieces])
 
     def finish(self, length):
         """Every chunk of the `length` bytes is stored: the file exists from now on."""
@@ -216,9 +215,14 @@ def insert_files_doc(files, file_id, length, chunk_size, filename, metadata):
         "uploadDate": utcnow(), "filename": filename, "metadata": metadata})
 
 
+def chunk_doc(file_id, n, data):
+    """The GridFS chunk document of chunk n of a file."""
+    return {"files_id": file_id, "n": n, "data": Binary(data)}
+
+
 def put_chunk(chunks, file_id, n, data):
     """Store chunk n of a file, replacing the one an interrupted earlier attempt may have left."""
-    doc = {"files_id": file_id, "n": n, "data": Binary(data)}
+    doc = chunk_doc(file_id, n, data)
     try:
         chunks.insert_one(doc)
         return
