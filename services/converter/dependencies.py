@@ -17,7 +17,10 @@ class FFmpegEncoder(DependencyProvider):
             ffmpeg_bin=which(settings.FFMPEG), ffprobe_bin=which(settings.FFPROBE),
             quality=settings.MP3_QUALITY, timeout=settings.CONVERT_TIMEOUT,
             max_duration=settings.MAX_DURATION, tmp_dir=self.tmp_dir,
-            limits=ChildLimits.from_settings(settings))
+            limits=ChildLimits.from_settings(settings), warm=True)
+
+    def start(self):
+        self.encoder.prepare()
 
     def stop(self):
         self._cleanup()
@@ -26,6 +29,7 @@ class FFmpegEncoder(DependencyProvider):
         self._cleanup()
 
     def _cleanup(self):
+        self.encoder.close()
         for name in os.listdir(self.tmp_dir):
             try:
                 os.unlink(os.path.join(self.tmp_dir, name))

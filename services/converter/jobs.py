@@ -22,7 +22,6 @@ from services.common import constants as c
 from services.common.logs import bind
 from services.common.leases import backoff, worker_id
 from services.converter.exceptions import ConversionAborted, ConversionError, LeaseLost, TransientError
-from services.converter.media.tempfiles import temp_path
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class Conversion:
         mp3, kept = None, False
         try:
             self.store.drop_partial(job)
-            with temp_path(self.encoder.tmp_dir, suffix=".mp3") as target:
+            with self.encoder.target() as target:
                 # the MP3 goes into storage while ffmpeg writes it (services/converter/output.py)
                 mp3 = self.store.mp3_output(job, self.worker, target, should_stop=lambda: self.lost)
                 result = self._streamed(job, target, mp3) if job.upload_open else None
@@ -108,6 +107,7 @@ class Conversion:
             renewer.kill()
             if not kept:  # whatever ended the conversion, nothing of its MP3 is left
                 self._drop(mp3)
+            self.encoder.prepare()  # for the next: settled, the job's time no longer counts
 
     def _streamed(self, job, target, mp3):
         """Convert while the upload arrives, then wait for its last byte; the Result, or None to

@@ -12,6 +12,7 @@ import requests
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from services.auth.service import AuthService
+from services.converter.dependencies import FFmpegEncoder
 from services.converter.service import ConverterService
 from services.gateway.service import GatewayService
 from services.notification.service import NotificationService
@@ -333,6 +334,18 @@ def ffmpeg_children():
     return found
 
 
+def converting(stack):
+    """The ffmpeg children of this process (the converter runs in it) but those started ahead and
+    waiting on their stdin (services/converter/media/warm.py); None while one of those starts."""
+    container = next(each for each in stack.runner.containers if each.service_name == "converter")
+    provider = next(each for each in container.dependencies if isinstance(each, FFmpegEncoder))
+    warm = provider.encoder.warm
+    if warm.starting:
+        return None
+    waiting = {proc.pid for proc in warm.ready.values()}
+    return [pid for pid in ffmpeg_children() if pid not in waiting]
+
+
 def test_delete_stops_a_running_conversion_and_leaves_nothing(stack, db, tmp_path_factory,
                                                               caplog):
     caplog.set_level(logging.INFO)
@@ -342,7 +355,7 @@ def test_delete_stops_a_running_conversion_and_leaves_nothing(stack, db, tmp_pat
     other = stack.token_for("bystander@example.com")
     job_id = stack.upload(token, path).json()["job_id"]
     wait_until(lambda: stack.job(token, job_id).json()["status"] == "converting" and
-               ffmpeg_children(), 30, message="ffmpeg to run")
+               converting(stack), 30, message="ffmpeg to run")
 
     video_id = db.jobs.find_one({"_id": job_id})["video_id"]
     assert chunks(db, "videos", video_id) >= 1
@@ -359,7 +372,9 @@ def test_delete_stops_a_running_conversion_and_leaves_nothing(stack, db, tmp_pat
     wait_until(lambda: "job %s: lease lost" % job_id in caplog.text, 30,
                message="the converter to give the job up")
     stopped = (datetime.datetime.now() - deleted).total_seconds()
-    assert not ffmpeg_children()
+    found = wait_until(lambda: (lambda pids: None if pids is None else [pids])(converting(stack)),
+                       10, 0.01, message="no process being started ahead")[0]
+    assert found == []
     assert stopped < stack.config["LEASE_SECONDS"], stopped
     assert stored(db) == NOTHING and chunks(db, "videos", video_id) == 0
     assert stack.mail.messages() == []

@@ -9,7 +9,8 @@ from services.converter.exceptions import ConversionError
 from services.converter.media import args, boxes, cover, errors, loudness, probe
 from services.converter.media.process import Overruled, Supervisor
 from services.converter.media.progress import Progress
-from services.converter.media.tempfiles import spooled
+from services.converter.media.tempfiles import spooled, temp_path
+from services.converter.media.warm import Warm
 from services.converter.output import LocalMp3
 
 
@@ -26,12 +27,32 @@ class Result:
 
 class Encoder:
     def __init__(self, ffmpeg_bin="ffmpeg", ffprobe_bin="ffprobe", quality=2, timeout=1500,
-                 max_duration=4 * 3600, tmp_dir=None, progress_period=1.0, limits=None):
+                 max_duration=4 * 3600, tmp_dir=None, progress_period=1.0, limits=None,
+                 warm=False):
         self.tools = args.Tools(ffmpeg=ffmpeg_bin, ffprobe=ffprobe_bin, quality=quality,
                                 max_duration=max_duration, progress_period=progress_period)
         self.timeout = timeout  # seconds for the whole conversion, every pass included
         self.tmp_dir = tmp_dir
         self.limits = limits  # ChildLimits of every ffmpeg/ffprobe child (services/converter/limits.py)
+        # `warm`: the default conversion's processes started ahead (media/warm.py), once prepare()
+        self.warm = Warm(self.tools, limits, tmp_dir) if warm else None
+
+    def target(self):
+        """Context manager: a local path for one conversion's MP3 (the `target` of convert), removed
+        on exit."""
+        if self.warm is None:
+            return temp_path(self.tmp_dir, suffix=".mp3")
+        return self.warm.target()
+
+    def prepare(self):
+        """Start ahead what the next conversion will most likely run: once a conversion settled."""
+        if self.warm is not None:
+            self.warm.refill()
+
+    def close(self):
+        """No process left waiting (the container stops)."""
+        if self.warm is not None:
+            self.warm.close()
 
     def convert_stream(self, growing, target, options=None, should_stop=lambda: False,
                        on_progress=None, output=None):
@@ -41,7 +62,8 @@ class Encoder:
         yielded no audio; raises as `convert` does (the caller may convert again after the last
         byte)."""
         options = ConversionOptions.model_validate(options or {})
-        supervisor = Supervisor(self.timeout, should_stop, self.limits, idle=lambda: growing.waited)
+        supervisor = Supervisor(self.timeout, should_stop, self.limits, idle=lambda: growing.waited,
+                                warm=self.warm)
         return _Attempt(self.tools, supervisor, growing, Progress(on_progress), output).convert(
             args.PIPE, target, options)
 
@@ -59,7 +81,7 @@ class Encoder:
         while reading the upload: retry) or ConversionAborted (should_stop() turned true).
         """
         options = ConversionOptions.model_validate(options or {})
-        supervisor = Supervisor(self.timeout, should_stop, self.limits)
+        supervisor = Supervisor(self.timeout, should_stop, self.limits, warm=self.warm)
 
         def attempt(source):
             feed = boxes.Piped(stored) if source == args.PIPE else None

@@ -51,8 +51,10 @@ class Supervisor:
     """Runs the processes of one conversion under one deadline: one pass after another, each
     pass one process (and at most one beside it over the same input)."""
 
-    def __init__(self, timeout, should_stop=lambda: False, limits=None, idle=lambda: 0.0):
+    def __init__(self, timeout, should_stop=lambda: False, limits=None, idle=lambda: 0.0,
+                 warm=None):
         self.timeout = timeout
+        self.warm = warm  # warm.Warm: processes started ahead, taken when one has the argv run
         self.idle = idle  # seconds spent waiting for an upload still arriving: not counted
         self.limits = limits  # services.converter.limits.ChildLimits of every child, or None
         self.deadline = time.monotonic() + timeout
@@ -74,10 +76,11 @@ class Supervisor:
         Raises ConversionAborted (should_stop), ConversionError (past the deadline),
         TransientError (reading `feed` from storage failed: the processes are killed at once) or
         NotPipeable (the feed is a boxes.Piped that cannot be: the same)."""
-        children = [_Child(argv, feed is not None, on_line, self.limits)]
+        children = [_Child(argv, feed is not None, on_line, self.limits, warm=self.warm)]
         if beside is not None:
             try:
-                children.append(_Child(beside, feed is not None, None, self.limits, idle=True))
+                children.append(_Child(beside, feed is not None, None, self.limits, idle=True,
+                                       warm=self.warm))
             except BaseException:  # no process to be had (EAGAIN, EMFILE): none is left running
                 children[0].close()
                 children[0].drain()
@@ -186,18 +189,10 @@ class _Child:
     for a core 31-154 ms of a 1-minute conversion; 23-34 ms since, and jobs per minute with both
     cores busy the same: docs/performance.md.)"""
 
-    def __init__(self, argv, piped, on_line, limits, idle=False):
+    def __init__(self, argv, piped, on_line, limits, idle=False, warm=None):
         log.debug("running %s", " ".join(argv))
-        argv, preexec_fn = confined(argv, limits)
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-            preexec_fn=preexec_fn)
-        if idle:  # set before ffmpeg starts its threads (they inherit it): it is still loading
-            with contextlib.suppress(OSError):  # it has exited already
-                os.sched_setscheduler(self.proc.pid, os.SCHED_IDLE, os.sched_param(0))
-        if piped:
-            widen(self.proc.stdin)
+        self.proc = (warm.take(argv, piped, idle) if warm is not None else None) or \
+            spawn(argv, piped, limits, idle)
         self.stderr, self.stdout = bytearray(), bytearray()
         self.watcher = None  # the green thread that gives its Exit to a callback, if any
         self.cut = False  # fed no more, or killed, before it ended on its own
@@ -246,6 +241,23 @@ class _Child:
     def exit(self):
         return Exit(self.proc.returncode, self.stderr.decode("utf-8", "replace"), bytes(self.stdout),
                     cut=self.cut)
+
+
+def spawn(argv, piped, limits, idle=False):
+    """The Popen of argv in its own session, under `limits`, its stdin a pipe when `piped` (else
+    /dev/null), its stdout and stderr pipes. `idle`: under SCHED_IDLE (a process beside the main
+    one)."""
+    argv, preexec_fn = confined(argv, limits)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=preexec_fn)
+    if idle:  # set before ffmpeg starts its threads (they inherit it): it is still loading
+        with contextlib.suppress(OSError):  # it has exited already
+            os.sched_setscheduler(proc.pid, os.SCHED_IDLE, os.sched_param(0))
+    if piped:
+        widen(proc.stdin)
+    return proc
 
 
 def _exited(pid):

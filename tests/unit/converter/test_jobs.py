@@ -21,6 +21,7 @@ from services.converter.media import args
 from services.converter.media.args import FORMAT_WHITELIST
 from services.converter.media.boxes import needs_seeking
 from services.converter.media.encoder import Encoder, Result
+from services.converter.media.tempfiles import temp_path
 from services.converter.media.errors import NO_AUDIO, NOT_MEDIA, explain
 from services.converter.service import ConverterService
 from services.converter.settings import ConverterSettings
@@ -240,7 +241,7 @@ class Harness:
         self.storage.unannounced.return_value = []
         self.storage.usage_after.return_value = 0
         self.encoder = mock.Mock(name="encoder")
-        self.encoder.tmp_dir = str(tmp_path)
+        self.encoder.target.side_effect = lambda: temp_path(str(tmp_path), suffix=".mp3")
         self.tag, self.audio = tag, audio
         self.mp3 = tag + audio
 
