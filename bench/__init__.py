@@ -44,6 +44,10 @@ ROOT = os.path.dirname(HERE)
 
 VIDEOS = {"1m": "clip-1m", "10m": "clip-10m", "60m": "clip-60m"}  # --only name -> gen_media name
 RSS_VIDEO = "60m"            # the ~1 GB one
+# runs of a video up to a minute long per --repeat: a run takes seconds, and its ratio to raw
+# ffmpeg is the noisiest (raw ffmpeg on the 1-minute file took 0.73-0.95 s within one run, whose
+# median of 5 held runs gave 1.06 x; 15 runs of the same code minutes later gave 0.97 x)
+SHORT_REPEATS = 3
 MOVIEPY_VIDEO = "10m"
 FAIRNESS_VIDEO, FAIRNESS_CLIP = "10m", "clip-8s"   # A's four long jobs, B's short one
 UPLOAD_DONE_VIDEOS = ("10m", "60m")  # the videos the upload_done_ratio target is for

@@ -13,7 +13,8 @@ import traceback
 
 import pymongo
 
-from bench import FAIRNESS_CLIP, FAIRNESS_VIDEO, HERE, MOVIEPY_VIDEO, RSS_VIDEO, VIDEOS, gen_media, log
+from bench import (FAIRNESS_CLIP, FAIRNESS_VIDEO, HERE, MOVIEPY_VIDEO, RSS_VIDEO, SHORT_REPEATS,
+                   VIDEOS, gen_media, log)
 from bench.client import Api
 from bench.fairness import run_fairness
 from bench.measure import combine, ffmpeg_baseline, gridfs_baseline, moviepy_row, run_batch, run_video
@@ -42,7 +43,8 @@ def parse_args(argv):
     parser.add_argument("--batch-video", default="1m", choices=sorted(VIDEOS),
                         help="video of the throughput batch (default 1m)")
     parser.add_argument("--repeat", type=int, default=5,
-                        help="service runs of the 1- and 10-minute videos (median; default 5)")
+                        help="service runs of the 10-minute video, and SHORT_REPEATS times as many "
+                             "of the 1-minute one (median; default 5)")
     parser.add_argument("--options-runs", type=int, default=1,
                         help="runs of each conversion option (median; default 1: 11 options x 10 "
                              "minutes of video took over 6 minutes with 3)")
@@ -113,7 +115,8 @@ def measure_video(name, media, api, stack, results, args, workdir, with_rss):
         roots = {c.GATEWAY: stack.pids(c.GATEWAY), c.CONVERTER: stack.pids(c.CONVERTER),
                  "nx-27017": stack.pids("nx-27017")}
         reset = [pid for pids in roots.values() for pid in pids]
-    repeats = 1 if name == RSS_VIDEO else max(1, args.repeat)
+    repeats = 1 if name == RSS_VIDEO else max(1, args.repeat) * (SHORT_REPEATS if
+                                                                 media["seconds"] <= 60 else 1)
     runs, stored = [], []
     client = pymongo.MongoClient(stack.env[MONGO_URI])  # held runs are watched on the record
     client.admin.command("ping")  # connected before the first run it watches

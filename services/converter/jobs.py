@@ -107,7 +107,9 @@ class Conversion:
             renewer.kill()
             if not kept:  # whatever ended the conversion, nothing of its MP3 is left
                 self._drop(mp3)
-            self.encoder.prepare()  # for the next: settled, the job's time no longer counts
+            # for the next one, once settled; in a green thread of its own: Popen may yield, and
+            # the outcome need not wait for it
+            eventlet.spawn_n(self.encoder.prepare)
 
     def _streamed(self, job, target, mp3):
         """Convert while the upload arrives, then wait for its last byte; the Result, or None to

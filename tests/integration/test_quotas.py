@@ -334,16 +334,20 @@ def ffmpeg_children():
     return found
 
 
-def converting(stack):
-    """The ffmpeg children of this process (the converter runs in it) but those started ahead and
-    waiting on their stdin (services/converter/media/warm.py); None while one of those starts."""
+def waiting(stack):
+    """The pids of the converter's processes started ahead and waiting on their stdin
+    (services/converter/media/warm.py); None while one of those starts."""
     container = next(each for each in stack.runner.containers if each.service_name == "converter")
     provider = next(each for each in container.dependencies if isinstance(each, FFmpegEncoder))
     warm = provider.encoder.warm
-    if warm.starting:
-        return None
-    waiting = {proc.pid for proc in warm.ready.values()}
-    return [pid for pid in ffmpeg_children() if pid not in waiting]
+    return None if warm.starting else {proc.pid for proc in warm.ready.values()}
+
+
+def converting(stack):
+    """The ffmpeg children of this process (the converter runs in it) but those waiting ahead;
+    None while one of those starts."""
+    ahead = waiting(stack)
+    return None if ahead is None else [pid for pid in ffmpeg_children() if pid not in ahead]
 
 
 def test_delete_stops_a_running_conversion_and_leaves_nothing(stack, db, tmp_path_factory,
@@ -353,9 +357,12 @@ def test_delete_stops_a_running_conversion_and_leaves_nothing(stack, db, tmp_pat
     path = silent_flac(tmp_path_factory.mktemp("hour"), "hour.flac", 3600, 48000, "stereo")
     token = stack.token_for("deleter@example.com")
     other = stack.token_for("bystander@example.com")
+    ahead = wait_until(lambda: (lambda pids: pids and len(pids) == 2 and pids)(waiting(stack)), 30,
+                       message="the converter's encoder and probe waiting")
     job_id = stack.upload(token, path).json()["job_id"]
-    wait_until(lambda: stack.job(token, job_id).json()["status"] == "converting" and
-               converting(stack), 30, message="ffmpeg to run")
+    running = wait_until(lambda: stack.job(token, job_id).json()["status"] == "converting" and
+                         converting(stack), 30, message="ffmpeg to run")
+    assert set(running) <= ahead  # the conversion took the encoder waiting (a FLAC: no cover)
 
     video_id = db.jobs.find_one({"_id": job_id})["video_id"]
     assert chunks(db, "videos", video_id) >= 1

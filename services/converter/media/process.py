@@ -1,4 +1,5 @@
-"""The one place ffmpeg and ffprobe run: `Supervisor.run`.
+"""The one place ffmpeg and ffprobe run: `Supervisor.run` (the processes it runs are started by
+`spawn`, here or ahead of the conversion by media/warm.py).
 
 Each process runs in its own session (killed as a group), under the resource limits and killed
 with the converter (limits.confined), its stdin fed from storage by a green thread (feed.py), its

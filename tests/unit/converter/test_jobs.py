@@ -6,6 +6,7 @@ import socket
 import struct
 from unittest import mock
 
+import eventlet
 import pytest
 from bson import ObjectId
 from nameko.testing.services import worker_factory
@@ -242,6 +243,8 @@ class Harness:
         self.storage.usage_after.return_value = 0
         self.encoder = mock.Mock(name="encoder")
         self.encoder.target.side_effect = lambda: temp_path(str(tmp_path), suffix=".mp3")
+        self.prepared = []  # at each prepare(): whether the job was settled done
+        self.encoder.prepare.side_effect = lambda: self.prepared.append(self.storage.complete.called)
         self.tag, self.audio = tag, audio
         self.mp3 = tag + audio
 
@@ -281,6 +284,19 @@ def test_conversion_done(tmp_path):
     h.storage.drop_partial.assert_called_once_with(h.job)  # an earlier attempt's, if any
     h.storage.fail.assert_not_called()
     assert list(tmp_path.iterdir()) == []  # the temporary MP3 is gone
+    eventlet.sleep(0)  # the next conversion's processes are started once this one is settled
+    assert h.prepared == [True]
+
+
+@pytest.mark.parametrize("error", [ConversionError(NO_AUDIO), TransientError("storage"),
+                                   ConversionAborted()])
+def test_the_next_conversions_processes_are_started_whatever_the_outcome(tmp_path, error):
+    h = Harness(tmp_path)
+    h.encoder.convert.side_effect = error
+    h.conversion.run()
+    assert h.prepared == []
+    eventlet.sleep(0)
+    assert h.prepared == [False]
 
 
 def test_conversion_passes_options_and_records_progress(tmp_path):

@@ -1,10 +1,12 @@
 """media.warm with its processes faked: what is started ahead and when, and what is released when a
 start yields to another conversion's refill or target (the real processes:
 tests/integration/test_warm.py)."""
+import subprocess
 from unittest import mock
 
 import pytest
 
+from services.common.options import ConversionOptions
 from services.converter.media import args, warm
 from services.converter.media.args import Tools
 
@@ -87,6 +89,42 @@ def test_a_target_not_run_releases_its_encoder_and_removes_the_path(pool, tmp_pa
     with pool.target() as other:  # none waiting: a path of its own
         assert other != path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_other_options_release_the_waiting_encoder_as_theirs_starts_and_none_waits_after(pool):
+    pool.refill()
+    encoder, probe = pool.started
+    with pool.target() as path:
+        assert pool.take(probe.argv, True, True) is probe  # the same probe for every conversion
+        other = args.encode(pool.tools, args.PIPE, path, ConversionOptions(bitrate=96))
+        assert pool.take(other, True, False) is None and encoder.released  # at once
+        assert pool.take(encoding(pool, path), True, False) is None  # no second look
+    pool.refill()
+    assert [proc.argv[0] for proc in pool.started[2:]] == ["ffprobe"]  # no encoder waits
+    with pool.target() as path:  # a default conversion, on a path of its own
+        assert pool.take(encoding(pool, path), True, False) is None
+    pool.refill()
+    assert [proc.argv[0] for proc in pool.started[3:]] == ["ffmpeg"]
+    assert pool.started[3].argv == encoding(pool, pool.path)
+
+
+def test_an_overruled_or_spooled_second_pass_does_not_count(pool):
+    pool.refill()
+    encoder = pool.started[0]
+    with pool.target() as path:
+        assert pool.take(encoding(pool, path), True, False) is encoder
+        assert pool.take(args.encode(pool.tools, "/tmp/upload-x", path), False, False) is None
+    pool.refill()
+    assert [proc.argv[0] for proc in pool.started[2:]] == ["ffmpeg"]  # the probe still waits
+
+
+def test_a_process_that_cannot_start_costs_a_warning_only(pool, monkeypatch, caplog):
+    def spawn(argv, piped, limits, idle):
+        raise subprocess.SubprocessError("no")
+    monkeypatch.setattr(warm, "spawn", spawn)
+    pool.refill()
+    assert pool.ready == {} and pool.starting == set()
+    assert caplog.text.count("could not start") == 2
 
 
 def test_a_process_that_died_waiting_is_not_handed_out(pool):
