@@ -24,7 +24,6 @@ import tempfile
 
 import eventlet
 
-from services.common.utils import kill_group
 from services.converter.media import args
 from services.converter.media.process import spawn
 from services.converter.media.tempfiles import temp_path
@@ -65,7 +64,7 @@ class Warm:
         return args.encode(self.tools, args.PIPE, path)
 
     def _start(self, argv, idle):
-        key = (tuple(argv), True, idle)
+        key = _key(argv, True, idle)
         if key in self.ready or key in self.starting:  # (Popen may yield to another refill)
             return
         self.starting.add(key)
@@ -84,10 +83,11 @@ class Warm:
         unlike the waiting one's leaves that one unfed: it is killed at once."""
         for path in self.handed.intersection(argv):
             self.handed.discard(path)
-            self.wanted = list(argv) == self._encoding(path)
+            waiting = self._encoding(path)
+            self.wanted = list(argv) == waiting
             if not self.wanted:
-                _release(self.ready.pop((tuple(self._encoding(path)), True, False), None))
-        proc = self.ready.pop((tuple(argv), piped, idle), None)
+                _release(self.ready.pop(_key(waiting, True, False), None))
+        proc = self.ready.pop(_key(argv, piped, idle), None)
         if proc is not None and proc.poll() is not None:  # died waiting: the caller starts one
             log.warning("%s started ahead had ended (%s)", argv[0], proc.returncode)
             _release(proc)
@@ -105,7 +105,7 @@ class Warm:
             else:
                 stack.callback(_unlink, path)
                 stack.callback(lambda: _release(self.ready.pop(
-                    (tuple(self._encoding(path)), True, False), None)))
+                    _key(self._encoding(path), True, False), None)))
             self.handed.add(path)
             stack.callback(self.handed.discard, path)
             yield path
@@ -118,6 +118,10 @@ class Warm:
         if self.path is not None:
             _unlink(self.path)
             self.path = None
+
+
+def _key(argv, piped, idle):
+    return tuple(argv), piped, idle
 
 
 def _unlink(path):
@@ -136,8 +140,7 @@ def _release(proc):
 
 
 def _reap(proc):
-    if proc.returncode is None:
-        kill_group(proc)
+    proc.wait()
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:
             with contextlib.suppress(OSError):
